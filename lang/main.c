@@ -1,0 +1,322 @@
+/* main.c - the tkrun command line: argument parsing, the train and check commands, progress
+ * output (an updating line on a terminal, one line per epoch otherwise), the run directory and
+ * its note.log. Statuses from the runtime become messages on stderr and exit codes. */
+#include "lang.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: tkrun [train] SCRIPT [options]    train the pipeline SCRIPT returns\n"
+    "       tkrun check SCRIPT [options]      compile and validate everything, run no batch\n"
+    "       tkrun summary SCRIPT [options]    the layer table\n"
+    "options:\n"
+    "  --set KEY=VALUE   override a script setting (e.g. optimizer.lr=3e-4, data.batch_size=32)\n"
+    "  --epochs N        same as --set epochs=N\n"
+    "  --threads N       OpenBLAS threads (default: all cores)\n"
+    "  --run-dir DIR     where logs go (default: runs/<name>/<YYYYmmdd_HHMMSS>)\n"
+    "  --quiet           no progress output, only the final lines\n";
+
+typedef struct {
+    const char *command, *script, *run_dir;
+    const char *sets[64];
+    int n_sets, threads;
+    bool quiet;
+} cli;
+
+static int fail_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tkrun: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n", stderr);
+    va_end(ap);
+    fputs(usage, stderr);
+    return TK_ERR_INPUT;
+}
+
+static int parse_args(int argc, char **argv, cli *c)
+{
+    static char epochs_set[64];
+    memset(c, 0, sizeof *c);
+    c->command = "train";
+    int i = 1;
+    if (i < argc && (strcmp(argv[i], "train") == 0 || strcmp(argv[i], "check") == 0 ||
+                     strcmp(argv[i], "summary") == 0))
+        c->command = argv[i++];
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_value = i + 1 < argc;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (strcmp(a, "--set") == 0 && has_value) {
+            if (c->n_sets == 63)
+                return fail_usage("too many --set options");
+            c->sets[c->n_sets++] = argv[++i];
+        } else if (strcmp(a, "--epochs") == 0 && has_value) {
+            snprintf(epochs_set, sizeof epochs_set, "epochs=%s", argv[++i]);
+            c->sets[c->n_sets++] = epochs_set;
+        } else if (strcmp(a, "--threads") == 0 && has_value) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 1024)
+                return fail_usage("--threads needs a positive integer, got '%s'", argv[i]);
+            c->threads = (int)n;
+        } else if (strcmp(a, "--run-dir") == 0 && has_value) {
+            c->run_dir = argv[++i];
+        } else if (strcmp(a, "--quiet") == 0) {
+            c->quiet = true;
+        } else if (a[0] == '-') {
+            return fail_usage("unknown option '%s'%s", a,
+                              has_value ? "" : " (or it is missing its value)");
+        } else if (!c->script) {
+            c->script = a;
+        } else {
+            return fail_usage("unexpected argument '%s'", a);
+        }
+    }
+    if (!c->script)
+        return fail_usage("no script given");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static void thousands(char *buf, size_t cap, int64_t v)
+{
+    char raw[32];
+    snprintf(raw, sizeof raw, "%lld", (long long)v);
+    size_t len = strlen(raw), o = 0;
+    for (size_t i = 0; i < len && o + 2 < cap; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && raw[i - 1] != '-')
+            buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = 0;
+}
+
+void tk_print_layers(FILE *f, const tk_model *m)
+{
+    fprintf(f, "%-16s %-14s %-20s %12s  %s\n", "layer", "type", "output shape", "params",
+            "script");
+    for (int i = 0; i < tk_model_layer_count(m); i++) {
+        tk_layer_info l = tk_model_layer(m, i);
+        char shape[96], params[32];
+        tk_shape_str(&l.shape, shape, sizeof shape);
+        thousands(params, sizeof params, l.params);
+        fprintf(f, "%-16s %-14s %-20s %12s  %s\n", l.name[0] ? l.name : "(model)", l.type,
+                shape, params, l.where);
+    }
+    char total[32], trainable[32];
+    thousands(total, sizeof total, tk_model_param_count(m, false));
+    thousands(trainable, sizeof trainable, tk_model_param_count(m, true));
+    fprintf(f, "total params %s (trainable %s), activation memory %.2f MiB\n", total, trainable,
+            (double)tk_model_arena_bytes(m) / 1048576.0);
+}
+
+void tk_print_groups(FILE *f, const tk_model *m)
+{
+    tk_optim_kind kind = tk_model_optim_kind(m);
+    fprintf(f, "optimizer %s\n%-5s %-24s %7s %10s %10s %12s  %s\n", tk_optim_kind_name(kind),
+            "group", "patterns", "tensors", "elements", "lr", "weight_decay", "options");
+    for (int g = 0; g < tk_model_group_count(m); g++) {
+        tk_group_info gi = tk_model_group(m, g);
+        const tk_optim_hparams *h = &gi.h;
+        char opts[256], elements[32];
+        thousands(elements, sizeof elements, gi.elements);
+        switch (kind) {
+        case TK_OPT_SGD:
+            snprintf(opts, sizeof opts, "momentum=%g dampening=%g nesterov=%s", h->momentum,
+                     h->dampening, h->nesterov ? "true" : "false");
+            break;
+        case TK_OPT_ADAM:
+        case TK_OPT_ADAMW:
+            snprintf(opts, sizeof opts, "betas=(%g, %g) eps=%g amsgrad=%s", h->beta1, h->beta2,
+                     h->eps, h->amsgrad ? "true" : "false");
+            break;
+        case TK_OPT_RMSPROP:
+            snprintf(opts, sizeof opts, "alpha=%g eps=%g momentum=%g centered=%s", h->alpha,
+                     h->eps, h->momentum, h->centered ? "true" : "false");
+            break;
+        case TK_OPT_ADAGRAD:
+            snprintf(opts, sizeof opts, "lr_decay=%g eps=%g initial_accumulator_value=%g",
+                     h->lr_decay, h->eps, h->initial_accumulator_value);
+            break;
+        }
+        fprintf(f, "%-5d %-24s %7d %10s %10g %12g  %s\n", g, gi.patterns, gi.tensors, elements,
+                h->lr, h->weight_decay, opts);
+    }
+}
+
+/* ---------------------------------------------------------------- progress */
+
+typedef struct {
+    bool tty, quiet, has_valid;
+    char pending[512];         /* the train half of an epoch line, waiting for valid */
+    double last_draw;
+} progress_state;
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void metric_text(char *buf, size_t cap, const tk_progress *p)
+{
+    int n = snprintf(buf, cap, "loss %.4f", p->loss);
+    if (p->accuracy == p->accuracy && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " accuracy %.4f", p->accuracy);
+}
+
+static void on_progress(const tk_progress *p, void *ud)
+{
+    progress_state *s = ud;
+    char m[128];
+    metric_text(m, sizeof m, p);
+    if (strcmp(p->split, "test") == 0) {
+        if (p->done)
+            printf("%stest: %s\n", s->tty ? "\r\033[K" : "", m);
+        return;
+    }
+    if (s->quiet)
+        return;
+    if (!p->done) {
+        double t = wall();
+        if (!s->tty || t - s->last_draw < 0.1)
+            return;
+        s->last_draw = t;
+        int width = 24, fill = (int)(width * p->batch / (p->batches ? p->batches : 1));
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        printf("\r\033[Kepoch %lld/%lld %s [%s] %lld/%lld %s %.0f samples/s",
+               (long long)p->epoch, (long long)p->epochs, p->split, bar, (long long)p->batch,
+               (long long)p->batches, m, p->samples_per_sec);
+        fflush(stdout);
+        return;
+    }
+    if (strcmp(p->split, "train") == 0) {
+        snprintf(s->pending, sizeof s->pending, "epoch %lld/%lld  train %s  (%.1f s, %.0f samples/s)",
+                 (long long)p->epoch, (long long)p->epochs, m, p->seconds, p->samples_per_sec);
+        if (s->has_valid)
+            return;
+        printf("%s%s\n", s->tty ? "\r\033[K" : "", s->pending);
+    } else {
+        printf("%s%s  valid %s\n", s->tty ? "\r\033[K" : "", s->pending, m);
+    }
+    fflush(stdout);
+}
+
+/* ---------------------------------------------------------------- run directory */
+
+static tk_status make_run_dir(const cli *c, const tk_pipeline *p, char *out, size_t cap,
+                              tk_ctx *ctx)
+{
+    if (c->run_dir) {
+        snprintf(out, cap, "%s", c->run_dir);
+        return tk_mkdirs(out, ctx);
+    }
+    char stamp[32];
+    time_t t = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", localtime(&t));
+    struct stat st;
+    snprintf(out, cap, "runs/%s/%s", p->name, stamp);
+    for (int k = 2; stat(out, &st) == 0; k++)
+        snprintf(out, cap, "runs/%s/%s_%d", p->name, stamp, k);
+    return tk_mkdirs(out, ctx);
+}
+
+static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p, tk_ctx *ctx)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/note.log", dir);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s", path);
+    char stamp[64];
+    time_t t = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime(&t));
+    lua_getglobal(L, "_VERSION");
+    fprintf(f, "tkrun %s  started %s\n%s, OpenBLAS %s\nseed %lld, threads %d\n\n", TK_VERSION,
+            stamp, lua_tostring(L, -1), tk_blas_info(), (long long)p->seed, tk_threads());
+    lua_pop(L, 1);
+    fprintf(f, "data\n%s\n", p->data_note ? p->data_note : "");
+    char *config = tk_lua_describe(L, ctx);
+    fprintf(f, "config\n%s\n\n", config ? config : "(unavailable)");
+    free(config);
+    tk_print_layers(f, p->model);
+    fputc('\n', f);
+    tk_print_groups(f, p->model);
+    fputc('\n', f);
+    return fclose(f) == 0 ? TK_OK : tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s", path);
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static int finish(tk_status st, tk_ctx *ctx)
+{
+    if (st != TK_OK)
+        fprintf(stderr, "tkrun: %s\n", tk_errmsg(ctx));
+    return (int)st;
+}
+
+int main(int argc, char **argv)
+{
+    cli c;
+    int rc = parse_args(argc, argv, &c);
+    if (rc)
+        return rc;
+    tk_set_threads(c.threads);
+    tk_ctx *ctx = tk_ctx_new();
+    lua_State *L = tk_lua_new();
+    if (!ctx || !L) {
+        fprintf(stderr, "tkrun: out of memory\n");
+        return TK_ERR_RUNTIME;
+    }
+    tk_pipeline p = {0};
+    tk_status st = tk_lua_run_script(L, c.script, ctx);
+    for (int i = 0; st == TK_OK && i < c.n_sets; i++)
+        st = tk_lua_set(L, c.sets[i], ctx);
+    if (st == TK_OK)
+        st = tk_pipeline_build(L, &p, ctx);
+    if (st == TK_OK && strcmp(c.command, "train") != 0) {
+        tk_print_layers(stdout, p.model);
+        if (strcmp(c.command, "check") == 0) {
+            printf("\n");
+            tk_print_groups(stdout, p.model);
+            printf("\ndata\n%s", p.data_note ? p.data_note : "");
+            printf("\n%s: ok (nothing was run)\n", c.script);
+        }
+    } else if (st == TK_OK) {
+        char dir[4096];
+        st = make_run_dir(&c, &p, dir, sizeof dir, ctx);
+        if (st == TK_OK)
+            st = write_note(dir, L, &p, ctx);
+        if (st == TK_OK) {
+            progress_state ps = {.tty = isatty(STDOUT_FILENO) && !c.quiet, .quiet = c.quiet,
+                                 .has_valid = p.train.valid != NULL};
+            p.train.run_dir = dir;
+            p.train.progress = on_progress;
+            p.train.progress_ud = &ps;
+            if (!c.quiet)
+                printf("run directory: %s\n", dir);
+            st = tk_train(p.model, &p.train, ctx);
+        }
+    }
+    rc = finish(st, ctx);
+    tk_pipeline_free(&p);
+    lua_close(L);
+    tk_ctx_free(ctx);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* dataset.h - the data layer's internal structures (datasets in memory and views over them)
+ * and the small file helpers the readers share. Not public: lang/ sees only tk.h. The loader's
+ * structure stays private to loader.c, the only file that touches its thread. */
+#ifndef TK_DATA_DATASET_H
+#define TK_DATA_DATASET_H
+
+#include "tk_int.h"
+
+#include <zlib.h>
+
+/* Samples in memory. Features are kept as the file stores them (uint8 images take a quarter
+ * of the memory of floats); the loader converts while it gathers a batch. */
+struct tk_dataset {
+    char *path;                /* as the caller gave it (tk_dataset_source) */
+    const char *name;          /* its basename, inside `path`: what messages show */
+    const char *unit;          /* "row" (CSV) or "record" (IDX) in tk_dataset_where */
+    int64_t n;                 /* samples */
+    int64_t nfeat;             /* features per sample = numel(shape) */
+    tk_shape shape;            /* sample shape, without the batch dim */
+    unsigned char *x8;         /* n * nfeat raw bytes, or NULL */
+    float *x32;                /* n * nfeat floats, or NULL */
+    float *y;                  /* n * label_width (class ids are exact small integers) */
+    int label_width;           /* 0: no labels */
+    tk_label_kind kind;
+    int n_classes;             /* 0 for regression */
+    char **class_names;        /* n_classes names (string labels), else NULL */
+    int64_t *rows;             /* 1-based line of each sample in its file; NULL: i + 1 */
+};
+
+/* A subset of a dataset plus the per-feature transform x' = x * mul[f] + add[f]. */
+struct tk_view {
+    tk_dataset *ds;
+    int64_t *idx;              /* dataset indices; split keeps them ascending */
+    int64_t n;
+    float *mul, *add;          /* ds->nfeat each */
+};
+
+/* An empty dataset owning a copy of `path`; NULL if out of memory. */
+tk_dataset *tk_dataset_alloc(const char *path, const char *unit);
+
+/* The file name after the last '/': what messages show. */
+const char *tk_data_basename(const char *path);
+
+/* Open a file for reading, gzip or plain: zlib looks at the magic bytes, not the name.
+ * NULL with the message set if it cannot be opened. */
+gzFile tk_data_open(const char *path, tk_ctx *ctx);
+/* Read up to len bytes; returns the count (short only at the end of the file), or -1 with
+ * "name: corrupt gzip data (...)" set. A gzip stream cut short is that error too, unless
+ * `cut` is given: then *cut is set and the bytes before the cut are returned. */
+int64_t tk_data_read(gzFile f, void *buf, size_t len, bool *cut, const char *name,
+                     tk_ctx *ctx);
+
+#endif

@@ -1,0 +1,211 @@
+/* exec.c - runs a compiled model: the train step (forward, loss, backward), the eval step,
+ * gradient utilities and the optimizer update, plus the model's read-only tables (tensors,
+ * layers, groups). Every step only walks precomputed kernel arguments: no allocation, no
+ * shape work, no branching on op kinds. */
+#include "tk_int.h"
+
+#include <math.h>
+#include <string.h>
+
+static void run_forward(const tk_schedule *s, int n, uint64_t step)
+{
+    for (int i = 0; i < s->n_fwd; i++) {
+        tk_kernel_args *a = &s->args[s->fwd[i]];
+        a->n = n;
+        a->step = step;
+        a->node->op->forward(a);
+    }
+}
+
+tk_status tk_model_forward_backward(tk_model *m, int n, float loss_scale, uint64_t step,
+                                    float *loss, tk_ctx *ctx)
+{
+    if (n <= 0 || n > m->g->batch)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "batch of %d rows for a model planned for %d", n,
+                       m->g->batch);
+    const tk_schedule *s = &m->train;
+    run_forward(s, n, step);
+    s->args[m->g->loss].loss_scale = loss_scale;
+    for (int i = 0; i < s->n_bwd; i++) {
+        const tk_kernel_args *a = &s->args[s->bwd[i]];
+        a->node->op->backward(a);
+    }
+    m->last = s;
+    *loss = s->loss[0];
+    return TK_OK;
+}
+
+tk_status tk_model_eval(tk_model *m, int n, float *loss, tk_ctx *ctx)
+{
+    if (n <= 0 || n > m->g->batch)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "batch of %d rows for a model planned for %d", n,
+                       m->g->batch);
+    run_forward(&m->eval, n, 0);
+    m->last = &m->eval;
+    *loss = m->eval.loss[0];
+    return TK_OK;
+}
+
+float *tk_model_input(tk_model *m)
+{
+    return m->input;
+}
+
+float *tk_model_target(tk_model *m)
+{
+    return m->target;
+}
+
+int tk_model_batch(const tk_model *m)
+{
+    return m->g->batch;
+}
+
+const float *tk_model_output(const tk_model *m)
+{
+    return m->last ? m->last->output : m->eval.output;
+}
+
+tk_shape tk_model_output_shape(const tk_model *m)
+{
+    return m->g->nodes[m->g->output].shape;
+}
+
+void tk_model_zero_grad(tk_model *m)
+{
+    memset(m->grad, 0, sizeof(float) * (size_t)m->n_train);
+}
+
+double tk_model_grad_norm(const tk_model *m)
+{
+    double s = 0;
+    for (int64_t i = 0; i < m->n_train; i++)
+        s += (double)m->grad[i] * m->grad[i];
+    return sqrt(s);
+}
+
+void tk_model_scale_grad(tk_model *m, float s)
+{
+    for (int64_t i = 0; i < m->n_train; i++)
+        m->grad[i] *= s;
+}
+
+void tk_model_clip_grad_value(tk_model *m, float v)
+{
+    for (int64_t i = 0; i < m->n_train; i++)
+        m->grad[i] = m->grad[i] > v ? v : m->grad[i] < -v ? -v : m->grad[i];
+}
+
+void tk_model_update(tk_model *m, const double *lrs)
+{
+    m->optim_steps++;
+    for (int k = 0; k < m->n_groups; k++) {
+        const tk_group_rec *g = &m->groups[k];
+        if (g->size == 0)
+            continue;
+        float *slots[4];
+        for (int s = 0; s < m->n_slots; s++)
+            slots[s] = m->slot[s] + g->offset;
+        m->opt->update(&g->h, lrs[k], m->optim_steps, m->flat + g->offset,
+                       m->grad + g->offset, slots, g->size);
+    }
+}
+
+int64_t tk_model_optim_steps(const tk_model *m)
+{
+    return m->optim_steps;
+}
+
+void tk_model_set_optim_steps(tk_model *m, int64_t t)
+{
+    m->optim_steps = t;
+}
+
+int tk_model_tensor_count(const tk_model *m)
+{
+    return m->n_tensors;
+}
+
+tk_tensor_info tk_model_tensor(const tk_model *m, int i)
+{
+    const tk_tensor_rec *r = &m->tensors[i];
+    return (tk_tensor_info){r->name, r->kind, r->shape, r->data, r->group};
+}
+
+int tk_model_find_tensor(const tk_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Layers: every op node but the loss, fused ones included (they are still layers). */
+static int layer_node(const tk_model *m, int i)
+{
+    for (int v = 0; v < m->g->n_nodes; v++) {
+        const tk_node *n = &m->g->nodes[v];
+        if (!n->op || (n->op->flags & TK_OP_LOSS))
+            continue;
+        if (i-- == 0)
+            return v;
+    }
+    return -1;
+}
+
+int tk_model_layer_count(const tk_model *m)
+{
+    int count = 0;
+    while (layer_node(m, count) >= 0)
+        count++;
+    return count;
+}
+
+tk_layer_info tk_model_layer(const tk_model *m, int i)
+{
+    const tk_node *n = &m->g->nodes[layer_node(m, i)];
+    int64_t params = 0;
+    for (int k = 0; k < n->n_params; k++) {
+        const tk_param_decl *p = &m->g->params[n->params[k]];
+        /* A shared parameter counts once: at the node that declared it. */
+        if (p->node == n->id && p->trainable)
+            params += tk_shape_numel(&p->shape);
+    }
+    return (tk_layer_info){n->name, n->op->name, n->where, n->shape, params};
+}
+
+int64_t tk_model_param_count(const tk_model *m, bool trainable_only)
+{
+    int64_t total = 0;
+    for (int i = 0; i < m->n_state; i++) {
+        const tk_tensor_rec *r = &m->tensors[i];
+        if (r->kind != TK_TENSOR_PARAM)
+            continue;
+        if (!trainable_only || r->group >= 0)
+            total += tk_shape_numel(&r->shape);
+    }
+    return total;
+}
+
+size_t tk_model_arena_bytes(const tk_model *m)
+{
+    size_t a = m->train.arena_floats > m->eval.arena_floats ? m->train.arena_floats
+                                                            : m->eval.arena_floats;
+    return a * sizeof(float);
+}
+
+int tk_model_group_count(const tk_model *m)
+{
+    return m->n_groups;
+}
+
+tk_group_info tk_model_group(const tk_model *m, int g)
+{
+    const tk_group_rec *r = &m->groups[g];
+    return (tk_group_info){r->tensors, r->size, r->h, r->patterns};
+}
+
+tk_optim_kind tk_model_optim_kind(const tk_model *m)
+{
+    return m->kind;
+}

@@ -1,0 +1,153 @@
+/* cross_entropy.c - softmax + cross-entropy fused into one numerically stable loss op
+ * (nn.CrossEntropyLoss: class weights, ignore_index, label_smoothing, mean or sum).
+ * Input 0: logits (N, C); input 1: class ids (N) stored as floats. The backward recomputes
+ * the softmax from the logits instead of keeping it. */
+#include "tk_int.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { CLASSES, IGNORE, WEIGHT_ATTR, SUM };
+
+static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
+{
+    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
+    const tk_shape *t = &tk_graph_node(g, n->inputs[1])->shape;
+    char s[96], u[96];
+    if (x->ndim != 2)
+        return tk_node_fail(ctx, n, "expects logits of shape (batch, classes), got %s",
+                            tk_shape_str(x, s, sizeof s));
+    if (t->ndim != 1)
+        return tk_node_fail(ctx, n, "expects one class id per sample, got targets of shape %s "
+                            "for logits %s", tk_shape_str(t, u, sizeof u),
+                            tk_shape_str(x, s, sizeof s));
+    n->iattr[CLASSES] = x->d[1];
+    n->iattr[IGNORE] = tk_attr_int(n, "ignore_index", -100);
+    n->iattr[WEIGHT_ATTR] = -1;
+    const tk_attr *w = tk_node_attr(n, "weight");
+    if (w) {
+        if (w->kind != TK_ATTR_FLOATS || w->n != x->d[1])
+            return tk_node_fail(ctx, n, "weight needs %lld values (one per class), got %d",
+                                (long long)x->d[1], w->kind == TK_ATTR_FLOATS ? w->n : 1);
+        n->iattr[WEIGHT_ATTR] = w - n->attrs;
+    }
+    const char *red = tk_attr_str(n, "reduction", "mean");
+    if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0)
+        return tk_node_fail(ctx, n, "reduction must be 'mean' or 'sum', got '%s'", red);
+    n->iattr[SUM] = strcmp(red, "sum") == 0;
+    n->fattr[0] = tk_attr_float(n, "label_smoothing", 0.0);
+    if (!(n->fattr[0] >= 0.0 && n->fattr[0] <= 1.0))
+        return tk_node_fail(ctx, n, "label_smoothing must be in [0, 1], got %g", n->fattr[0]);
+    n->shape = (tk_shape){0, {0}};
+    return TK_OK;
+}
+
+/* The class of row i, or -1 when the row is ignored. */
+static int class_of(const tk_kernel_args *a, int i)
+{
+    float t = a->x[1][i];
+    int c = (int)t;
+    if ((float)c != t || c == a->node->iattr[IGNORE] || c < 0 || c >= a->node->iattr[CLASSES])
+        return -1;
+    return c;
+}
+
+static const double *weights(const tk_node *n)
+{
+    return n->iattr[WEIGHT_ATTR] >= 0 ? n->attrs[n->iattr[WEIGHT_ATTR]].floats : NULL;
+}
+
+/* The mean's denominator: the summed weight of the rows that count (PyTorch's rule). */
+static double denominator(const tk_kernel_args *a)
+{
+    if (a->node->iattr[SUM])
+        return 1.0;
+    const double *w = weights(a->node);
+    double d = 0;
+    for (int i = 0; i < a->n; i++) {
+        int c = class_of(a, i);
+        if (c >= 0)
+            d += w ? w[c] : 1.0;
+    }
+    return d;
+}
+
+static double log_sum_exp(const float *z, int classes)
+{
+    float m = z[0];
+    for (int c = 1; c < classes; c++)
+        m = z[c] > m ? z[c] : m;
+    double s = 0;
+    for (int c = 0; c < classes; c++)
+        s += exp((double)(z[c] - m));
+    return (double)m + log(s);
+}
+
+static void forward(const tk_kernel_args *a)
+{
+    int classes = (int)a->node->iattr[CLASSES];
+    double eps = a->node->fattr[0];
+    const double *w = weights(a->node);
+    double total = 0;
+    for (int i = 0; i < a->n; i++) {
+        int y = class_of(a, i);
+        if (y < 0)
+            continue;
+        const float *z = a->x[0] + (size_t)i * classes;
+        double lse = log_sum_exp(z, classes);
+        double nll = (w ? w[y] : 1.0) * (lse - z[y]);
+        double smooth = 0;
+        if (eps > 0) {
+            for (int c = 0; c < classes; c++)
+                smooth += (w ? w[c] : 1.0) * (lse - z[c]);
+            smooth /= classes;
+        }
+        total += (1.0 - eps) * nll + eps * smooth;
+    }
+    double d = denominator(a);
+    a->y[0] = d > 0 ? (float)(total / d) : NAN;
+}
+
+static void backward(const tk_kernel_args *a)
+{
+    int classes = (int)a->node->iattr[CLASSES];
+    double eps = a->node->fattr[0];
+    const double *w = weights(a->node);
+    double wsum = classes;
+    if (w) {
+        wsum = 0;
+        for (int c = 0; c < classes; c++)
+            wsum += w[c];
+    }
+    double d = denominator(a);
+    double scale = d > 0 ? a->loss_scale / d : 0.0;
+    for (int i = 0; i < a->n; i++) {
+        float *dz = a->dx[0] + (size_t)i * classes;
+        const float *z = a->x[0] + (size_t)i * classes;
+        int y = class_of(a, i);
+        if (y < 0) {
+            if (!a->dx_accumulate[0])
+                memset(dz, 0, sizeof(float) * (size_t)classes);
+            continue;
+        }
+        double lse = log_sum_exp(z, classes);
+        double wy = w ? w[y] : 1.0;
+        for (int c = 0; c < classes; c++) {
+            double p = exp((double)z[c] - lse);
+            double g = (1.0 - eps) * wy * (p - (c == y)) +
+                       eps * (p * wsum - (w ? w[c] : 1.0)) / classes;
+            float v = (float)(g * scale);
+            dz[c] = a->dx_accumulate[0] ? dz[c] + v : v;
+        }
+    }
+}
+
+const tk_op_def tk_op_cross_entropy = {
+    .name = "cross_entropy",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .flags = TK_OP_LOSS | TK_OP_CLASS_TARGET | TK_OP_BWD_NEEDS_INPUT | TK_OP_NOT_DIFF_INPUT1,
+    .infer = infer,
+    .forward = forward,
+    .backward = backward,
+};

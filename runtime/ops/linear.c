@@ -1,0 +1,95 @@
+/* linear.c - y = x W^T + b over the last dimension (nn.Linear), with an optional fused ReLU
+ * epilogue set by the fusion pass. The products go through tk_sgemm. */
+#include "tk_int.h"
+
+#include <string.h>
+
+static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
+{
+    const tk_node *x = tk_graph_node(g, n->inputs[0]);
+    char s[96];
+    if (x->shape.ndim < 2)
+        return tk_node_fail(ctx, n, "needs an input with a feature dimension, got %s",
+                            tk_shape_str(&x->shape, s, sizeof s));
+    int64_t in = x->shape.d[x->shape.ndim - 1];
+    int64_t out = tk_attr_int(n, "out_features", 0);
+    int64_t want_in = tk_attr_int(n, "in_features", 0);
+    if (out <= 0)
+        return tk_node_fail(ctx, n, "out_features must be positive");
+    if (want_in > 0 && want_in != in) {
+        char w[96];
+        tk_shape ws = {2, {out, want_in}};
+        return tk_node_fail(ctx, n,
+                            "input of shape %s does not fit in_features=%lld (weight shape %s)",
+                            tk_shape_str(&x->shape, s, sizeof s), (long long)want_in,
+                            tk_shape_str(&ws, w, sizeof w));
+    }
+    n->shape = x->shape;
+    n->shape.d[n->shape.ndim - 1] = out;
+    if (tk_node_param(g, n, "weight", (tk_shape){2, {out, in}}, true, TK_INIT_KAIMING_UNIFORM,
+                      in) < 0)
+        return TK_ERR_INPUT;
+    if (tk_attr_int(n, "bias", 1) &&
+        tk_node_param(g, n, "bias", (tk_shape){1, {out}}, true, TK_INIT_UNIFORM_FAN_IN, in) < 0)
+        return TK_ERR_INPUT;
+    n->iattr[0] = in;
+    n->iattr[1] = out;
+    return TK_OK;
+}
+
+/* Rows of the product: every position before the last dimension, for n samples. */
+static int rows_of(const tk_kernel_args *a)
+{
+    return (int)(a->n * tk_sample_numel(&a->node->shape) / a->node->iattr[1]);
+}
+
+static void forward(const tk_kernel_args *a)
+{
+    int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
+    const float *b = a->node->n_params > 1 ? a->param[1] : NULL;
+    float *y = a->y;
+    if (b)
+        for (int r = 0; r < rows; r++)
+            memcpy(y + (size_t)r * out, b, sizeof(float) * (size_t)out);
+    tk_sgemm(false, true, rows, out, in, 1.0f, a->x[0], in, a->param[0], in, b ? 1.0f : 0.0f,
+             y, out);
+    if (a->node->act == TK_ACT_RELU) {
+        size_t total = (size_t)rows * out;
+        for (size_t i = 0; i < total; i++)
+            y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    }
+}
+
+static void backward(const tk_kernel_args *a)
+{
+    int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
+    float *dy = a->dy;
+    if (a->node->act == TK_ACT_RELU) {
+        size_t total = (size_t)rows * out;
+        for (size_t i = 0; i < total; i++)
+            dy[i] = a->y[i] > 0.0f ? dy[i] : 0.0f;
+    }
+    if (a->dx[0])
+        tk_sgemm(false, false, rows, in, out, 1.0f, dy, out, a->param[0], in,
+                 a->dx_accumulate[0] ? 1.0f : 0.0f, a->dx[0], in);
+    if (a->dparam[0])
+        tk_sgemm(true, false, out, in, rows, 1.0f, dy, out, a->x[0], in, 1.0f, a->dparam[0], in);
+    if (a->node->n_params > 1 && a->dparam[1]) {
+        float *db = a->dparam[1];
+        for (int r = 0; r < rows; r++) {
+            const float *row = dy + (size_t)r * out;
+            for (int j = 0; j < out; j++)
+                db[j] += row[j];
+        }
+    }
+}
+
+const tk_op_def tk_op_linear = {
+    .name = "linear",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .flags = TK_OP_BWD_NEEDS_INPUT,
+    .infer = infer,
+    .forward = forward,
+    .backward = backward,
+};

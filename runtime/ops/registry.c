@@ -1,0 +1,42 @@
+/* registry.c - the op registry: one line per op. Each op lives in its own file under ops/
+ * with its shape rule, forward and backward. */
+#include "tk_int.h"
+
+#include <string.h>
+
+#define TK_OP_LIST(X) \
+    X(linear)         \
+    X(relu)           \
+    X(flatten)        \
+    X(dropout)        \
+    X(cross_entropy)  \
+    X(mse)
+
+#define DECLARE(name) extern const tk_op_def tk_op_##name;
+TK_OP_LIST(DECLARE)
+#define ENTRY(name) &tk_op_##name,
+static const tk_op_def *const ops[] = {TK_OP_LIST(ENTRY)};
+
+int tk_op_count(void)
+{
+    return (int)(sizeof ops / sizeof ops[0]);
+}
+
+const char *tk_op_name(int i)
+{
+    return i >= 0 && i < tk_op_count() ? ops[i]->name : NULL;
+}
+
+const tk_op_def *tk_op_find(const char *name)
+{
+    for (int i = 0; i < tk_op_count(); i++)
+        if (strcmp(ops[i]->name, name) == 0)
+            return ops[i];
+    return NULL;
+}
+
+bool tk_op_class_target(const char *name)
+{
+    const tk_op_def *op = tk_op_find(name);
+    return op && (op->flags & TK_OP_CLASS_TARGET);
+}

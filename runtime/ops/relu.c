@@ -1,0 +1,40 @@
+/* relu.c - y = max(x, 0). The fusion pass folds it into a preceding linear when it can. */
+#include "tk_int.h"
+
+static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
+{
+    (void)ctx;
+    n->shape = tk_graph_node(g, n->inputs[0])->shape;
+    return TK_OK;
+}
+
+static void forward(const tk_kernel_args *a)
+{
+    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    const float *x = a->x[0];
+    for (size_t i = 0; i < total; i++)
+        a->y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void backward(const tk_kernel_args *a)
+{
+    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    float *dx = a->dx[0];
+    if (a->dx_accumulate[0]) {
+        for (size_t i = 0; i < total; i++)
+            dx[i] += a->y[i] > 0.0f ? a->dy[i] : 0.0f;
+    } else {
+        for (size_t i = 0; i < total; i++)
+            dx[i] = a->y[i] > 0.0f ? a->dy[i] : 0.0f;
+    }
+}
+
+const tk_op_def tk_op_relu = {
+    .name = "relu",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .flags = TK_OP_BWD_NEEDS_OUTPUT,
+    .infer = infer,
+    .forward = forward,
+    .backward = backward,
+};

@@ -1,0 +1,472 @@
+/* tk.h - the whole public API of the tkrun runtime.
+ *
+ * The runtime is a C library with no Lua in it: it builds a graph of ops, compiles it into
+ * a static plan (shapes, autodiff, fusion, memory plan, kernel schedule), loads data, and
+ * runs the train/eval loop. It never prints, exits or aborts: every fallible call returns a
+ * tk_status and leaves a one-paragraph message in the tk_ctx (tk_errmsg).
+ *
+ * Not here: the script language, the CLI, progress bars (all in lang/).
+ */
+#ifndef TK_H
+#define TK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TK_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- status, context */
+
+/* Values double as the CLI's exit codes. */
+typedef enum {
+    TK_OK = 0,
+    TK_ERR_RUNTIME = 1,     /* failure while running (I/O, non-finite loss, ...) */
+    TK_ERR_INPUT = 2,       /* bad script, shape, data file or checkpoint */
+    TK_ERR_INTERRUPTED = 130,
+} tk_status;
+
+typedef struct tk_ctx tk_ctx;
+
+tk_ctx *tk_ctx_new(void);
+void tk_ctx_free(tk_ctx *ctx);
+/* The message of the last failure ("" if none). */
+const char *tk_errmsg(const tk_ctx *ctx);
+/* Set the message and return `status` (so callers can `return tk_fail(...)`). */
+tk_status tk_fail(tk_ctx *ctx, tk_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void tk_clear_error(tk_ctx *ctx);
+
+/* Every allocation of the runtime goes through these hooks (tests count them). */
+typedef struct {
+    void *(*alloc)(size_t size, void *ud);
+    void (*release)(void *ptr, void *ud);
+    void *ud;
+} tk_allocator;
+void tk_set_allocator(const tk_allocator *a); /* NULL restores malloc/free */
+
+/* OpenBLAS's thread count; the runtime starts no other compute threads. n <= 0: all cores. */
+void tk_set_threads(int n);
+int tk_threads(void);
+const char *tk_blas_info(void); /* e.g. "OpenBLAS 0.3.21 ... (2 threads)" */
+
+/* ---------------------------------------------------------------- shapes */
+
+#define TK_MAX_DIMS 6
+typedef struct {
+    int ndim;
+    int64_t d[TK_MAX_DIMS];
+} tk_shape;
+
+int64_t tk_shape_numel(const tk_shape *s);
+/* "(64, 1, 28, 28)" into buf; returns buf. */
+char *tk_shape_str(const tk_shape *s, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- RNG */
+
+/* Counter-based (Philox-4x32-10): every draw is a pure function of (seed, stream, a, b,
+ * counter), so resume reproduces any random number without replaying earlier ones. */
+enum { TK_STREAM_INIT = 1, TK_STREAM_SHUFFLE, TK_STREAM_SPLIT, TK_STREAM_DROPOUT, TK_STREAM_AUGMENT };
+typedef struct {
+    uint64_t seed;
+    uint32_t stream, a, b;
+    uint64_t counter;
+} tk_rng;
+tk_rng tk_rng_make(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b);
+uint32_t tk_rng_u32(tk_rng *r);
+float tk_rng_uniform(tk_rng *r);               /* [0, 1) */
+float tk_rng_normal(tk_rng *r);                /* standard normal */
+uint64_t tk_rng_below(tk_rng *r, uint64_t n);  /* uniform in [0, n), unbiased */
+/* The uniform at a given counter, without state (dropout masks, recomputed in backward). */
+float tk_rng_uniform_at(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b, uint64_t counter);
+
+/* ---------------------------------------------------------------- data */
+
+/* A dataset is samples in memory: features (float32 or uint8) of one sample shape, and labels
+ * (class ids stored as floats, or regression targets). */
+typedef struct tk_dataset tk_dataset;
+
+typedef enum { TK_LABEL_CLASS, TK_LABEL_REGRESSION } tk_label_kind;
+
+/* A column reference: by 1-based index (name == NULL) or by header name. */
+typedef struct {
+    const char *name;
+    int index;
+} tk_colref;
+
+typedef struct {
+    const char *path;          /* plain or .gz */
+    char delimiter;            /* default ',' */
+    int skip_rows;             /* rows dropped before the header/data */
+    bool header;               /* first remaining row names the columns */
+    const tk_colref *label;    /* label columns; n_label == 0: the last column */
+    int n_label;
+    const tk_colref *features; /* n_features == 0: every non-label column */
+    int n_features;
+    const char *label_path;    /* labels from another CSV (same row count); then `label` */
+    char label_delimiter;      /*  and the fields below select its columns */
+    int label_skip_rows;
+    bool label_header;
+    bool regression;           /* labels are float targets, not class ids */
+} tk_csv_opts;
+
+typedef struct {
+    const char *images;        /* IDX file, plain or .gz: (N, H, W) or (N, D) uint8 */
+    const char *labels;        /* IDX1 uint8 labels */
+} tk_idx_opts;
+
+tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx);
+tk_status tk_dataset_idx(const tk_idx_opts *o, tk_dataset **out, tk_ctx *ctx);
+void tk_dataset_free(tk_dataset *ds);
+
+int64_t tk_dataset_len(const tk_dataset *ds);
+tk_shape tk_dataset_sample_shape(const tk_dataset *ds); /* without the batch dim */
+int tk_dataset_label_width(const tk_dataset *ds);       /* 1 for class ids */
+tk_label_kind tk_dataset_label_kind(const tk_dataset *ds);
+/* Number of classes: names count for string labels, else max id + 1 (0 if regression). */
+int tk_dataset_num_classes(const tk_dataset *ds);
+const char *tk_dataset_class_name(const tk_dataset *ds, int id); /* NULL if numeric */
+/* "iris.csv row 17" / "train-images-idx3-ubyte.gz record 5" for sample i. */
+char *tk_dataset_where(const tk_dataset *ds, int64_t i, char *buf, size_t cap);
+const char *tk_dataset_source(const tk_dataset *ds);
+/* Label value k of sample i (a class id as a float, or a target). */
+float tk_dataset_label(const tk_dataset *ds, int64_t i, int k);
+
+/* A view is a subset of a dataset's samples plus the feature transform
+ * x' = x * mul[f] + add[f] (f over the sample's features, or one value for all). */
+typedef struct tk_view tk_view;
+
+tk_view *tk_view_all(tk_dataset *ds);
+/* Carve seeded, disjoint parts out of `from`: parts[k] gets round(fractions[k] * n) samples,
+ * `from` keeps the rest. */
+tk_status tk_view_split(tk_view *from, const double *fractions, int n_parts, uint64_t seed,
+                        tk_view **parts, tk_ctx *ctx);
+void tk_view_free(tk_view *v);
+int64_t tk_view_len(const tk_view *v);
+tk_dataset *tk_view_dataset(const tk_view *v);
+int64_t tk_view_index(const tk_view *v, int64_t i); /* dataset index of view sample i */
+
+typedef enum { TK_NORM_NONE, TK_NORM_FIXED, TK_NORM_STANDARD, TK_NORM_MINMAX } tk_norm_kind;
+typedef struct {
+    double scale;              /* applied first; 0 means 1 */
+    tk_norm_kind kind;
+    const double *mean, *std;  /* TK_NORM_FIXED: n_stats values (1 = all features) */
+    int n_stats;
+} tk_norm_opts;
+/* Set v's transform. STANDARD/MINMAX take statistics from `stats_from` (the train split),
+ * per feature. */
+tk_status tk_view_normalize(tk_view *v, const tk_norm_opts *o, const tk_view *stats_from,
+                            tk_ctx *ctx);
+
+/* Batches over a view. Shuffle order is a function of (seed, epoch). A prefetch thread
+ * gathers the next batch while the caller computes. */
+typedef struct tk_loader tk_loader;
+typedef struct {
+    int batch_size;
+    bool shuffle, drop_last;
+    uint64_t seed;
+    bool prefetch;
+} tk_loader_opts;
+tk_status tk_loader_new(tk_view *v, const tk_loader_opts *o, tk_loader **out, tk_ctx *ctx);
+void tk_loader_free(tk_loader *l);
+int64_t tk_loader_batches(const tk_loader *l); /* per epoch */
+/* Start an epoch at batch `cursor` (0 = from the beginning). */
+void tk_loader_begin(tk_loader *l, int64_t epoch, int64_t cursor);
+/* Next batch into x (batch_size * features floats) and y (batch_size * label_width); returns
+ * rows (0 at the end of the epoch). `rows_out` (may be NULL) receives dataset indices. */
+int tk_loader_next(tk_loader *l, float *x, float *y, int64_t *rows_out);
+
+/* ---------------------------------------------------------------- graph IR */
+
+typedef enum { TK_ATTR_INT, TK_ATTR_FLOAT, TK_ATTR_STR, TK_ATTR_INTS, TK_ATTR_FLOATS } tk_attr_kind;
+typedef struct {
+    const char *key;
+    tk_attr_kind kind;
+    int64_t i;
+    double f;
+    const char *s;
+    const int64_t *ints;
+    const double *floats;
+    int n;                     /* length of ints/floats */
+} tk_attr;
+
+typedef struct tk_graph tk_graph;
+tk_graph *tk_graph_new(tk_ctx *ctx);
+void tk_graph_free(tk_graph *g);
+
+/* The sample input (shape without the batch dim); returns its node id. */
+int tk_graph_input(tk_graph *g, tk_shape sample_shape);
+/* The label input (shape without the batch dim: () for class ids, (T) for targets). */
+int tk_graph_target(tk_graph *g, tk_shape sample_shape);
+/* Add an op from the registry. `name` prefixes its parameters ("1" -> "1.weight"); `where`
+ * ("model.lua:12") goes into every error about the node. Returns the node id, or -1 with the
+ * message set (unknown op, bad attribute, shape error). */
+int tk_graph_op(tk_graph *g, const char *op, const int *inputs, int n_inputs,
+                const tk_attr *attrs, int n_attrs, const char *name, const char *where);
+/* Mark the model output (the prediction) and the loss node. */
+void tk_graph_set_output(tk_graph *g, int node);
+void tk_graph_set_loss(tk_graph *g, int node);
+tk_shape tk_graph_shape(const tk_graph *g, int node); /* with the batch dim */
+int tk_graph_batch(const tk_graph *g);                /* planned batch size */
+void tk_graph_set_batch(tk_graph *g, int batch);      /* before any node is added */
+
+/* Names of all registered ops. */
+int tk_op_count(void);
+const char *tk_op_name(int i);
+/* Is `op` a loss that takes class ids (cross_entropy, nll) rather than float targets? */
+bool tk_op_class_target(const char *op);
+
+/* ---------------------------------------------------------------- optimizer spec */
+
+typedef enum { TK_OPT_SGD, TK_OPT_ADAM, TK_OPT_ADAMW, TK_OPT_RMSPROP, TK_OPT_ADAGRAD } tk_optim_kind;
+
+typedef struct {
+    double lr, weight_decay;
+    double momentum, dampening;            /* sgd, rmsprop (momentum) */
+    bool nesterov;
+    double beta1, beta2, eps;              /* adam(w); eps also rmsprop/adagrad */
+    bool amsgrad;
+    double alpha;                          /* rmsprop */
+    bool centered;
+    double lr_decay, initial_accumulator_value; /* adagrad */
+} tk_optim_hparams;
+
+typedef struct {
+    const char *const *patterns;           /* globs over parameter names */
+    int n_patterns;
+    tk_optim_hparams h;                    /* the group's full settings (defaults merged) */
+    const char *where;                     /* script line, for errors */
+} tk_group_spec;
+
+typedef struct {
+    tk_optim_kind kind;
+    tk_optim_hparams h;                    /* for unmatched parameters (group 0) */
+    const tk_group_spec *groups;           /* first match wins */
+    int n_groups;
+    const char *const *freeze;
+    int n_freeze;
+    const char *where;
+} tk_optim_spec;
+
+const char *tk_optim_kind_name(tk_optim_kind k);
+
+/* ---------------------------------------------------------------- compiled model */
+
+typedef struct tk_model tk_model;
+
+typedef struct {
+    uint64_t seed;             /* parameter initialisation, dropout */
+    bool fuse;                 /* fusion pass on (default true; tests compare both) */
+    bool train;                /* build the backward schedule and optimizer slots */
+} tk_compile_opts;
+
+/* Run the compile passes. The graph must have an output, a loss and a target. On success
+ * the model owns a copy of everything it needs; the graph may be freed. */
+tk_status tk_compile(const tk_graph *g, const tk_optim_spec *opt, const tk_compile_opts *o,
+                     tk_model **out, tk_ctx *ctx);
+void tk_model_free(tk_model *m);
+
+/* Buffers the caller fills before a step: batch rows of input and target. */
+float *tk_model_input(tk_model *m);
+float *tk_model_target(tk_model *m);
+int tk_model_batch(const tk_model *m);
+const float *tk_model_output(const tk_model *m); /* prediction of the last step */
+tk_shape tk_model_output_shape(const tk_model *m);
+
+/* Forward + loss + backward on the first n rows; gradients accumulate into the flat gradient
+ * buffer, scaled by loss_scale (1/k for accumulation over k batches). Allocates nothing. */
+tk_status tk_model_forward_backward(tk_model *m, int n, float loss_scale, uint64_t step,
+                                    float *loss, tk_ctx *ctx);
+/* Forward + loss in eval mode (dropout off, running statistics). */
+tk_status tk_model_eval(tk_model *m, int n, float *loss, tk_ctx *ctx);
+void tk_model_zero_grad(tk_model *m);
+/* Global L2 norm of the trained gradients. */
+double tk_model_grad_norm(const tk_model *m);
+void tk_model_scale_grad(tk_model *m, float s);
+void tk_model_clip_grad_value(tk_model *m, float v);
+/* One optimizer update of every group at its lr (lrs[g] for group g). */
+void tk_model_update(tk_model *m, const double *lrs);
+
+/* Parameters and buffers by PyTorch name (state_dict order). */
+typedef enum { TK_TENSOR_PARAM, TK_TENSOR_BUFFER, TK_TENSOR_SLOT } tk_tensor_kind;
+typedef struct {
+    const char *name;          /* "1.weight"; slots: "optim.1.weight.exp_avg" */
+    tk_tensor_kind kind;
+    tk_shape shape;
+    float *data;
+    int group;                 /* -1 frozen or buffer */
+} tk_tensor_info;
+int tk_model_tensor_count(const tk_model *m);
+tk_tensor_info tk_model_tensor(const tk_model *m, int i);
+int tk_model_find_tensor(const tk_model *m, const char *name); /* -1 if none */
+int64_t tk_model_optim_steps(const tk_model *m);                /* updates done (adam's t) */
+void tk_model_set_optim_steps(tk_model *m, int64_t t);
+
+/* The layer table. */
+typedef struct {
+    const char *name, *type, *where;
+    tk_shape shape;
+    int64_t params;
+} tk_layer_info;
+int tk_model_layer_count(const tk_model *m);
+tk_layer_info tk_model_layer(const tk_model *m, int i);
+int64_t tk_model_param_count(const tk_model *m, bool trainable_only);
+size_t tk_model_arena_bytes(const tk_model *m);
+
+/* The parameter-group table. */
+typedef struct {
+    int tensors;
+    int64_t elements;
+    tk_optim_hparams h;
+    const char *patterns;      /* "*.bias, *bn*" or "(default)" */
+} tk_group_info;
+int tk_model_group_count(const tk_model *m);
+tk_group_info tk_model_group(const tk_model *m, int g);
+tk_optim_kind tk_model_optim_kind(const tk_model *m);
+
+/* ---------------------------------------------------------------- metrics */
+
+/* Accumulates predictions over a pass: for classes a confusion matrix and a histogram of the
+ * true class's rank (top-K for any K), for regression per-output error sums. */
+typedef struct tk_metrics tk_metrics;
+/* n_classes > 0: classification (pred is n x n_classes logits, target n class ids);
+ * n_classes == 0: regression (pred and target n x label_width). */
+tk_metrics *tk_metrics_new(int n_classes, int label_width);
+void tk_metrics_reset(tk_metrics *mt);
+void tk_metrics_add(tk_metrics *mt, const float *pred, int out_width, const float *target,
+                    int n);
+void tk_metrics_free(tk_metrics *mt);
+int64_t tk_metrics_count(const tk_metrics *mt);
+double tk_metrics_accuracy(const tk_metrics *mt); /* NAN for regression */
+/* Is `name` a metric (accuracy, top<K>, precision, recall, f1, confusion, mae, rmse, r2) and
+ * does it apply to this kind of task? Sets a message naming the valid ones if not. */
+tk_status tk_metric_check(const char *name, bool classification, tk_ctx *ctx);
+/* The value of a scalar metric (precision/recall/f1 are macro averages over the classes
+ * that occur in targets or predictions, as sklearn's average='macro'; r2 is the uniform
+ * average over outputs). NAN if it does not apply or nothing was counted. */
+double tk_metrics_value(const tk_metrics *mt, const char *name);
+/* Per-class scores (support = true count) and the confusion matrix (rows: true class). */
+void tk_metrics_class(const tk_metrics *mt, int c, double *precision, double *recall,
+                      double *f1, int64_t *support);
+int64_t tk_metrics_confusion(const tk_metrics *mt, int true_class, int predicted);
+/* The per-class table and the confusion matrix as text; class names from `ds` if it has
+ * string labels. */
+void tk_metrics_write_report(const tk_metrics *mt, const tk_dataset *ds, FILE *f);
+
+/* ---------------------------------------------------------------- LR schedules */
+
+typedef enum {
+    TK_SCHED_CONSTANT, TK_SCHED_STEP, TK_SCHED_MULTISTEP, TK_SCHED_EXPONENTIAL, TK_SCHED_COSINE,
+    TK_SCHED_COSINE_RESTARTS, TK_SCHED_LINEAR, TK_SCHED_POLYNOMIAL, TK_SCHED_ONECYCLE,
+    TK_SCHED_PLATEAU
+} tk_sched_kind;
+
+/* Every duration is in optimizer steps (the caller converts epochs with steps per epoch). */
+typedef struct {
+    tk_sched_kind kind;
+    int64_t total_steps;               /* the whole run: cosine's default T_max, onecycle */
+    int64_t step_size;                 /* step */
+    const int64_t *milestones;         /* multistep, ascending */
+    int n_milestones;
+    double gamma;                      /* step, multistep, exponential */
+    int64_t T_max;                     /* cosine; 0 = total_steps - warmup_steps */
+    double eta_min;                    /* cosine, cosine_restarts */
+    int64_t T_0, T_mult;               /* cosine_restarts */
+    double start_factor, end_factor;   /* linear */
+    int64_t total_iters;               /* linear, polynomial; 0 = total_steps - warmup */
+    double power;                      /* polynomial */
+    double max_lr, pct_start, div_factor, final_div_factor; /* onecycle */
+    bool anneal_linear;                /* onecycle: "linear" instead of "cos" */
+    bool mode_max;                     /* plateau */
+    double factor, threshold, min_lr;
+    bool threshold_abs;                /* threshold_mode "abs" instead of "rel" */
+    int64_t patience, cooldown;
+    int64_t warmup_steps;              /* composes with any kind */
+    double warmup_start_factor;
+} tk_sched_spec;
+
+typedef struct tk_sched tk_sched;
+/* base_lrs: each group's own lr. Errors (e.g. step_size 0, onecycle without total_steps). */
+tk_status tk_sched_new(const tk_sched_spec *spec, int n_groups, const double *base_lrs,
+                       tk_sched **out, tk_ctx *ctx);
+void tk_sched_free(tk_sched *s);
+/* The lr of every group for the update after `step` updates (step 0: the first update),
+ * equal to torch.optim.lr_scheduler after `step` calls of scheduler.step() (with warmup:
+ * SequentialLR of LinearLR(warmup_start_factor, 1, warmup_steps) and the schedule). */
+void tk_sched_lrs(const tk_sched *s, int64_t step, double *lrs);
+/* reduce_on_plateau: the monitored value after an evaluation (other kinds ignore it). */
+void tk_sched_observe(tk_sched *s, double value);
+/* State beyond the step count (plateau's best, counters and factors), for checkpoints. */
+int tk_sched_state_size(const tk_sched *s);
+void tk_sched_get_state(const tk_sched *s, double *out);
+void tk_sched_set_state(tk_sched *s, const double *in);
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct {
+    const char *split;         /* "train", "valid", "test" */
+    int64_t epoch, epochs;     /* 1-based */
+    int64_t batch, batches;    /* within the epoch, 1-based */
+    int64_t step;              /* optimizer steps so far */
+    double loss, accuracy;     /* running means over the epoch so far */
+    double lr, seconds, samples_per_sec;
+    bool done;                 /* the split's pass has finished */
+} tk_progress;
+typedef void (*tk_progress_fn)(const tk_progress *p, void *ud);
+
+typedef struct {
+    tk_view *train, *valid, *test;         /* valid/test may be NULL */
+    int batch_size;
+    bool shuffle, drop_last;
+    int64_t epochs;
+    uint64_t seed;
+    const char *run_dir;                   /* logs/metrics here; NULL: none */
+    tk_progress_fn progress;               /* per batch and at the end of each pass */
+    void *progress_ud;
+} tk_train_opts;
+
+/* Validate the data against the model before any batch: sample shapes, label kind and range
+ * for the loss (names the file and row). */
+tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
+tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
+
+/* ---------------------------------------------------------------- safetensors */
+
+/* A safetensors file read whole into memory and validated (header JSON, dtypes, shapes,
+ * offsets inside the data, no overlaps). F32 tensors are served as they are; F64, F16, BF16,
+ * I64, I32, U8 and BOOL are converted to float32 on load. */
+typedef struct tk_st_file tk_st_file;
+tk_status tk_st_load(const char *path, tk_st_file **out, tk_ctx *ctx);
+tk_status tk_st_parse(const void *bytes, size_t len, const char *label, tk_st_file **out,
+                      tk_ctx *ctx); /* label names the source in errors */
+void tk_st_free(tk_st_file *f);
+int tk_st_count(const tk_st_file *f);
+const char *tk_st_name(const tk_st_file *f, int i); /* in file order */
+tk_shape tk_st_shape(const tk_st_file *f, int i);
+const float *tk_st_data(const tk_st_file *f, int i);
+int tk_st_find(const tk_st_file *f, const char *name); /* -1 if absent */
+/* __metadata__ value for key, or NULL. */
+const char *tk_st_meta(const tk_st_file *f, const char *key);
+int tk_st_meta_count(const tk_st_file *f);
+const char *tk_st_meta_key(const tk_st_file *f, int i);
+
+typedef struct {
+    const char *name;
+    tk_shape shape;
+    const float *data;
+} tk_st_tensor;
+/* Write F32 tensors (sorted by name, as the format requires of readers' expectations) and
+ * metadata pairs atomically (tk_write_atomic). */
+tk_status tk_st_save(const char *path, const tk_st_tensor *tensors, int n,
+                     const char *const *meta_keys, const char *const *meta_values, int n_meta,
+                     tk_ctx *ctx);
+
+/* ---------------------------------------------------------------- run directory */
+
+/* Make DIR (and parents). */
+tk_status tk_mkdirs(const char *dir, tk_ctx *ctx);
+/* Write a file atomically: temp name, fsync, rename, fsync of the directory. */
+tk_status tk_write_atomic(const char *path, const void *data, size_t len, tk_ctx *ctx);
+
+#endif

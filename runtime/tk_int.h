@@ -1,0 +1,229 @@
+/* tk_int.h - internal structures shared by the runtime's files: the allocator, the graph IR,
+ * the op interface every file under ops/ implements, and the compiled model.
+ * Not part of the public API (lang/ includes only tk.h).
+ */
+#ifndef TK_INT_H
+#define TK_INT_H
+
+#include "tk.h"
+
+#include <stdio.h>
+
+/* ---------------------------------------------------------------- memory, strings */
+
+void *tk_malloc(size_t size);          /* NULL on failure (callers report) */
+void *tk_calloc(size_t n, size_t size);
+void *tk_realloc(void *p, size_t old_size, size_t new_size);
+void tk_free(void *p);
+char *tk_strdup(const char *s);
+/* 64-byte aligned float buffer (freed with tk_free_aligned). */
+float *tk_alloc_floats(size_t n);
+void tk_free_aligned(void *p);
+
+/* Glob match: '*' any run, '?' one character. */
+bool tk_glob(const char *pattern, const char *s);
+
+/* ---------------------------------------------------------------- BLAS (blas.c only) */
+
+/* C = alpha * op(A) @ op(B) + beta * C, row-major. */
+void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* The naive reference path (tests compare against it). */
+void tk_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void tk_blas_use_reference(bool on);
+
+/* ---------------------------------------------------------------- graph IR */
+
+#define TK_MAX_INPUTS 8
+#define TK_MAX_PARAMS 6
+
+typedef enum { TK_INIT_ZEROS, TK_INIT_ONES, TK_INIT_KAIMING_UNIFORM, TK_INIT_UNIFORM_FAN_IN } tk_init_kind;
+
+/* A parameter or buffer declared by an op's shape rule. */
+typedef struct {
+    char *name;                /* full PyTorch name: "<node name>.<local>" */
+    tk_shape shape;
+    bool trainable;            /* false: a buffer (running_mean, ...) */
+    tk_init_kind init;
+    int64_t fan_in;            /* for the fan-in based inits */
+    int node;
+} tk_param_decl;
+
+typedef enum { TK_ACT_NONE, TK_ACT_RELU } tk_act;
+
+typedef struct tk_node tk_node;
+typedef struct tk_op_def tk_op_def;
+
+struct tk_node {
+    int id;
+    const tk_op_def *op;       /* NULL for the input and target nodes */
+    int inputs[TK_MAX_INPUTS];
+    int n_inputs;
+    tk_attr *attrs;            /* owned copies */
+    int n_attrs;
+    char *name, *where;
+    tk_shape shape;            /* output, with the batch dim */
+    int params[TK_MAX_PARAMS]; /* indices into graph->params, in the op's declaration order */
+    int n_params;
+    tk_act act;                /* fused epilogue (fusion pass) */
+    int alias_of;              /* fused away: its value is node alias_of's (-1 if not) */
+    size_t scratch;            /* floats of scratch the kernels need (fwd and bwd) */
+    int64_t iattr[8];          /* op-private values computed by the shape rule */
+    double fattr[4];
+};
+
+/* Kernel arguments, precomputed by the plan: every pointer is fixed for the model's life. */
+typedef struct {
+    const tk_node *node;
+    int n;                     /* rows in this batch (<= the planned batch) */
+    bool training;
+    uint64_t seed, step;       /* for counter-based randomness */
+    const float *x[TK_MAX_INPUTS];
+    float *y;
+    float *dx[TK_MAX_INPUTS];  /* NULL: no gradient needed for that input */
+    bool dx_accumulate[TK_MAX_INPUTS]; /* add into dx instead of overwriting */
+    float *dy;                 /* gradient of y (the kernel may overwrite it) */
+    float *param[TK_MAX_PARAMS];
+    float *dparam[TK_MAX_PARAMS];      /* NULL if frozen/buffer; kernels always add */
+    float *scratch;
+    float loss_scale;          /* loss ops: d(total)/d(this loss) */
+} tk_kernel_args;
+
+enum {
+    TK_OP_LOSS = 1 << 0,             /* inputs: prediction, target; output: () scalar */
+    TK_OP_CLASS_TARGET = 1 << 1,     /* loss takes class ids in [0, C) */
+    TK_OP_BWD_NEEDS_INPUT = 1 << 2,  /* backward reads x */
+    TK_OP_BWD_NEEDS_OUTPUT = 1 << 3, /* backward reads y */
+    TK_OP_RANDOM = 1 << 4,           /* uses the RNG (gradcheck fixes seed/step) */
+    TK_OP_NOT_DIFF_INPUT1 = 1 << 5,  /* input 1 takes no gradient (targets) */
+};
+
+struct tk_op_def {
+    const char *name;
+    int min_inputs, max_inputs;
+    unsigned flags;
+    /* Shape rule: set n->shape from the inputs and attributes, declare parameters with
+     * tk_node_param, set n->scratch. Errors name the node (tk_node_fail). */
+    tk_status (*infer)(tk_graph *g, tk_node *n, tk_ctx *ctx);
+    void (*forward)(const tk_kernel_args *a);
+    void (*backward)(const tk_kernel_args *a);
+};
+
+struct tk_graph {
+    tk_ctx *ctx;
+    tk_node *nodes;
+    int n_nodes, cap_nodes;
+    tk_param_decl *params;
+    int n_params, cap_params;
+    int input, target, output, loss;
+    int batch;
+};
+
+const tk_op_def *tk_op_find(const char *name);
+tk_node *tk_graph_node(const tk_graph *g, int id);
+/* A data node (no op) of the given sample shape; the input and target are two of these. */
+int tk_graph_source(tk_graph *g, tk_shape sample, const char *name);
+/* Declare a parameter of node n; returns its index in n->params or -1 (message set). */
+int tk_node_param(tk_graph *g, tk_node *n, const char *local, tk_shape shape, bool trainable,
+                  tk_init_kind init, int64_t fan_in);
+/* Fail with "<where>: <name> (<op>): <message>". */
+tk_status tk_node_fail(tk_ctx *ctx, const tk_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Attribute lookup; `found` (may be NULL) tells whether it was given. */
+const tk_attr *tk_node_attr(const tk_node *n, const char *key);
+int64_t tk_attr_int(const tk_node *n, const char *key, int64_t dflt);
+double tk_attr_float(const tk_node *n, const char *key, double dflt);
+const char *tk_attr_str(const tk_node *n, const char *key, const char *dflt);
+
+/* Shape helpers for kernels: rows = batch n, cols = per-sample numel. */
+static inline int64_t tk_sample_numel(const tk_shape *s)
+{
+    int64_t k = 1;
+    for (int i = 1; i < s->ndim; i++)
+        k *= s->d[i];
+    return k;
+}
+
+/* ---------------------------------------------------------------- optimizers */
+
+typedef struct {
+    const char *name;
+    const char *slot_names[4];
+    /* Update params p (n elements) with gradient g and slots at step t (1-based). */
+    void (*update)(const tk_optim_hparams *h, double lr, int64_t t, float *p, float *g,
+                   float *const *slots, int64_t n);
+    /* Number of slots given the settings (e.g. sgd without momentum has none). */
+    int (*slots_for)(const tk_optim_hparams *h);
+    /* Initial slot value (adagrad's initial_accumulator_value). */
+    float (*slot_init)(const tk_optim_hparams *h, int slot);
+} tk_optim_def;
+
+const tk_optim_def *tk_optim_def_of(tk_optim_kind k);
+
+/* a * b + c rounded once, as PyTorch's vectorised add(x, alpha=a) and addcmul do with FMA.
+ * The product is exact in double, so this matches fmaf without needing FMA hardware (or
+ * libm's slow software fmaf) and still vectorises. */
+static inline float tk_fma(float a, float b, float c)
+{
+    return (float)((double)a * (double)b + (double)c);
+}
+
+/* ---------------------------------------------------------------- compiled model */
+
+tk_graph *tk_graph_clone(const tk_graph *g);
+
+/* A stored tensor: a parameter or buffer of the graph, or an optimizer slot. */
+typedef struct {
+    char *name;
+    tk_tensor_kind kind;
+    tk_shape shape;
+    float *data;
+    float *grad;               /* trainable parameters only */
+    int group;                 /* -1: frozen parameter or buffer */
+    int64_t offset;            /* into the flat buffer */
+} tk_tensor_rec;
+
+typedef struct {
+    int64_t offset, size;      /* a contiguous slice of the trainable region */
+    int tensors;
+    tk_optim_hparams h;
+    char *patterns;
+} tk_group_rec;
+
+/* One compiled schedule: kernel arguments per node (fixed pointers) and the run order. */
+typedef struct {
+    tk_kernel_args *args;      /* indexed by node id */
+    int *fwd, n_fwd;           /* node ids in forward order (the loss last) */
+    int *bwd, n_bwd;           /* node ids in backward order */
+    float *output, *loss;
+    size_t arena_floats;
+    size_t *offsets;           /* during compilation: arena offset per (buffer kind, node) */
+} tk_schedule;
+
+struct tk_model {
+    tk_graph *g;               /* owned clone, after fusion */
+    uint64_t seed;
+    float *flat, *grad, *slot[4];
+    int64_t n_flat, n_train;   /* trainable parameters come first in flat */
+    int n_slots;
+    tk_tensor_rec *tensors;    /* params and buffers in declaration order, then slots */
+    int n_tensors, n_state;    /* n_state: params + buffers */
+    int *param_tensor;         /* graph param index -> tensor index */
+    tk_group_rec *groups;
+    int n_groups;
+    tk_optim_kind kind;
+    const tk_optim_def *opt;
+    int64_t optim_steps;
+    float *arena, *input, *target;
+    tk_schedule train, eval;
+    const tk_schedule *last;   /* which schedule produced the current output */
+};
+
+/* ---------------------------------------------------------------- context */
+
+struct tk_ctx {
+    char msg[4096];
+};
+
+#endif

@@ -1,0 +1,144 @@
+-- Dataset constructors (tk.data): CSV files, IDX files (MNIST format, optionally .gz) and
+-- seeded splits of the training set. Paths are resolved when the script runs, so a missing
+-- file is reported at the user's line before anything is loaded.
+local S = require "tk.schema"
+S.internal(debug.getinfo(1, "S").source)
+
+local data = {}
+
+local DATASETS = "/usr/share/datasets"
+
+local function exists(path)
+    local f = io.open(path, "rb")
+    if f then f:close() end
+    return f ~= nil
+end
+
+-- Absolute form of a path built from a relative script folder (the host normally passes an
+-- absolute one); "./" segments are dropped so the stored path is clean.
+local function absolute(path)
+    if path:sub(1, 1) ~= "/" then
+        local cwd = os.getenv("PWD")
+        if cwd then path = cwd .. "/" .. path end
+    end
+    path = path:gsub("/%./", "/"):gsub("/%./", "/"):gsub("//+", "/")
+    return path
+end
+
+-- Looks for `path` relative to the script folder, then $TK_DATA, then /usr/share/datasets.
+local function resolve(ctx, what, path)
+    if path:sub(1, 1) == "/" then
+        if exists(path) then return path end
+        S.fail(ctx, string.format("%s file '%s' not found", what, path))
+    end
+    local dir = S.root and S.root.script_dir
+    if type(dir) ~= "string" or dir == "" then dir = "." end
+    local env = os.getenv("TK_DATA")
+    local places = {
+        {dir, "script folder"},
+        {env ~= "" and env or nil, "$TK_DATA"},
+        {DATASETS, nil},
+    }
+    local looked = {}
+    for _, place in ipairs(places) do
+        local base, label = place[1], place[2]
+        if base then
+            local full = base:gsub("/+$", "") .. "/" .. path
+            if exists(full) then return absolute(full) end
+            looked[#looked + 1] = label and string.format("%s (%s)", full, label) or full
+        else
+            looked[#looked + 1] = label .. " (not set)"
+        end
+    end
+    S.fail(ctx, string.format("%s file '%s' not found; looked in %s", what, path, table.concat(looked, ", ")))
+end
+
+local posint = S.integer{min = 1}
+local column_t = S.union({posint, S.string}, "a column name or a 1-based column number")
+
+-- normalize = "standard" | "minmax" | {mean = number | list, std = number | list}
+local stats_spec = S.spec("normalize", {
+    {"mean", S.list(S.number(), {scalar = true, min = 1}), required = true},
+    {"std", S.list(S.number{min = 0, min_open = true}, {scalar = true, min = 1}), required = true},
+})
+local stats_entry = {spec = stats_spec, unbuild = S.shallow_unbuild}
+function stats_entry.build(raw)
+    local v = S.validate(stats_spec, raw)
+    if #v.mean ~= #v.std and #v.mean ~= 1 and #v.std ~= 1 then
+        S.fail("normalize", string.format("mean has %d values but std has %d", #v.mean, #v.std))
+    end
+    return v
+end
+local normalize_t = S.union({S.enum{"standard", "minmax"}, S.record(stats_entry)},
+    "'standard', 'minmax' or {mean = ..., std = ...}")
+
+-- Defines tk.data.<short> from a spec, a post-check and the names of its path fields.
+local function define(short, spec, o)
+    local kind = "data." .. short
+    local entry = {spec = spec, unbuild = S.shallow_unbuild}
+    function entry.build(raw)
+        local d = S.validate(spec, raw)
+        if o.check then o.check(d) end
+        for _, field in ipairs(o.paths or {}) do
+            d[field] = resolve(kind, field, d[field])
+        end
+        d._kind = kind
+        d._where = raw._where or S.where()
+        return d
+    end
+    S.register(kind, entry)
+    data[short] = function(a) return entry.build(S.args(spec, a)) end
+end
+
+local csv_spec = S.spec("data.csv", {
+    {"path", S.string, required = true},
+    {"delimiter", {
+        desc = "a one-character string",
+        check = function(v) if type(v) == "string" and #v == 1 then return v end end,
+        coerce = function(s) return s == "\\t" and "\t" or s end,
+    }, default = ","},
+    {"skip_rows", S.integer{min = 0}, default = 0},
+    {"header", S.boolean, default = false},
+    -- column name | 1-based number | list of those | a data.csv{...} of a separate label file
+    {"label", S.union({column_t, S.list(column_t, {min = 1}), {
+        desc = "a data.csv{...} table",
+        check = function(v) if type(v) == "table" and rawget(v, "_kind") == "data.csv" then return v end end,
+    }}, "a column name or number, a list of them, or a data.csv{...} of a label file")},
+    {"features", S.list(column_t, {min = 1})},
+    {"normalize", normalize_t},
+    {"regression", S.boolean, default = false},
+}, {positional = {"path"}})
+
+local function names_need_header(d)
+    local function check(v, what)
+        if type(v) == "string" and not d.header then
+            S.fail("data.csv", string.format("%s '%s' is a column name, which needs header = true", what, v))
+        end
+    end
+    local labels = type(d.label) == "table" and not d.label._kind and d.label or {d.label}
+    local seen = {}
+    for _, v in ipairs(labels) do check(v, "label"); seen[v] = true end
+    for _, v in ipairs(d.features or {}) do
+        check(v, "feature")
+        if seen[v] then S.fail("data.csv", "column " .. S.repr(v) .. " is both a label and a feature") end
+    end
+end
+
+define("csv", csv_spec, {paths = {"path"}, check = names_need_header})
+
+define("idx", S.spec("data.idx", {
+    {"images", S.string, required = true},
+    {"labels", S.string, required = true},
+    {"scale", S.number(), default = 1.0},
+    {"normalize", normalize_t},
+}), {paths = {"images", "labels"}})
+
+-- A seeded, disjoint slice of the training set (the only split source for now).
+define("split", S.spec("data.split", {
+    {"from", S.enum{"train"}, default = "train"},
+    {"fraction", S.number{min = 0, max = 1, min_open = true, max_open = true}, required = true},
+}, {positional = {"fraction"}}), {})
+
+data.resolve = resolve
+
+return data

@@ -1,0 +1,42 @@
+/* check.h - the assertion helpers every C unit test uses: counted checks that print the
+ * failing expression with file and line, and a summary line for CTest's log. */
+#ifndef TK_CHECK_H
+#define TK_CHECK_H
+
+#include <stdio.h>
+
+extern int tk_checks_run, tk_checks_failed;
+
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        tk_checks_run++;                                                                  \
+        if (!(cond)) {                                                                    \
+            tk_checks_failed++;                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);     \
+        }                                                                                 \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                              \
+    do {                                                                                  \
+        tk_checks_run++;                                                                  \
+        if (!(cond)) {                                                                    \
+            tk_checks_failed++;                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);     \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fputc('\n', stderr);                                                          \
+        }                                                                                 \
+    } while (0)
+
+/* |a - b| <= atol + rtol * |b| */
+#define CHECK_CLOSE(a, b, rtol, atol)                                                     \
+    CHECK_MSG(tk_close((a), (b), (rtol), (atol)), "%.9g vs %.9g", (double)(a), (double)(b))
+
+int tk_close(double a, double b, double rtol, double atol);
+/* Does `haystack` contain `needle`? */
+int tk_contains(const char *haystack, const char *needle);
+/* Prints "N passed, M failed" and returns the exit code. */
+int check_summary(void);
+/* A fresh directory for this test's files: TK_TEST_TMP/<name>. */
+const char *check_tmpdir(const char *name);
+
+#endif

@@ -1,0 +1,245 @@
+/* test_model.c - the compile passes and the executor on small graphs: fusion changes nothing
+ * numerically, training lowers the loss, the train step allocates nothing (counting
+ * allocator), frozen prefixes are pruned, groups are contiguous and their mistakes are
+ * errors, the memory plan reuses memory, and shape errors name the layer and both shapes. */
+#include "check.h"
+#include "tk_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { BATCH = 8, IN = 6, CLASSES = 3 };
+
+typedef struct {
+    tk_ctx *ctx;
+    tk_graph *g;
+    int out;
+} net;
+
+/* flatten -> linear(16) -> relu -> dropout -> linear(16) -> relu -> linear(3) -> xent */
+static net build(double dropout)
+{
+    net b = {tk_ctx_new(), NULL, -1};
+    b.g = tk_graph_new(b.ctx);
+    tk_graph_set_batch(b.g, BATCH);
+    int x = tk_graph_input(b.g, (tk_shape){2, {2, IN / 2}});
+    int t = tk_graph_target(b.g, (tk_shape){0, {0}});
+    tk_attr h16 = {.key = "out_features", .kind = TK_ATTR_INT, .i = 16};
+    tk_attr h3 = {.key = "out_features", .kind = TK_ATTR_INT, .i = CLASSES};
+    tk_attr p = {.key = "p", .kind = TK_ATTR_FLOAT, .f = dropout};
+    int v = tk_graph_op(b.g, "flatten", &x, 1, NULL, 0, "0", "t:1");
+    v = tk_graph_op(b.g, "linear", &v, 1, &h16, 1, "1", "t:2");
+    v = tk_graph_op(b.g, "relu", &v, 1, NULL, 0, "2", "t:3");
+    v = tk_graph_op(b.g, "dropout", &v, 1, &p, 1, "3", "t:4");
+    v = tk_graph_op(b.g, "linear", &v, 1, &h16, 1, "4", "t:5");
+    v = tk_graph_op(b.g, "relu", &v, 1, NULL, 0, "5", "t:6");
+    v = tk_graph_op(b.g, "linear", &v, 1, &h3, 1, "6", "t:7");
+    b.out = v;
+    int in[2] = {v, t};
+    int loss = tk_graph_op(b.g, "cross_entropy", in, 2, NULL, 0, "loss", "t:8");
+    tk_graph_set_output(b.g, v);
+    tk_graph_set_loss(b.g, loss);
+    CHECK_MSG(loss >= 0, "%s", tk_errmsg(b.ctx));
+    return b;
+}
+
+static tk_optim_spec sgd(double lr)
+{
+    tk_optim_spec o = {.kind = TK_OPT_SGD, .where = "t:9"};
+    o.h.lr = lr;
+    o.h.momentum = 0.9;
+    return o;
+}
+
+/* A fixed, learnable batch: the class is the sign pattern of two features. */
+static void fill_batch(tk_model *m, int n)
+{
+    tk_rng r = tk_rng_make(7, 50, 0, 0);
+    float *x = tk_model_input(m), *y = tk_model_target(m);
+    for (int i = 0; i < n; i++) {
+        for (int f = 0; f < IN; f++)
+            x[i * IN + f] = 2.0f * tk_rng_uniform(&r) - 1.0f;
+        y[i] = (float)((x[i * IN] > 0) + (x[i * IN + 1] > 0));
+    }
+}
+
+static tk_model *compile(net *b, const tk_optim_spec *o, bool fuse)
+{
+    tk_compile_opts co = {.seed = 3, .fuse = fuse, .train = true};
+    tk_model *m = NULL;
+    tk_status st = tk_compile(b->g, o, &co, &m, b->ctx);
+    CHECK_MSG(st == TK_OK, "%s", tk_errmsg(b->ctx));
+    return m;
+}
+
+static void test_fusion_is_exact(void)
+{
+    net b = build(0.25);
+    tk_optim_spec o = sgd(0.1);
+    tk_model *fused = compile(&b, &o, true), *plain = compile(&b, &o, false);
+    if (!fused || !plain)
+        return;
+    double lr = 0.1;
+    double lrs[1] = {lr};
+    for (int step = 0; step < 5; step++) {
+        float lf, lp;
+        fill_batch(fused, BATCH);
+        fill_batch(plain, BATCH);
+        tk_model_zero_grad(fused);
+        tk_model_zero_grad(plain);
+        tk_model_forward_backward(fused, BATCH, 1.0f, (uint64_t)step, &lf, b.ctx);
+        tk_model_forward_backward(plain, BATCH, 1.0f, (uint64_t)step, &lp, b.ctx);
+        CHECK_CLOSE(lf, lp, 1e-6, 1e-7);
+        CHECK_CLOSE(tk_model_grad_norm(fused), tk_model_grad_norm(plain), 1e-5, 1e-7);
+        tk_model_update(fused, lrs);
+        tk_model_update(plain, lrs);
+    }
+    /* The fused plan has fewer kernels: two relus folded into their linears. */
+    CHECK(fused->train.n_fwd == plain->train.n_fwd - 2);
+    tk_model_free(fused);
+    tk_model_free(plain);
+    tk_graph_free(b.g);
+    tk_ctx_free(b.ctx);
+}
+
+static long counted_allocs;
+static void *count_alloc(size_t n, void *ud)
+{
+    (void)ud;
+    counted_allocs++;
+    return malloc(n);
+}
+static void count_release(void *p, void *ud)
+{
+    (void)ud;
+    free(p);
+}
+
+static void test_learns_without_allocating(void)
+{
+    net b = build(0.0);
+    tk_optim_spec o = sgd(0.05);
+    tk_model *m = compile(&b, &o, true);
+    if (!m)
+        return;
+    double lrs[1] = {0.05};
+    float first = 0, loss = 0;
+    tk_allocator counting = {count_alloc, count_release, NULL};
+    tk_set_allocator(&counting);
+    counted_allocs = 0;
+    for (int step = 0; step < 300; step++) {
+        fill_batch(m, BATCH);
+        tk_model_zero_grad(m);
+        tk_model_forward_backward(m, BATCH, 1.0f, (uint64_t)step, &loss, b.ctx);
+        tk_model_update(m, lrs);
+        if (step == 0)
+            first = loss;
+    }
+    float eval_loss;
+    tk_model_eval(m, BATCH - 3, &eval_loss, b.ctx);
+    long during = counted_allocs;
+    tk_set_allocator(NULL);
+    CHECK_MSG(during == 0, "the step loop allocated %ld times", during);
+    CHECK_MSG(loss < 0.5f * first, "loss %g did not fall from %g", loss, first);
+    /* Liveness: the arena is smaller than every activation and gradient side by side. */
+    size_t naive = 0;
+    for (int v = 0; v < m->g->n_nodes; v++)
+        if (m->g->nodes[v].op && m->g->nodes[v].alias_of < 0)
+            naive += 2 * (size_t)tk_shape_numel(&m->g->nodes[v].shape) * sizeof(float);
+    CHECK_MSG(tk_model_arena_bytes(m) < naive, "arena %zu vs %zu", tk_model_arena_bytes(m), naive);
+    tk_model_free(m);
+    tk_graph_free(b.g);
+    tk_ctx_free(b.ctx);
+}
+
+static void test_freeze_and_groups(void)
+{
+    net b = build(0.0);
+    const char *bias[] = {"*.bias"}, *last[] = {"6.*"}, *frozen[] = {"1.*"};
+    tk_group_spec groups[2] = {{bias, 1, {.lr = 0.01, .momentum = 0.9}, "t:20"},
+                               {last, 1, {.lr = 0.5}, "t:21"}};
+    tk_optim_spec o = sgd(0.1);
+    o.groups = groups;
+    o.n_groups = 2;
+    o.freeze = frozen;
+    o.n_freeze = 1;
+    tk_model *m = compile(&b, &o, true);
+    if (!m)
+        return;
+    CHECK(tk_model_group_count(m) == 3);
+    /* default: 4.weight; group 1: 4.bias, 6.bias; group 2: 6.weight; 1.* frozen */
+    CHECK(tk_model_group(m, 0).tensors == 1 && tk_model_group(m, 0).elements == 16 * 16);
+    CHECK(tk_model_group(m, 1).tensors == 2 && tk_model_group(m, 1).elements == 16 + 3);
+    CHECK(tk_model_group(m, 2).tensors == 1 && tk_model_group(m, 2).elements == 3 * 16);
+    CHECK(tk_model_param_count(m, true) == 16 * 16 + 16 + 3 + 3 * 16);
+    int w1 = tk_model_find_tensor(m, "1.weight");
+    CHECK(w1 >= 0 && tk_model_tensor(m, w1).group == -1);
+    CHECK(tk_model_find_tensor(m, "optim.1.weight.momentum_buffer") < 0);
+    /* Slots follow each group's settings: group 2 has no momentum. */
+    CHECK(tk_model_find_tensor(m, "optim.4.weight.momentum_buffer") >= 0);
+    CHECK(tk_model_find_tensor(m, "optim.6.bias.momentum_buffer") >= 0);
+    CHECK(tk_model_find_tensor(m, "optim.6.weight.momentum_buffer") < 0);
+    /* Groups are contiguous slices in group order. */
+    CHECK(m->groups[1].offset == m->groups[0].offset + m->groups[0].size);
+    /* The frozen first linear runs no backward (nothing upstream trains). */
+    bool first_linear_backward = false;
+    for (int i = 0; i < m->train.n_bwd; i++)
+        first_linear_backward = first_linear_backward || m->train.bwd[i] == 3;
+    CHECK(!first_linear_backward);
+    float before[16 * 3];
+    memcpy(before, tk_model_tensor(m, w1).data, sizeof before);
+    double lrs[3] = {0.1, 0.01, 0.5};
+    float loss;
+    fill_batch(m, BATCH);
+    tk_model_zero_grad(m);
+    tk_model_forward_backward(m, BATCH, 1.0f, 0, &loss, b.ctx);
+    tk_model_update(m, lrs);
+    CHECK(memcmp(before, tk_model_tensor(m, w1).data, sizeof before) == 0);
+    tk_model_free(m);
+
+    const char *typo[] = {"*.bais"};
+    tk_group_spec bad = {typo, 1, {.lr = 0.01}, "mlp.lua:30"};
+    o.groups = &bad;
+    o.n_groups = 1;
+    o.n_freeze = 0;
+    tk_compile_opts co = {.seed = 1, .fuse = true, .train = true};
+    CHECK(tk_compile(b.g, &o, &co, &m, b.ctx) == TK_ERR_INPUT);
+    CHECK(tk_contains(tk_errmsg(b.ctx), "mlp.lua:30: optimizer group 1 (match '*.bais') "
+                                        "matches no parameter"));
+    const char *nothing[] = {"features.*"};
+    o.n_groups = 0;
+    o.freeze = nothing;
+    o.n_freeze = 1;
+    CHECK(tk_compile(b.g, &o, &co, &m, b.ctx) == TK_ERR_INPUT);
+    CHECK(tk_contains(tk_errmsg(b.ctx), "freeze pattern 'features.*' matches no parameter"));
+    tk_graph_free(b.g);
+    tk_ctx_free(b.ctx);
+}
+
+static void test_shape_error(void)
+{
+    tk_ctx *ctx = tk_ctx_new();
+    tk_graph *g = tk_graph_new(ctx);
+    tk_graph_set_batch(g, 64);
+    int x = tk_graph_input(g, (tk_shape){1, {512}});
+    tk_attr a[2] = {{.key = "out_features", .kind = TK_ATTR_INT, .i = 10},
+                    {.key = "in_features", .kind = TK_ATTR_INT, .i = 784}};
+    CHECK(tk_graph_op(g, "linear", &x, 1, a, 2, "3", "mlp.lua:14") < 0);
+    CHECK(tk_contains(tk_errmsg(ctx), "mlp.lua:14: layer '3' (linear): input of shape (64, 512) "
+                                      "does not fit in_features=784 (weight shape (10, 784))"));
+    CHECK(tk_graph_op(g, "convolution", &x, 1, NULL, 0, "4", "mlp.lua:15") < 0);
+    CHECK(tk_contains(tk_errmsg(ctx), "mlp.lua:15: unknown op 'convolution'"));
+    tk_graph_free(g);
+    tk_ctx_free(ctx);
+}
+
+int main(void)
+{
+    tk_set_threads(1);
+    test_fusion_is_exact();
+    test_learns_without_allocating();
+    test_freeze_and_groups();
+    test_shape_error();
+    return check_summary();
+}
