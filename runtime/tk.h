@@ -462,6 +462,20 @@ tk_status tk_st_save(const char *path, const tk_st_tensor *tensors, int n,
                      const char *const *meta_keys, const char *const *meta_values, int n_meta,
                      tk_ctx *ctx);
 
+/* ---------------------------------------------------------------- TensorBoard events */
+
+typedef struct tk_events tk_events;
+/* Open DIR/events.out.tfevents.<unix time>.<hostname>.<pid>.tkrun; the first record is the
+ * file_version event "brain.Event:2". If DIR already holds a *.tkrun events file (a resumed
+ * run), append to the newest one instead, first cutting off a record torn by a crash. */
+tk_status tk_events_open(const char *dir, tk_events **out, tk_ctx *ctx);
+/* One scalar summary: tag ("train/loss", "valid/accuracy", "lr/group0"), step, value (stored
+ * as float32, as TensorBoard's simple_value is), wall time in seconds. Written and flushed so
+ * TensorBoard sees it live. */
+tk_status tk_events_scalar(tk_events *ev, const char *tag, int64_t step, double value,
+                           double wall_time, tk_ctx *ctx);
+void tk_events_close(tk_events *ev); /* NULL is fine */
+
 /* ---------------------------------------------------------------- run directory */
 
 /* Make DIR (and parents). */

@@ -20,6 +20,9 @@ char *tk_strdup(const char *s);
 float *tk_alloc_floats(size_t n);
 void tk_free_aligned(void *p);
 
+/* CRC-32C (Castagnoli). Chainable: pass 0 first, then the previous result. */
+uint32_t tk_crc32c(uint32_t crc, const void *data, size_t n);
+
 /* Glob match: '*' any run, '?' one character. */
 bool tk_glob(const char *pattern, const char *s);
 
