@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""fashion_mnist_mlp.py - the PyTorch side of bench/compare.sh: the model, data, batch and
+split of examples/fashion_mnist/mlp.lua, timed per epoch (train pass only, then a valid pass).
+
+    /usr/bin/python3 bench/fashion_mnist_mlp.py EPOCHS TORCH_THREADS
+
+Reads Debian's dataset-fashion-mnist IDX files; prints one "epoch N seconds S" line per epoch
+and the test accuracy.
+"""
+import gzip
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+DIR = "/usr/share/datasets/fashion-mnist/"
+
+
+def idx(name):
+    raw = gzip.open(DIR + name).read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw[4:4 + 4 * ndim], dtype=">u4")
+    return np.frombuffer(raw[4 + 4 * ndim:], dtype=np.uint8).reshape(dims)
+
+
+def tensors(prefix):
+    x = idx(prefix + "-images-idx3-ubyte.gz").astype(np.float32) / 255.0
+    x = (x - 0.2860) / 0.3530
+    y = idx(prefix + "-labels-idx1-ubyte.gz").astype(np.int64)
+    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+
+
+def main():
+    epochs, threads = int(sys.argv[1]), int(sys.argv[2])
+    torch.set_num_threads(threads)
+    torch.manual_seed(6666)
+    x, y = tensors("train")
+    xt, yt = tensors("t10k")
+    perm = torch.randperm(len(x))
+    valid, train = perm[:6000], perm[6000:]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512),
+                          nn.ReLU(), nn.Linear(512, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[train], y[train]),
+                                         batch_size=64, shuffle=True)
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+        seconds = time.perf_counter() - start
+        model.eval()
+        with torch.no_grad():
+            acc = (model(x[valid]).argmax(1) == y[valid]).float().mean().item()
+        print(f"epoch {epoch} seconds {seconds:.3f} valid_accuracy {acc:.4f}", flush=True)
+    with torch.no_grad():
+        acc = (model(xt).argmax(1) == yt).float().mean().item()
+    print(f"test accuracy {acc:.4f}")
+
+
+if __name__ == "__main__":
+    main()
