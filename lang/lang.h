@@ -28,8 +28,16 @@ typedef struct {
     tk_graph *graph;
     tk_model *model;
     tk_train_opts train;
+    tk_sched_spec sched;
+    int64_t milestones[64];
+    const char *metrics[32];
+    const char *init_path;     /* init = {...} of the script (NULL: none) */
+    tk_rename renames[32];
+    int n_renames;
+    bool init_strict;
+    int threads;               /* threads = N of the script (0: not set) */
     char *data_note;           /* one line per split: source, samples, shape */
-    char *strings;             /* owned copies behind the optimizer spec */
+    char *strings;             /* owned copies of strings the specs point to */
 } tk_pipeline;
 
 /* Build everything from the pipeline table at the top of the stack: load and split the data,

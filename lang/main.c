@@ -3,8 +3,7 @@
  * its note.log. Statuses from the runtime become messages on stderr and exit codes. */
 #include "lang.h"
 
-#include <lauxlib.h>
-#include <lualib.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +20,12 @@ static const char usage[] =
     "  --epochs N        same as --set epochs=N\n"
     "  --threads N       OpenBLAS threads (default: all cores)\n"
     "  --run-dir DIR     where logs go (default: runs/<name>/<YYYYmmdd_HHMMSS>)\n"
+    "  --resume CKPT|RUN_DIR  continue a run exactly where it stopped\n"
+    "  --init WEIGHTS    start from these weights (fine-tuning; matched by name and shape)\n"
     "  --quiet           no progress output, only the final lines\n";
 
 typedef struct {
-    const char *command, *script, *run_dir;
+    const char *command, *script, *run_dir, *resume, *init;
     const char *sets[64];
     int n_sets, threads;
     bool quiet;
@@ -72,6 +73,10 @@ static int parse_args(int argc, char **argv, cli *c)
             c->threads = (int)n;
         } else if (strcmp(a, "--run-dir") == 0 && has_value) {
             c->run_dir = argv[++i];
+        } else if (strcmp(a, "--resume") == 0 && has_value) {
+            c->resume = argv[++i];
+        } else if (strcmp(a, "--init") == 0 && has_value) {
+            c->init = argv[++i];
         } else if (strcmp(a, "--quiet") == 0) {
             c->quiet = true;
         } else if (a[0] == '-') {
@@ -85,6 +90,10 @@ static int parse_args(int argc, char **argv, cli *c)
     }
     if (!c->script)
         return fail_usage("no script given");
+    if (c->resume && c->init)
+        return fail_usage("--resume continues a run and --init starts one from weights: use one");
+    if (c->resume && c->run_dir)
+        return fail_usage("--resume continues in the run's own directory: drop --run-dir");
     return 0;
 }
 
@@ -237,7 +246,8 @@ static tk_status make_run_dir(const cli *c, const tk_pipeline *p, char *out, siz
     return tk_mkdirs(out, ctx);
 }
 
-static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p, tk_ctx *ctx)
+static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p,
+                            const char *init_report, tk_ctx *ctx)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/note.log", dir);
@@ -248,10 +258,12 @@ static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p,
     time_t t = time(NULL);
     strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime(&t));
     lua_getglobal(L, "_VERSION");
-    fprintf(f, "tkrun %s  started %s\n%s, OpenBLAS %s\nseed %lld, threads %d\n\n", TK_VERSION,
+    fprintf(f, "tkrun %s  started %s\n%s, %s\nseed %lld, threads %d\n\n", TK_VERSION,
             stamp, lua_tostring(L, -1), tk_blas_info(), (long long)p->seed, tk_threads());
     lua_pop(L, 1);
     fprintf(f, "data\n%s\n", p->data_note ? p->data_note : "");
+    if (init_report)
+        fprintf(f, "%s\n", init_report);
     char *config = tk_lua_describe(L, ctx);
     fprintf(f, "config\n%s\n\n", config ? config : "(unavailable)");
     free(config);
@@ -262,13 +274,197 @@ static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p,
     return fclose(f) == 0 ? TK_OK : tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s", path);
 }
 
+/* ---------------------------------------------------------------- resume, init */
+
+/* The run directory a resume continues in: RUN for RUN or RUN/checkpoints/FILE. */
+static bool resume_run_dir(const char *from, char *out, size_t cap)
+{
+    struct stat st;
+    if (stat(from, &st) != 0)
+        return false;
+    snprintf(out, cap, "%s", from);
+    if (S_ISDIR(st.st_mode))
+        return true;
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        return snprintf(out, cap, ".") > 0;
+    *slash = 0;
+    slash = strrchr(out, '/');
+    const char *last = slash ? slash + 1 : out;
+    if (strcmp(last, "checkpoints") == 0) {
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(out, cap, ".");
+    }
+    return true;
+}
+
+/* Print what the script changed since the checkpoint: its resolved config, line by line.
+ * Structural changes are refused later by the runtime; this only tells. */
+static void print_config_changes(const char *run_dir, const char *config)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", run_dir);
+    tk_st_file *f = NULL;
+    if (!config || tk_st_load(path, &f, NULL) != TK_OK)
+        return;
+    const char *old = tk_st_meta(f, "config");
+    if (old && strcmp(old, config) != 0) {
+        printf("the script changed since the checkpoint:\n");
+        const char *texts[2] = {old, config};
+        const char *marks[2] = {"  - ", "  + "};
+        for (int k = 0; k < 2; k++) {
+            const char *other = texts[1 - k];
+            for (const char *line = texts[k]; *line;) {
+                const char *nl = strchr(line, '\n');
+                size_t n = nl ? (size_t)(nl - line) : strlen(line);
+                bool found = false;
+                for (const char *o = other; *o && !found;) {
+                    const char *onl = strchr(o, '\n');
+                    size_t on = onl ? (size_t)(onl - o) : strlen(o);
+                    found = on == n && strncmp(o, line, n) == 0;
+                    o += on + (onl ? 1 : 0);
+                }
+                if (!found)
+                    printf("%s%.*s\n", marks[k], (int)n, line);
+                line += n + (nl ? 1 : 0);
+            }
+        }
+    }
+    tk_st_free(f);
+}
+
+/* ---------------------------------------------------------------- signals, notices */
+
+static volatile int interrupted;
+
+static void on_signal(int sig)
+{
+    if (interrupted && sig == SIGINT)
+        _exit(TK_ERR_INTERRUPTED); /* second Ctrl-C: now, touching no checkpoint */
+    interrupted = 1;
+    static const char msg[] = "\ntkrun: interrupted: finishing the step and saving "
+                              "(Ctrl-C again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void on_notice(const char *msg, void *ud)
+{
+    (void)ud;
+    printf("%s\n", msg);
+    fflush(stdout);
+}
+
+/* Crash tests only: TK_TEST_CRASH=step:N kills the process (SIGKILL) when step N is done,
+ * save:N while the Nth checkpoint file is written but not yet renamed into place; int:N and
+ * int2:N send one or two SIGINTs (as Ctrl-C would) when step N is done. */
+static long crash_step = -1, crash_save = -1, saves, interrupt_step = -1, interrupts;
+
+static void crash_in_save(const char *tmp, const char *path)
+{
+    (void)tmp;
+    (void)path;
+    if (++saves == crash_save)
+        raise(SIGKILL);
+}
+
+static void setup_crash_test(void)
+{
+    const char *spec = getenv("TK_TEST_CRASH");
+    if (!spec)
+        return;
+    if (strncmp(spec, "step:", 5) == 0)
+        crash_step = strtol(spec + 5, NULL, 10);
+    if (strncmp(spec, "int:", 4) == 0 || strncmp(spec, "int2:", 5) == 0) {
+        interrupts = spec[3] == '2' ? 2 : 1;
+        interrupt_step = strtol(strchr(spec, ':') + 1, NULL, 10);
+    }
+    if (strncmp(spec, "save:", 5) == 0) {
+        crash_save = strtol(spec + 5, NULL, 10);
+        tk_set_write_hook(crash_in_save);
+    }
+}
+
+static void progress_and_crash(const tk_progress *p, void *ud)
+{
+    on_progress(p, ud);
+    if (strcmp(p->split, "train") != 0)
+        return;
+    if (crash_step >= 0 && p->step == crash_step)
+        raise(SIGKILL);
+    if (interrupt_step >= 0 && p->step == interrupt_step)
+        for (; interrupts > 0; interrupts--)
+            raise(SIGINT);
+}
+
 /* ---------------------------------------------------------------- commands */
 
 static int finish(tk_status st, tk_ctx *ctx)
 {
-    if (st != TK_OK)
+    if (st != TK_OK && st != TK_ERR_INTERRUPTED)
         fprintf(stderr, "tkrun: %s\n", tk_errmsg(ctx));
     return (int)st;
+}
+
+static tk_status train(const cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ctx)
+{
+    char dir[4096];
+    tk_status st = TK_OK;
+    if (c->resume) {
+        if (!resume_run_dir(c->resume, dir, sizeof dir))
+            return tk_fail(ctx, TK_ERR_INPUT, "--resume %s: no such file or directory",
+                           c->resume);
+    } else {
+        st = make_run_dir(c, p, dir, sizeof dir, ctx);
+    }
+    char *config = st == TK_OK ? tk_lua_describe(L, ctx) : NULL;
+    if (st == TK_OK && !config)
+        st = TK_ERR_INPUT;
+    FILE *init_report = NULL;
+    char *init_text = NULL;
+    size_t init_len = 0;
+    const char *init = c->init ? c->init : p->init_path;
+    if (st == TK_OK && init) {
+        init_report = open_memstream(&init_text, &init_len);
+        st = tk_model_load_weights(p->model, init, p->renames, c->init ? 0 : p->n_renames,
+                                   p->init_strict, init_report, ctx);
+        fclose(init_report);
+        if (init_text)
+            fputs(init_text, stdout);
+    }
+    if (st == TK_OK)
+        st = write_note(dir, L, p, init_text, ctx);
+    free(init_text);
+    if (st == TK_OK) {
+        progress_state ps = {.tty = isatty(STDOUT_FILENO) && !c->quiet, .quiet = c->quiet,
+                             .has_valid = p->train.valid != NULL};
+        tk_train_opts *o = &p->train;
+        o->run_dir = dir;
+        o->resume = c->resume ? c->resume : NULL;
+        o->config = config;
+        o->interrupt = &interrupted;
+        o->progress = progress_and_crash;
+        o->progress_ud = &ps;
+        o->notice = on_notice;
+        o->report = stdout;
+        if (c->resume)
+            print_config_changes(dir, config);
+        else if (!c->quiet)
+            printf("run directory: %s\n", dir);
+        setup_crash_test();
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        st = tk_train(p->model, o, ctx);
+        if (st == TK_ERR_INTERRUPTED)
+            fprintf(stderr, "tkrun: %s\ntkrun: resume with: tkrun %s --resume %s\n",
+                    tk_errmsg(ctx), c->script, dir);
+    }
+    free(config);
+    return st;
 }
 
 int main(int argc, char **argv)
@@ -290,6 +486,8 @@ int main(int argc, char **argv)
         st = tk_lua_set(L, c.sets[i], ctx);
     if (st == TK_OK)
         st = tk_pipeline_build(L, &p, ctx);
+    if (st == TK_OK && p.threads > 0 && c.threads == 0)
+        tk_set_threads(p.threads);
     if (st == TK_OK && strcmp(c.command, "train") != 0) {
         tk_print_layers(stdout, p.model);
         if (strcmp(c.command, "check") == 0) {
@@ -299,20 +497,7 @@ int main(int argc, char **argv)
             printf("\n%s: ok (nothing was run)\n", c.script);
         }
     } else if (st == TK_OK) {
-        char dir[4096];
-        st = make_run_dir(&c, &p, dir, sizeof dir, ctx);
-        if (st == TK_OK)
-            st = write_note(dir, L, &p, ctx);
-        if (st == TK_OK) {
-            progress_state ps = {.tty = isatty(STDOUT_FILENO) && !c.quiet, .quiet = c.quiet,
-                                 .has_valid = p.train.valid != NULL};
-            p.train.run_dir = dir;
-            p.train.progress = on_progress;
-            p.train.progress_ud = &ps;
-            if (!c.quiet)
-                printf("run directory: %s\n", dir);
-            st = tk_train(p.model, &p.train, ctx);
-        }
+        st = train(&c, L, &p, ctx);
     }
     rc = finish(st, ctx);
     tk_pipeline_free(&p);

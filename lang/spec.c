@@ -488,6 +488,147 @@ static tk_status compile_model(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *c
     return st;
 }
 
+/* ---------------------------------------------------------------- training options */
+
+static const struct {
+    const char *name;
+    tk_sched_kind kind;
+} schedules[] = {{"constant", TK_SCHED_CONSTANT}, {"step", TK_SCHED_STEP},
+                 {"multistep", TK_SCHED_MULTISTEP}, {"exponential", TK_SCHED_EXPONENTIAL},
+                 {"cosine", TK_SCHED_COSINE}, {"cosine_restarts", TK_SCHED_COSINE_RESTARTS},
+                 {"linear", TK_SCHED_LINEAR}, {"polynomial", TK_SCHED_POLYNOMIAL},
+                 {"onecycle", TK_SCHED_ONECYCLE}, {"reduce_on_plateau", TK_SCHED_PLATEAU}};
+
+/* The schedule table, with durations converted to optimizer steps. */
+static tk_status build_sched(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *ctx)
+{
+    tk_sched_spec *s = &p->sched;
+    lua_getfield(L, pipe, "schedule");
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t)) {
+        lua_pop(L, 1);
+        return TK_OK;
+    }
+    const char *type = str_field(L, t, "type", "constant");
+    bool known = false;
+    for (size_t i = 0; i < sizeof schedules / sizeof schedules[0]; i++)
+        if (strcmp(type, schedules[i].name) == 0) {
+            s->kind = schedules[i].kind;
+            known = true;
+        }
+    if (!known) {
+        lua_pop(L, 1);
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: unknown schedule '%s'",
+                       str_field(L, t, "_where", "schedule"), type);
+    }
+    int64_t per_epoch = tk_train_steps_per_epoch(&p->train);
+    int64_t unit = strcmp(str_field(L, t, "unit", "epoch"), "step") == 0 ? 1 : per_epoch;
+    s->total_steps = p->train.epochs * per_epoch;
+    s->step_size = (int64_t)num_field(L, t, "step_size", 0) * unit;
+    s->gamma = num_field(L, t, "gamma", 0.1);
+    s->T_max = (int64_t)num_field(L, t, "T_max", 0) * unit;
+    s->eta_min = num_field(L, t, "eta_min", 0);
+    s->T_0 = (int64_t)num_field(L, t, "T_0", 0) * unit;
+    s->T_mult = (int64_t)num_field(L, t, "T_mult", 1);
+    s->start_factor = num_field(L, t, "start_factor", 1.0 / 3.0);
+    s->end_factor = num_field(L, t, "end_factor", 1.0);
+    s->total_iters = (int64_t)num_field(L, t, "total_iters", 0) * unit;
+    s->power = num_field(L, t, "power", 1.0);
+    s->max_lr = num_field(L, t, "max_lr", 0);
+    s->pct_start = num_field(L, t, "pct_start", 0.3);
+    s->div_factor = num_field(L, t, "div_factor", 25);
+    s->final_div_factor = num_field(L, t, "final_div_factor", 1e4);
+    s->anneal_linear = strcmp(str_field(L, t, "anneal_strategy", "cos"), "linear") == 0;
+    s->monitor = keep(p, str_field(L, t, "monitor", "valid.loss"));
+    s->mode_max = strcmp(str_field(L, t, "mode", "min"), "max") == 0;
+    s->factor = num_field(L, t, "factor", 0.1);
+    s->threshold = num_field(L, t, "threshold", 1e-4);
+    s->threshold_abs = strcmp(str_field(L, t, "threshold_mode", "rel"), "abs") == 0;
+    s->patience = (int64_t)num_field(L, t, "patience", 10);
+    s->cooldown = (int64_t)num_field(L, t, "cooldown", 0);
+    s->min_lr = num_field(L, t, "min_lr", 0);
+    s->warmup_steps = (int64_t)num_field(L, t, "warmup_steps", 0);
+    s->warmup_start_factor = num_field(L, t, "warmup_start_factor", 0);
+    lua_getfield(L, t, "milestones");
+    for (int i = 1; lua_istable(L, -1) && i <= (int)luaL_len(L, -1) && i <= 64; i++) {
+        lua_rawgeti(L, -1, i);
+        p->milestones[s->n_milestones++] = (int64_t)lua_tonumber(L, -1) * unit;
+        lua_pop(L, 1);
+    }
+    s->milestones = p->milestones;
+    lua_pop(L, 2);
+    p->train.sched = s;
+    return TK_OK;
+}
+
+/* A monitor record {monitor=, mode=} at field k of table t (false or nil: none). */
+static tk_monitor monitor_at(lua_State *L, int t, const char *k, tk_pipeline *p)
+{
+    tk_monitor m = {NULL, false};
+    lua_getfield(L, t, k);
+    if (lua_istable(L, -1)) {
+        m.name = keep(p, str_field(L, -1, "monitor", "valid.loss"));
+        m.maximize = strcmp(str_field(L, -1, "mode", "min"), "max") == 0;
+    }
+    lua_pop(L, 1);
+    return m;
+}
+
+static void build_policy(lua_State *L, int pipe, tk_pipeline *p)
+{
+    tk_train_opts *o = &p->train;
+    o->clip_grad_norm = num_field(L, pipe, "clip_grad_norm", 0);
+    o->clip_grad_value = num_field(L, pipe, "clip_grad_value", 0);
+    o->accumulate = (int)num_field(L, pipe, "accumulate", 1);
+    o->skip_nonfinite = strcmp(str_field(L, pipe, "on_nonfinite", "stop"), "skip") == 0;
+    o->max_skips = (int64_t)num_field(L, pipe, "max_skips", 0);
+    o->tensorboard = bool_field(L, pipe, "tensorboard", true);
+    o->log_every = (int64_t)num_field(L, pipe, "log_every", 0);
+    p->threads = (int)num_field(L, pipe, "threads", 0);
+    lua_getfield(L, pipe, "metrics");
+    for (int i = 1; lua_istable(L, -1) && i <= (int)luaL_len(L, -1) && o->n_metrics < 32; i++) {
+        lua_rawgeti(L, -1, i);
+        p->metrics[o->n_metrics++] = keep(p, lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    o->metrics = p->metrics;
+    lua_getfield(L, pipe, "save");
+    if (lua_istable(L, -1)) {
+        int t = lua_gettop(L);
+        o->best = monitor_at(L, t, "best", p);
+        o->save_every = (int64_t)num_field(L, t, "every", 0);
+        o->keep = (int)num_field(L, t, "keep", 0);
+        o->save_last = bool_field(L, t, "last", true);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, pipe, "early_stop");
+    if (lua_istable(L, -1)) {
+        int t = lua_gettop(L);
+        o->stop = monitor_at(L, pipe, "early_stop", p);
+        o->patience = (int64_t)num_field(L, t, "patience", 10);
+        o->min_delta = num_field(L, t, "min_delta", 0);
+        o->restore_best = bool_field(L, t, "restore_best", false);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, pipe, "init");
+    if (lua_istable(L, -1)) {
+        int t = lua_gettop(L);
+        p->init_path = keep(p, str_field(L, t, "path", ""));
+        p->init_strict = bool_field(L, t, "strict", false);
+        lua_getfield(L, t, "rename");
+        int r = lua_gettop(L);
+        if (lua_istable(L, r))
+            for (lua_pushnil(L); lua_next(L, r); lua_pop(L, 1))
+                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
+                    p->n_renames < 32)
+                    p->renames[p->n_renames++] = (tk_rename){keep(p, lua_tostring(L, -2)),
+                                                             keep(p, lua_tostring(L, -1))};
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 /* ---------------------------------------------------------------- pipeline */
 
 tk_status tk_pipeline_build(lua_State *L, tk_pipeline *p, tk_ctx *ctx)
@@ -511,6 +652,10 @@ tk_status tk_pipeline_build(lua_State *L, tk_pipeline *p, tk_ctx *ctx)
         .drop_last = bool_field(L, -1, "drop_last", false),
         .epochs = (int64_t)num_field(L, pipe, "epochs", 10), .seed = (uint64_t)p->seed};
     lua_pop(L, 1);
+    build_policy(L, pipe, p);
+    st = build_sched(L, pipe, p, ctx);
+    if (st != TK_OK)
+        return st;
     tk_dataset *train = tk_view_dataset(p->views[TRAIN]);
     p->graph = tk_graph_new(ctx);
     if (!p->graph)

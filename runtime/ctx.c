@@ -207,6 +207,13 @@ static tk_status fsync_dir_of(const char *path, tk_ctx *ctx)
     return TK_OK;
 }
 
+static void (*write_hook)(const char *tmp_path, const char *path);
+
+void tk_set_write_hook(void (*hook)(const char *tmp_path, const char *path))
+{
+    write_hook = hook;
+}
+
 tk_status tk_write_atomic(const char *path, const void *data, size_t len, tk_ctx *ctx)
 {
     char tmp[4200];
@@ -234,6 +241,8 @@ tk_status tk_write_atomic(const char *path, const void *data, size_t len, tk_ctx
         unlink(tmp);
         return tk_fail(ctx, TK_ERR_RUNTIME, "cannot sync '%s': %s", tmp, strerror(e));
     }
+    if (write_hook)
+        write_hook(tmp, path);
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);

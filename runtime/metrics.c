@@ -508,3 +508,39 @@ void tk_metrics_write_report(const tk_metrics *mt, const tk_dataset *ds, FILE *f
     write_confusion(mt, sc, name_w, ds, f);
     tk_free(sc);
 }
+
+int64_t tk_metrics_state_size(const tk_metrics *mt)
+{
+    int64_t c = mt->n_classes;
+    return 2 + (c > 0 ? c * c + c : 4 * (int64_t)mt->label_width);
+}
+
+void tk_metrics_get_state(const tk_metrics *mt, double *out)
+{
+    out[0] = (double)mt->count;
+    out[1] = (double)mt->correct;
+    if (mt->n_classes > 0) {
+        int64_t c = mt->n_classes;
+        for (int64_t i = 0; i < c * c; i++)
+            out[2 + i] = (double)mt->confusion[i];
+        for (int64_t i = 0; i < c; i++)
+            out[2 + c * c + i] = (double)mt->rank[i];
+    } else if (mt->abs_err) {
+        memcpy(out + 2, mt->abs_err, sizeof(double) * 4 * (size_t)mt->label_width);
+    }
+}
+
+void tk_metrics_set_state(tk_metrics *mt, const double *in)
+{
+    mt->count = (int64_t)in[0];
+    mt->correct = (int64_t)in[1];
+    if (mt->n_classes > 0) {
+        int64_t c = mt->n_classes;
+        for (int64_t i = 0; i < c * c; i++)
+            mt->confusion[i] = (int64_t)in[2 + i];
+        for (int64_t i = 0; i < c; i++)
+            mt->rank[i] = (int64_t)in[2 + c * c + i];
+    } else if (mt->abs_err) {
+        memcpy(mt->abs_err, in + 2, sizeof(double) * 4 * (size_t)mt->label_width);
+    }
+}

@@ -353,6 +353,11 @@ int64_t tk_metrics_confusion(const tk_metrics *mt, int true_class, int predicted
 /* The per-class table and the confusion matrix as text; class names from `ds` if it has
  * string labels. */
 void tk_metrics_write_report(const tk_metrics *mt, const tk_dataset *ds, FILE *f);
+/* Everything accumulated so far as doubles (counts are exact below 2^53): a checkpoint taken
+ * mid-epoch carries the epoch's metrics this way. */
+int64_t tk_metrics_state_size(const tk_metrics *mt);
+void tk_metrics_get_state(const tk_metrics *mt, double *out);
+void tk_metrics_set_state(tk_metrics *mt, const double *in);
 
 /* ---------------------------------------------------------------- LR schedules */
 
@@ -384,6 +389,7 @@ typedef struct {
     int64_t patience, cooldown;
     int64_t warmup_steps;              /* composes with any kind */
     double warmup_start_factor;
+    const char *monitor;               /* plateau: the value it watches ("valid.loss") */
 } tk_sched_spec;
 
 typedef struct tk_sched tk_sched;
@@ -414,6 +420,14 @@ typedef struct {
     bool done;                 /* the split's pass has finished */
 } tk_progress;
 typedef void (*tk_progress_fn)(const tk_progress *p, void *ud);
+/* One line for the user ("resumed from ...", "skipped ... : corrupted"). */
+typedef void (*tk_notice_fn)(const char *msg, void *ud);
+
+/* A monitored value: "valid.loss", "valid.accuracy", "train.loss", "valid.f1", ... */
+typedef struct {
+    const char *name;          /* NULL: none */
+    bool maximize;
+} tk_monitor;
 
 typedef struct {
     tk_view *train, *valid, *test;         /* valid/test may be NULL */
@@ -421,15 +435,57 @@ typedef struct {
     bool shuffle, drop_last;
     int64_t epochs;
     uint64_t seed;
-    const char *run_dir;                   /* logs/metrics here; NULL: none */
+    const char *run_dir;                   /* logs, checkpoints/; NULL: none */
+    const tk_sched_spec *sched;            /* NULL: constant lr */
+    double clip_grad_norm, clip_grad_value; /* 0: off */
+    int accumulate;                        /* update every k batches; 0 or 1: every batch */
+    const char *const *metrics;            /* metrics.csv columns after loss and accuracy; */
+    int n_metrics;                         /*  "confusion" only goes to the test report */
+    tk_monitor best;                       /* save.best: best.safetensors by this value */
+    int64_t save_every;                    /* epoch-NNNN.safetensors every N epochs (0: off) */
+    int keep;                              /* of those, keep the newest N (0: all) */
+    bool save_last;                        /* last.safetensors after every epoch */
+    tk_monitor stop;                       /* early stopping */
+    int64_t patience;                      /* 0: off */
+    double min_delta;
+    bool restore_best;                     /* end with best.safetensors' weights */
+    bool skip_nonfinite;                   /* drop non-finite updates instead of stopping */
+    int64_t max_skips;                     /* with skip: stop after this many (0: never) */
+    const char *resume;                    /* a full checkpoint or a run directory */
+    const char *config;                    /* resolved config text, kept in checkpoints */
+    volatile int *interrupt;               /* set by a signal: save and stop after the step */
+    bool tensorboard;
+    int64_t log_every;                     /* train loss to TensorBoard every N steps (0: off) */
+    FILE *report;                          /* the test pass's per-class report (may be NULL) */
     tk_progress_fn progress;               /* per batch and at the end of each pass */
     void *progress_ud;
+    tk_notice_fn notice;
+    void *notice_ud;
 } tk_train_opts;
 
-/* Validate the data against the model before any batch: sample shapes, label kind and range
- * for the loss (names the file and row). */
+/* Micro-batches and optimizer steps per epoch under these options. */
+int64_t tk_train_batches_per_epoch(const tk_train_opts *o);
+int64_t tk_train_steps_per_epoch(const tk_train_opts *o);
+/* Validate data and options against the model before any batch: sample shapes, label kind and
+ * range for the loss (names the file and row), metric and monitor names. */
 tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
+/* Train (or resume, with o->resume), then run the test split. TK_ERR_INTERRUPTED after a
+ * signal, with last.safetensors written. */
 tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
+
+/* ---------------------------------------------------------------- weights */
+
+/* Fine-tuning: copy tensors from a safetensors file by name (after the first matching rename,
+ * "old.*" -> "new.*") where the shape fits; the report lists loaded, missing (kept at their
+ * init), unexpected and shape-mismatched tensors. strict: any of the last three is an error
+ * and nothing is loaded. */
+typedef struct {
+    const char *from, *to;
+} tk_rename;
+tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *renames,
+                                int n_renames, bool strict, FILE *report, tk_ctx *ctx);
+/* Parameters and buffers under their PyTorch names (weights only: PyTorch loads it). */
+tk_status tk_model_save_weights(const tk_model *m, const char *path, tk_ctx *ctx);
 
 /* ---------------------------------------------------------------- safetensors */
 
@@ -482,5 +538,8 @@ void tk_events_close(tk_events *ev); /* NULL is fine */
 tk_status tk_mkdirs(const char *dir, tk_ctx *ctx);
 /* Write a file atomically: temp name, fsync, rename, fsync of the directory. */
 tk_status tk_write_atomic(const char *path, const void *data, size_t len, tk_ctx *ctx);
+/* Fault injection for crash tests: called with the temp file written and synced, just before
+ * the rename. NULL removes it. */
+void tk_set_write_hook(void (*hook)(const char *tmp_path, const char *path));
 
 #endif

@@ -223,6 +223,58 @@ struct tk_model {
     const tk_schedule *last;   /* which schedule produced the current output */
 };
 
+/* ---------------------------------------------------------------- checkpoints (ckpt.c) */
+
+/* The trainer's state that a full checkpoint carries besides tensors. */
+typedef struct {
+    int64_t epoch;             /* completed epochs */
+    int64_t cursor;            /* micro-batches done of epoch + 1 (0: at an epoch boundary) */
+    int64_t step;              /* optimizer updates */
+    int64_t batches_seen;      /* micro-batches ever (keys dropout) */
+    int64_t bad_epochs, best_epoch, skips, rows;
+    double best, stop_best;    /* best values of save.best's and early_stop's monitors */
+    double loss_sum;           /* the partial epoch's loss sum */
+    double *sched;             /* tk_sched state, n_sched values (caller's buffer) */
+    int n_sched;
+    double *metrics;           /* the partial epoch's tk_metrics state (caller's buffer) */
+    int64_t n_metrics;
+} tk_train_state;
+
+/* Write the model's parameters and buffers (st == NULL: weights only, loadable by PyTorch)
+ * or everything (with slots and st) to `path` atomically. `config` goes into the metadata. */
+tk_status tk_ckpt_save(const tk_model *m, const char *path, const tk_train_state *st,
+                       const char *config, tk_ctx *ctx);
+/* Verify a full checkpoint (checksum, structure, optimizer, groups) and only then load it
+ * into m and st. Errors name the file and what failed. */
+tk_status tk_ckpt_load(tk_model *m, const char *path, tk_train_state *st, tk_ctx *ctx);
+
+/* ---------------------------------------------------------------- run logs (runlog.c) */
+
+typedef struct {
+    const tk_train_opts *o;
+    int n_groups;
+    FILE *train, *valid, *csv;
+    tk_events *events;
+} tk_runlog;
+
+/* One finished pass, as the logs record it. */
+typedef struct {
+    const char *split;
+    int64_t epoch, step;
+    double loss;
+    const tk_metrics *metrics;
+    const double *lrs;
+    double seconds, samples_per_sec, wait_fraction, wall;
+} tk_pass_log;
+
+/* Open the logs of o->run_dir (nothing if NULL); resume_epoch >= 0 first cuts them back to
+ * that epoch. */
+tk_status tk_runlog_open(tk_runlog *l, const tk_train_opts *o, int n_groups,
+                         int64_t resume_epoch, tk_ctx *ctx);
+void tk_runlog_pass(tk_runlog *l, const tk_pass_log *p);
+void tk_runlog_step(tk_runlog *l, int64_t step, double loss, double wall);
+void tk_runlog_close(tk_runlog *l);
+
 /* ---------------------------------------------------------------- context */
 
 struct tk_ctx {

@@ -1,18 +1,29 @@
-/* train.c - the training loop: epochs of train steps over a loader, a valid pass after each
- * epoch, a test pass at the end; train.log, valid.log and metrics.csv in the run directory;
- * progress reported through a callback (the library prints nothing). Also the data checks
- * that run before the first batch. */
+/* train.c - the training loop: epochs of steps (gradient accumulation, clipping, the LR
+ * schedule, non-finite checks), a valid pass per epoch, the save policy (last, every N, best),
+ * early stopping, interrupts that save and stop, exact resume, and the final test pass.
+ * Also the checks that run before the first batch. Progress goes through a callback; logs are
+ * runlog.c's, checkpoint files ckpt.c's. The library prints nothing. */
 #include "tk_int.h"
 
+#include <dirent.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double wall_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -24,6 +35,23 @@ static const tk_node *loss_node(const tk_model *m)
 static int output_width(const tk_model *m)
 {
     return (int)tk_sample_numel(&m->g->nodes[m->g->output].shape);
+}
+
+static int accumulation(const tk_train_opts *o)
+{
+    return o->accumulate > 1 ? o->accumulate : 1;
+}
+
+int64_t tk_train_batches_per_epoch(const tk_train_opts *o)
+{
+    int64_t n = o->train ? tk_view_len(o->train) : 0, b = o->batch_size > 0 ? o->batch_size : 1;
+    return o->drop_last ? n / b : (n + b - 1) / b;
+}
+
+int64_t tk_train_steps_per_epoch(const tk_train_opts *o)
+{
+    int64_t k = accumulation(o);
+    return (tk_train_batches_per_epoch(o) + k - 1) / k;
 }
 
 /* ---------------------------------------------------------------- checks before training */
@@ -77,6 +105,30 @@ static tk_status check_view(const tk_model *m, const tk_view *v, const char *spl
     return TK_OK;
 }
 
+static tk_status check_monitor(const tk_monitor *mon, const char *what, const tk_train_opts *o,
+                               bool classification, tk_ctx *ctx)
+{
+    if (!mon->name)
+        return TK_OK;
+    const char *dot = strchr(mon->name, '.');
+    bool split_ok = dot && ((dot - mon->name == 5 && strncmp(mon->name, "valid", 5) == 0 &&
+                             o->valid) ||
+                            (dot - mon->name == 5 && strncmp(mon->name, "train", 5) == 0));
+    if (!split_ok)
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: monitor '%s' must be train.<metric> or "
+                       "valid.<metric>%s", what, mon->name, o->valid ? "" : " (and there is no "
+                       "valid split)");
+    const char *metric = dot + 1;
+    if (strcmp(metric, "loss") == 0 || (strcmp(metric, "accuracy") == 0 && classification))
+        return TK_OK;
+    for (int i = 0; i < o->n_metrics; i++)
+        if (strcmp(o->metrics[i], metric) == 0 && strcmp(metric, "confusion") != 0)
+            return TK_OK;
+    return tk_fail(ctx, TK_ERR_INPUT, "%s: monitor '%s' names no metric this run produces "
+                   "(loss%s and the metrics list)", what, mon->name,
+                   classification ? ", accuracy" : "");
+}
+
 tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
 {
     if (!o->train || tk_view_len(o->train) == 0)
@@ -84,7 +136,7 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     if (o->batch_size <= 0 || o->batch_size > tk_model_batch(m))
         return tk_fail(ctx, TK_ERR_INPUT, "batch_size %d does not fit the compiled model (%d)",
                        o->batch_size, tk_model_batch(m));
-    if (o->drop_last && tk_view_len(o->train) < o->batch_size)
+    if (tk_train_batches_per_epoch(o) == 0)
         return tk_fail(ctx, TK_ERR_INPUT, "drop_last with batch_size %d leaves no batch of the "
                        "%lld train samples", o->batch_size, (long long)tk_view_len(o->train));
     const struct {
@@ -94,99 +146,56 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     for (int i = 0; i < 3; i++)
         if (splits[i].v && check_view(m, splits[i].v, splits[i].name, ctx) != TK_OK)
             return TK_ERR_INPUT;
+    bool classification = loss_node(m)->op->flags & TK_OP_CLASS_TARGET;
+    for (int i = 0; i < o->n_metrics; i++)
+        if (strcmp(o->metrics[i], "accuracy") != 0 &&
+            tk_metric_check(o->metrics[i], classification, ctx) != TK_OK)
+            return TK_ERR_INPUT;
+    tk_monitor plateau = {o->sched && o->sched->kind == TK_SCHED_PLATEAU ? o->sched->monitor
+                                                                           : NULL, false};
+    if (check_monitor(&o->best, "save.best", o, classification, ctx) != TK_OK ||
+        check_monitor(&o->stop, "early_stop", o, classification, ctx) != TK_OK ||
+        check_monitor(&plateau, "reduce_on_plateau", o, classification, ctx) != TK_OK)
+        return TK_ERR_INPUT;
+    if (o->restore_best && (!o->best.name || !o->stop.name ||
+                            strcmp(o->best.name, o->stop.name) != 0 ||
+                            o->best.maximize != o->stop.maximize))
+        return tk_fail(ctx, TK_ERR_INPUT, "early_stop.restore_best restores best.safetensors, "
+                       "so save.best must monitor the same value as early_stop ('%s')",
+                       o->stop.name ? o->stop.name : "?");
     return TK_OK;
 }
 
-/* ---------------------------------------------------------------- logs */
+/* ---------------------------------------------------------------- the trainer */
 
-typedef struct {
-    FILE *train, *valid, *csv;
-} run_logs;
-
-static FILE *open_log(const char *dir, const char *name, const char *header, tk_ctx *ctx)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct stat st;
-    bool fresh = stat(path, &st) != 0 || st.st_size == 0;
-    FILE *f = fopen(path, "a");
-    if (!f) {
-        tk_fail(ctx, TK_ERR_RUNTIME, "cannot open %s for writing", path);
-        return NULL;
-    }
-    if (fresh && header)
-        fputs(header, f);
-    return f;
-}
-
-static void close_logs(run_logs *l)
-{
-    FILE *files[] = {l->train, l->valid, l->csv};
-    for (int i = 0; i < 3; i++)
-        if (files[i])
-            fclose(files[i]);
-    memset(l, 0, sizeof *l);
-}
-
-static tk_status open_logs(run_logs *l, const char *dir, tk_ctx *ctx)
-{
-    memset(l, 0, sizeof *l);
-    if (!dir)
-        return TK_OK;
-    if (tk_mkdirs(dir, ctx) != TK_OK)
-        return TK_ERR_RUNTIME;
-    l->train = open_log(dir, "train.log", NULL, ctx);
-    l->valid = l->train ? open_log(dir, "valid.log", NULL, ctx) : NULL;
-    l->csv = l->valid ? open_log(dir, "metrics.csv", "epoch,step,split,loss,accuracy,lr,seconds\n",
-                                 ctx)
-                      : NULL;
-    if (!l->csv) {
-        close_logs(l);
-        return TK_ERR_RUNTIME;
-    }
-    return TK_OK;
-}
-
-static void fmt_accuracy(char *buf, size_t cap, double acc)
-{
-    if (isnan(acc))
-        buf[0] = 0;
-    else
-        snprintf(buf, cap, "%.6f", acc);
-}
-
-static void log_pass(run_logs *l, FILE *human, const tk_progress *p, const tk_train_opts *o,
-                     double wait_fraction)
-{
-    if (!l->csv)
-        return;
-    char acc[32];
-    fmt_accuracy(acc, sizeof acc, p->accuracy);
-    fprintf(human, "epoch %lld/%lld step %lld loss %.6f", (long long)p->epoch,
-            (long long)o->epochs, (long long)p->step, p->loss);
-    if (acc[0])
-        fprintf(human, " accuracy %s", acc);
-    if (human == l->train)
-        fprintf(human, " lr %.6g samples/s %.0f data-wait %.1f%%", p->lr, p->samples_per_sec,
-                100.0 * wait_fraction);
-    fprintf(human, " seconds %.3f\n", p->seconds);
-    fprintf(l->csv, "%lld,%lld,%s,%.6f,%s,%.6g,%.3f\n", (long long)p->epoch, (long long)p->step,
-            p->split, p->loss, acc, p->lr, p->seconds);
-    fflush(human);
-    fflush(l->csv);
-}
-
-/* ---------------------------------------------------------------- passes */
+enum { TRAIN, VALID, TEST };
 
 typedef struct {
     tk_model *m;
     const tk_train_opts *o;
-    tk_metrics *metrics;
-    double *lrs;
-    int64_t step;              /* optimizer steps */
-    int64_t batches_seen;      /* keys dropout randomness */
-    run_logs logs;
+    tk_ctx *ctx;
+    tk_loader *loaders[3];
+    tk_metrics *metrics[2];    /* the train pass's and the eval passes' */
+    tk_sched *sched;
+    double *lrs, *base_lrs;
+    tk_train_state st;
+    tk_runlog log;
+    char ckpt_dir[4096];
+    double eval_loss;          /* of the last eval pass */
 } trainer;
+
+static void notice(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notice(const trainer *t, const char *fmt, ...)
+{
+    if (!t->o->notice)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    t->o->notice(msg, t->o->notice_ud);
+}
 
 static void report(const trainer *t, tk_progress *p)
 {
@@ -194,17 +203,114 @@ static void report(const trainer *t, tk_progress *p)
         t->o->progress(p, t->o->progress_ud);
 }
 
-static tk_status train_epoch(trainer *t, tk_loader *ld, int64_t epoch, tk_ctx *ctx)
+static tk_status save_full(trainer *t, const char *name)
+{
+    if (!t->o->run_dir)
+        return TK_OK;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
+    if (t->st.n_metrics)
+        tk_metrics_get_state(t->metrics[TRAIN], t->st.metrics);
+    if (t->st.n_sched)
+        tk_sched_get_state(t->sched, t->st.sched);
+    return tk_ckpt_save(t->m, path, &t->st, t->o->config, t->ctx);
+}
+
+/* The value a monitor names, from the passes of the epoch that just ended. */
+static double monitored(const trainer *t, const tk_monitor *mon)
+{
+    bool valid = strncmp(mon->name, "valid.", 6) == 0;
+    const char *metric = mon->name + 6;
+    if (strcmp(metric, "loss") == 0)
+        return valid ? t->eval_loss : t->st.loss_sum / (double)(t->st.rows ? t->st.rows : 1);
+    return tk_metrics_value(t->metrics[valid ? VALID : TRAIN], metric);
+}
+
+static bool improved(const tk_monitor *mon, double value, double best, double min_delta)
+{
+    if (isnan(value))
+        return false;
+    if (isnan(best))
+        return true;
+    return mon->maximize ? value > best + min_delta : value < best - min_delta;
+}
+
+/* ---------------------------------------------------------------- passes */
+
+/* Handle a non-finite loss or gradient norm at the end of an accumulation window: stop with
+ * a message naming where, or (skip) drop the update. Returns TK_OK to go on. */
+static tk_status nonfinite(trainer *t, int64_t epoch, int64_t batch, float loss, double norm,
+                           bool *skip)
+{
+    const char *what = !isfinite(loss) ? "loss" : "gradient norm";
+    double v = !isfinite(loss) ? (double)loss : norm;
+    if (!t->o->skip_nonfinite)
+        return tk_fail(t->ctx, TK_ERR_RUNTIME, "non-finite %s (%g) at epoch %lld, step %lld, "
+                       "batch %lld; the last good checkpoint is kept (lower the learning rate, "
+                       "clip gradients, or set on_nonfinite = \"skip\")", what, v,
+                       (long long)epoch, (long long)t->st.step + 1, (long long)batch);
+    t->st.skips++;
+    notice(t, "skipped the update at epoch %lld, batch %lld: non-finite %s (%g); %lld skipped "
+           "so far", (long long)epoch, (long long)batch, what, v, (long long)t->st.skips);
+    if (t->o->max_skips > 0 && t->st.skips > t->o->max_skips)
+        return tk_fail(t->ctx, TK_ERR_RUNTIME, "non-finite %s at epoch %lld, batch %lld: more "
+                       "than max_skips = %lld skipped updates", what, (long long)epoch,
+                       (long long)batch, (long long)t->o->max_skips);
+    *skip = true;
+    return TK_OK;
+}
+
+/* Clip, schedule and apply one optimizer update from the accumulated gradients. */
+static tk_status update(trainer *t, int64_t epoch, int64_t batch, float loss, int in_window)
+{
+    const tk_train_opts *o = t->o;
+    int k = accumulation(o);
+    if (in_window < k)
+        tk_model_scale_grad(t->m, (float)k / (float)in_window); /* a short last window */
+    double norm = tk_model_grad_norm(t->m);
+    bool skip = false;
+    if ((!isfinite(loss) || !isfinite(norm)) &&
+        nonfinite(t, epoch, batch, loss, norm, &skip) != TK_OK)
+        return TK_ERR_RUNTIME;
+    if (skip)
+        return TK_OK;
+    if (o->clip_grad_value > 0) {
+        tk_model_clip_grad_value(t->m, (float)o->clip_grad_value);
+        norm = tk_model_grad_norm(t->m);
+    }
+    /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1. */
+    if (o->clip_grad_norm > 0) {
+        double coef = o->clip_grad_norm / (norm + 1e-6);
+        if (coef < 1.0)
+            tk_model_scale_grad(t->m, (float)coef);
+    }
+    tk_sched_lrs(t->sched, t->st.step, t->lrs);
+    tk_model_update(t->m, t->lrs);
+    t->st.step++;
+    if (o->log_every > 0 && t->st.step % o->log_every == 0)
+        tk_runlog_step(&t->log, t->st.step, loss, wall_clock());
+    return TK_OK;
+}
+
+static tk_status train_epoch(trainer *t, int64_t epoch)
 {
     tk_model *m = t->m;
-    const int width = output_width(m);
+    const tk_train_opts *o = t->o;
+    tk_loader *ld = t->loaders[TRAIN];
+    tk_metrics *mt = t->metrics[TRAIN];
+    const int k = accumulation(o), width = output_width(m);
     const double start = now();
-    double wait = 0, loss_sum = 0;
-    int64_t rows = 0, batch = 0;
-    tk_metrics_reset(t->metrics);
-    tk_loader_begin(ld, epoch, 0);
-    tk_progress p = {.split = "train", .epoch = epoch, .epochs = t->o->epochs,
-                     .batches = tk_loader_batches(ld), .lr = t->lrs[0]};
+    double wait = 0;
+    if (t->st.cursor == 0) {
+        tk_metrics_reset(mt);
+        t->st.loss_sum = 0;
+        t->st.rows = 0;
+    }
+    tk_loader_begin(ld, epoch, t->st.cursor);
+    tk_progress p = {.split = "train", .epoch = epoch, .epochs = o->epochs,
+                     .batches = tk_loader_batches(ld)};
+    int64_t batch = t->st.cursor, rows_here = 0;
+    int in_window = 0;
     for (;;) {
         double w0 = now();
         int n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL);
@@ -212,56 +318,72 @@ static tk_status train_epoch(trainer *t, tk_loader *ld, int64_t epoch, tk_ctx *c
         if (n == 0)
             break;
         batch++;
+        if (in_window++ == 0)
+            tk_model_zero_grad(m);
         float loss;
-        tk_model_zero_grad(m);
-        if (tk_model_forward_backward(m, n, 1.0f, (uint64_t)t->batches_seen++, &loss, ctx))
+        if (tk_model_forward_backward(m, n, 1.0f / (float)k, (uint64_t)t->st.batches_seen++,
+                                      &loss, t->ctx) != TK_OK)
             return TK_ERR_RUNTIME;
-        if (!isfinite(loss))
-            return tk_fail(ctx, TK_ERR_RUNTIME, "non-finite loss (%g) at epoch %lld, step %lld, "
-                           "batch %lld: lower the learning rate or clip gradients", loss,
-                           (long long)epoch, (long long)t->step + 1, (long long)batch);
-        tk_model_update(m, t->lrs);
-        t->step++;
-        tk_metrics_add(t->metrics, tk_model_output(m), width, tk_model_target(m), n);
-        loss_sum += (double)loss * n;
-        rows += n;
+        tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), n);
+        t->st.loss_sum += (double)loss * n;
+        t->st.rows += n;
+        rows_here += n;
+        if (in_window == k || batch == p.batches) {
+            if (update(t, epoch, batch, loss, in_window) != TK_OK)
+                return TK_ERR_RUNTIME;
+            in_window = 0;
+            t->st.cursor = batch;
+        }
         p.batch = batch;
-        p.step = t->step;
-        p.loss = loss_sum / (double)rows;
-        p.accuracy = tk_metrics_accuracy(t->metrics);
+        p.step = t->st.step;
+        p.lr = t->lrs[0];
+        p.loss = t->st.loss_sum / (double)t->st.rows;
+        p.accuracy = tk_metrics_accuracy(mt);
         p.seconds = now() - start;
-        p.samples_per_sec = p.seconds > 0 ? (double)rows / p.seconds : 0;
+        p.samples_per_sec = p.seconds > 0 ? (double)rows_here / p.seconds : 0;
         report(t, &p);
+        if (in_window == 0 && o->interrupt && *o->interrupt && batch < p.batches) {
+            if (save_full(t, "last.safetensors") != TK_OK)
+                return TK_ERR_RUNTIME;
+            return tk_fail(t->ctx, TK_ERR_INTERRUPTED, "interrupted at epoch %lld, batch %lld "
+                           "(step %lld): state saved to %s/last.safetensors",
+                           (long long)epoch, (long long)batch, (long long)t->st.step,
+                           t->ckpt_dir);
+        }
     }
     p.done = true;
     p.seconds = now() - start;
     report(t, &p);
-    log_pass(&t->logs, t->logs.train, &p, t->o, p.seconds > 0 ? wait / p.seconds : 0);
+    tk_pass_log pl = {"train", epoch, t->st.step, p.loss, mt, t->lrs, p.seconds,
+                      p.samples_per_sec, p.seconds > 0 ? wait / p.seconds : 0, wall_clock()};
+    tk_runlog_pass(&t->log, &pl);
     return TK_OK;
 }
 
-static tk_status eval_pass(trainer *t, tk_loader *ld, const char *split, int64_t epoch,
-                           tk_ctx *ctx)
+static tk_status eval_pass(trainer *t, int split, int64_t epoch)
 {
+    static const char *const names[3] = {"train", "valid", "test"};
     tk_model *m = t->m;
+    tk_loader *ld = t->loaders[split];
+    tk_metrics *mt = t->metrics[VALID];
     const int width = output_width(m);
     const double start = now();
     double loss_sum = 0;
     int64_t rows = 0, batch = 0;
-    tk_metrics_reset(t->metrics);
+    tk_metrics_reset(mt);
     tk_loader_begin(ld, 0, 0);
-    tk_progress p = {.split = split, .epoch = epoch, .epochs = t->o->epochs,
-                     .batches = tk_loader_batches(ld), .step = t->step, .lr = t->lrs[0]};
+    tk_progress p = {.split = names[split], .epoch = epoch, .epochs = t->o->epochs,
+                     .batches = tk_loader_batches(ld), .step = t->st.step, .lr = t->lrs[0]};
     for (int n; (n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0;) {
         float loss;
-        if (tk_model_eval(m, n, &loss, ctx))
+        if (tk_model_eval(m, n, &loss, t->ctx) != TK_OK)
             return TK_ERR_RUNTIME;
-        tk_metrics_add(t->metrics, tk_model_output(m), width, tk_model_target(m), n);
+        tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), n);
         loss_sum += (double)loss * n;
         rows += n;
         p.batch = ++batch;
         p.loss = loss_sum / (double)rows;
-        p.accuracy = tk_metrics_accuracy(t->metrics);
+        p.accuracy = tk_metrics_accuracy(mt);
         p.seconds = now() - start;
         report(t, &p);
     }
@@ -269,55 +391,285 @@ static tk_status eval_pass(trainer *t, tk_loader *ld, const char *split, int64_t
     p.seconds = now() - start;
     p.samples_per_sec = p.seconds > 0 ? (double)rows / p.seconds : 0;
     report(t, &p);
-    log_pass(&t->logs, t->logs.valid, &p, t->o, 0);
+    t->eval_loss = p.loss;
+    tk_pass_log pl = {names[split], epoch, t->st.step, p.loss, mt, t->lrs, p.seconds,
+                      p.samples_per_sec, 0, wall_clock()};
+    tk_runlog_pass(&t->log, &pl);
     return TK_OK;
 }
 
-static tk_status make_loader(tk_view *v, const tk_train_opts *o, bool train, tk_loader **out,
-                             tk_ctx *ctx)
+/* ---------------------------------------------------------------- save policy */
+
+static int by_name_desc(const void *a, const void *b)
 {
-    *out = NULL;
-    if (!v)
+    return strcmp(*(char *const *)b, *(char *const *)a);
+}
+
+/* Names of checkpoints/epoch-NNNN.safetensors, newest first (the caller frees them). */
+static int list_epoch_files(const char *dir, char **names, int cap)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL && n < cap;) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "epoch-", 6) == 0 && len > 12 &&
+            strcmp(e->d_name + len - 12, ".safetensors") == 0)
+            names[n++] = tk_strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, by_name_desc);
+    return n;
+}
+
+static void prune_epoch_files(trainer *t)
+{
+    char *names[1024];
+    int n = list_epoch_files(t->ckpt_dir, names, 1024);
+    for (int i = 0; i < n; i++) {
+        if (names[i] && t->o->keep > 0 && i >= t->o->keep) {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, names[i]);
+            unlink(path);
+        }
+        tk_free(names[i]);
+    }
+}
+
+/* After an epoch's passes: the schedule's plateau, best weights, early stopping, periodic
+ * and last checkpoints, in that order (a crash between two of them redoes the epoch). */
+static tk_status end_epoch(trainer *t, int64_t epoch, bool *stop)
+{
+    const tk_train_opts *o = t->o;
+    char path[4400];
+    t->st.epoch = epoch;
+    t->st.cursor = 0;
+    if (o->sched && o->sched->kind == TK_SCHED_PLATEAU && o->sched->monitor) {
+        tk_monitor plateau = {o->sched->monitor, o->sched->mode_max};
+        tk_sched_observe(t->sched, monitored(t, &plateau));
+    }
+    if (o->best.name) {
+        double v = monitored(t, &o->best);
+        if (improved(&o->best, v, t->st.best, 0.0)) {
+            t->st.best = v;
+            t->st.best_epoch = epoch;
+            snprintf(path, sizeof path, "%s/best.safetensors", t->ckpt_dir);
+            if (o->run_dir && tk_model_save_weights(t->m, path, t->ctx) != TK_OK)
+                return TK_ERR_RUNTIME;
+        }
+    }
+    if (o->stop.name && o->patience > 0) {
+        double v = monitored(t, &o->stop);
+        if (improved(&o->stop, v, t->st.stop_best, o->min_delta)) {
+            t->st.stop_best = v;
+            t->st.bad_epochs = 0;
+        } else if (++t->st.bad_epochs >= o->patience) {
+            *stop = true;
+            notice(t, "early stop after epoch %lld: %s did not improve for %lld epochs (best "
+                   "%g)", (long long)epoch, o->stop.name, (long long)t->st.bad_epochs,
+                   t->st.stop_best);
+        }
+    }
+    if (o->save_every > 0 && epoch % o->save_every == 0) {
+        char name[64];
+        snprintf(name, sizeof name, "epoch-%04lld.safetensors", (long long)epoch);
+        if (save_full(t, name) != TK_OK)
+            return TK_ERR_RUNTIME;
+        prune_epoch_files(t);
+    }
+    if (o->save_last && save_full(t, "last.safetensors") != TK_OK)
+        return TK_ERR_RUNTIME;
+    return TK_OK;
+}
+
+/* ---------------------------------------------------------------- resume */
+
+typedef struct {
+    char path[4400];
+    int64_t step, cursor;
+} candidate;
+
+static int newest_first(const void *a, const void *b)
+{
+    const candidate *x = a, *y = b;
+    if (x->step != y->step)
+        return x->step < y->step ? 1 : -1;
+    return x->cursor < y->cursor ? 1 : x->cursor > y->cursor ? -1 : 0;
+}
+
+/* A file, or the newest checkpoint of RUN_DIR/checkpoints that verifies. */
+static tk_status resume(trainer *t)
+{
+    const char *from = t->o->resume;
+    candidate c[1100];
+    int n = 0;
+    DIR *d = opendir(t->ckpt_dir);
+    if (d && strcmp(from, t->o->run_dir) == 0) {
+        for (struct dirent *e; (e = readdir(d)) != NULL && n < 1100;) {
+            size_t len = strlen(e->d_name);
+            if (len > 12 && strcmp(e->d_name + len - 12, ".safetensors") == 0 &&
+                strcmp(e->d_name, "best.safetensors") != 0 &&
+                strcmp(e->d_name, "final.safetensors") != 0)
+                snprintf(c[n++].path, sizeof c[0].path, "%s/%s", t->ckpt_dir, e->d_name);
+        }
+    } else if (strcmp(from, t->o->run_dir) != 0) {
+        snprintf(c[n++].path, sizeof c[0].path, "%s", from);
+    }
+    if (d)
+        closedir(d);
+    if (n == 0)
+        return tk_fail(t->ctx, TK_ERR_INPUT, "%s: no checkpoint to resume from", from);
+    /* Order by the step each file says it holds; unreadable ones sort last and fail below. */
+    for (int i = 0; i < n; i++) {
+        tk_st_file *f = NULL;
+        c[i].step = c[i].cursor = -1;
+        if (tk_st_load(c[i].path, &f, NULL) == TK_OK) {
+            const char *s = tk_st_meta(f, "step"), *cur = tk_st_meta(f, "cursor");
+            c[i].step = s ? strtoll(s, NULL, 10) : -1;
+            c[i].cursor = cur ? strtoll(cur, NULL, 10) : -1;
+            tk_st_free(f);
+        }
+    }
+    qsort(c, (size_t)n, sizeof *c, newest_first);
+    for (int i = 0; i < n; i++) {
+        if (tk_ckpt_load(t->m, c[i].path, &t->st, t->ctx) == TK_OK) {
+            if (t->st.n_metrics)
+                tk_metrics_set_state(t->metrics[TRAIN], t->st.metrics);
+            if (t->st.n_sched)
+                tk_sched_set_state(t->sched, t->st.sched);
+            notice(t, "resumed from %s: epoch %lld%s, step %lld", c[i].path,
+                   (long long)t->st.epoch + (t->st.cursor ? 1 : 0),
+                   t->st.cursor ? " (mid-epoch)" : " done", (long long)t->st.step);
+            return TK_OK;
+        }
+        if (n == 1)
+            return TK_ERR_INPUT;
+        notice(t, "skipped %s", tk_errmsg(t->ctx));
+    }
+    return tk_fail(t->ctx, TK_ERR_INPUT, "%s: none of its %d checkpoints verifies (see above)",
+                   from, n);
+}
+
+/* ---------------------------------------------------------------- the run */
+
+static void remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strstr(e->d_name, ".safetensors.tmp.")) {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+static tk_status setup(trainer *t)
+{
+    const tk_train_opts *o = t->o;
+    tk_model *m = t->m;
+    int n_groups = tk_model_group_count(m);
+    const tk_dataset *ds = tk_view_dataset(o->train);
+    bool classification = tk_dataset_label_kind(ds) == TK_LABEL_CLASS;
+    for (int k = 0; k < 2; k++)
+        t->metrics[k] = tk_metrics_new(classification ? output_width(m) : 0,
+                                       tk_dataset_label_width(ds));
+    t->lrs = tk_calloc((size_t)n_groups, sizeof(double));
+    t->base_lrs = tk_calloc((size_t)n_groups, sizeof(double));
+    if (!t->metrics[0] || !t->metrics[1] || !t->lrs || !t->base_lrs)
+        return tk_fail(t->ctx, TK_ERR_RUNTIME, "out of memory");
+    for (int k = 0; k < n_groups; k++)
+        t->lrs[k] = t->base_lrs[k] = tk_model_group(m, k).h.lr;
+    tk_sched_spec constant = {.kind = TK_SCHED_CONSTANT};
+    if (tk_sched_new(o->sched ? o->sched : &constant, n_groups, t->base_lrs, &t->sched,
+                     t->ctx) != TK_OK)
+        return TK_ERR_INPUT;
+    t->st.best = t->st.stop_best = NAN;
+    t->st.n_sched = tk_sched_state_size(t->sched);
+    t->st.n_metrics = tk_metrics_state_size(t->metrics[TRAIN]);
+    t->st.sched = tk_calloc((size_t)(t->st.n_sched + 1), sizeof(double));
+    t->st.metrics = tk_calloc((size_t)(t->st.n_metrics + 1), sizeof(double));
+    if (!t->st.sched || !t->st.metrics)
+        return tk_fail(t->ctx, TK_ERR_RUNTIME, "out of memory");
+    for (int s = TRAIN; s <= TEST; s++) {
+        tk_view *v = s == TRAIN ? o->train : s == VALID ? o->valid : o->test;
+        if (!v)
+            continue;
+        tk_loader_opts lo = {.batch_size = o->batch_size, .shuffle = s == TRAIN && o->shuffle,
+                             .drop_last = s == TRAIN && o->drop_last, .seed = o->seed,
+                             .prefetch = true};
+        if (tk_loader_new(v, &lo, &t->loaders[s], t->ctx) != TK_OK)
+            return TK_ERR_RUNTIME;
+    }
+    if (o->run_dir) {
+        snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", o->run_dir);
+        if (tk_mkdirs(t->ckpt_dir, t->ctx) != TK_OK)
+            return TK_ERR_RUNTIME;
+        remove_stale_temps(t->ckpt_dir);
+    }
+    if (o->resume && resume(t) != TK_OK)
+        return TK_ERR_INPUT;
+    tk_sched_lrs(t->sched, t->st.step, t->lrs);
+    return tk_runlog_open(&t->log, o, n_groups, o->resume ? t->st.epoch : -1, t->ctx);
+}
+
+/* Restore the best weights (if asked), keep the final ones, run the test split. */
+static tk_status finish(trainer *t)
+{
+    const tk_train_opts *o = t->o;
+    char path[4400];
+    if (o->restore_best && o->run_dir) {
+        snprintf(path, sizeof path, "%s/best.safetensors", t->ckpt_dir);
+        if (access(path, R_OK) == 0) {
+            if (tk_model_load_weights(t->m, path, NULL, 0, true, NULL, t->ctx) != TK_OK)
+                return TK_ERR_RUNTIME;
+            notice(t, "restored the best weights: epoch %lld, %s %g",
+                   (long long)t->st.best_epoch, o->best.name, t->st.best);
+        }
+    }
+    if (o->run_dir) {
+        snprintf(path, sizeof path, "%s/final.safetensors", t->ckpt_dir);
+        if (tk_model_save_weights(t->m, path, t->ctx) != TK_OK)
+            return TK_ERR_RUNTIME;
+    }
+    if (!t->loaders[TEST])
         return TK_OK;
-    tk_loader_opts lo = {.batch_size = o->batch_size, .shuffle = train && o->shuffle,
-                         .drop_last = train && o->drop_last, .seed = o->seed, .prefetch = true};
-    return tk_loader_new(v, &lo, out, ctx);
+    if (eval_pass(t, TEST, t->st.epoch) != TK_OK)
+        return TK_ERR_RUNTIME;
+    if (o->report)
+        tk_metrics_write_report(t->metrics[VALID], tk_view_dataset(o->test), o->report);
+    return TK_OK;
 }
 
 tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
 {
     if (tk_check_data(m, o, ctx) != TK_OK)
         return TK_ERR_INPUT;
-    trainer t = {.m = m, .o = o, .step = tk_model_optim_steps(m)};
-    tk_loader *train = NULL, *valid = NULL, *test = NULL;
-    const tk_dataset *ds = tk_view_dataset(o->train);
-    tk_label_kind kind = tk_dataset_label_kind(ds);
-    t.metrics = tk_metrics_new(kind == TK_LABEL_CLASS ? output_width(m) : 0,
-                               tk_dataset_label_width(ds));
-    t.lrs = tk_calloc((size_t)m->n_groups, sizeof(double));
-    tk_status st = t.metrics && t.lrs ? TK_OK : tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
-    for (int k = 0; st == TK_OK && k < m->n_groups; k++)
-        t.lrs[k] = m->groups[k].h.lr;
-    if (st == TK_OK)
-        st = make_loader(o->train, o, true, &train, ctx);
-    if (st == TK_OK)
-        st = make_loader(o->valid, o, false, &valid, ctx);
-    if (st == TK_OK)
-        st = make_loader(o->test, o, false, &test, ctx);
-    if (st == TK_OK)
-        st = open_logs(&t.logs, o->run_dir, ctx);
-    for (int64_t epoch = 1; st == TK_OK && epoch <= o->epochs; epoch++) {
-        st = train_epoch(&t, train, epoch, ctx);
-        if (st == TK_OK && valid)
-            st = eval_pass(&t, valid, "valid", epoch, ctx);
+    trainer t = {.m = m, .o = o, .ctx = ctx};
+    tk_status st = setup(&t);
+    bool stop = o->patience > 0 && t.st.bad_epochs >= o->patience;
+    for (int64_t epoch = t.st.epoch + 1; st == TK_OK && !stop && epoch <= o->epochs; epoch++) {
+        st = train_epoch(&t, epoch);
+        if (st == TK_OK && t.loaders[VALID])
+            st = eval_pass(&t, VALID, epoch);
+        if (st == TK_OK)
+            st = end_epoch(&t, epoch, &stop);
     }
-    if (st == TK_OK && test)
-        st = eval_pass(&t, test, "test", o->epochs, ctx);
-    close_logs(&t.logs);
-    tk_loader_free(train);
-    tk_loader_free(valid);
-    tk_loader_free(test);
-    tk_metrics_free(t.metrics);
+    if (st == TK_OK)
+        st = finish(&t);
+    tk_runlog_close(&t.log);
+    for (int s = TRAIN; s <= TEST; s++)
+        tk_loader_free(t.loaders[s]);
+    tk_metrics_free(t.metrics[TRAIN]);
+    tk_metrics_free(t.metrics[VALID]);
+    tk_sched_free(t.sched);
     tk_free(t.lrs);
+    tk_free(t.base_lrs);
+    tk_free(t.st.sched);
+    tk_free(t.st.metrics);
     return st;
 }
