@@ -340,13 +340,14 @@ tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *
         return TK_ERR_INPUT;
     int n = tk_st_count(f);
     int *target = tk_calloc((size_t)(n ? n : 1), sizeof(int));
-    bool *filled = tk_calloc((size_t)(m->n_state ? m->n_state : 1), sizeof(bool));
+    /* named: the file has a tensor of that name (loaded or shape-mismatched) */
+    bool *named = tk_calloc((size_t)(m->n_state ? m->n_state : 1), sizeof(bool));
     static char loaded[8192], missing[8192], unexpected[8192], mismatched[8192];
     loaded[0] = missing[0] = unexpected[0] = mismatched[0] = 0;
     int n_loaded = 0, n_missing = 0, n_unexpected = 0, n_mismatched = 0;
-    if (!target || !filled) {
+    if (!target || !named) {
         tk_free(target);
-        tk_free(filled);
+        tk_free(named);
         tk_st_free(f);
         return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
     }
@@ -366,6 +367,7 @@ tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *
             list_add(unexpected, sizeof unexpected, tk_st_name(f, j));
             continue;
         }
+        named[i] = true;
         tk_shape s = tk_st_shape(f, j);
         const tk_shape *want = &m->tensors[i].shape;
         if (s.ndim != want->ndim || memcmp(s.d, want->d, sizeof(int64_t) * (size_t)s.ndim)) {
@@ -377,12 +379,11 @@ tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *
             continue;
         }
         target[j] = i;
-        filled[i] = true;
         n_loaded++;
         list_add(loaded, sizeof loaded, name);
     }
     for (int i = 0; i < m->n_state; i++)
-        if (!filled[i]) {
+        if (!named[i]) {
             n_missing++;
             list_add(missing, sizeof missing, m->tensors[i].name);
         }
@@ -412,7 +413,7 @@ tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *
                      "(file has %s; model has %s)", path, unexpected[0] ? unexpected : mismatched,
                      missing);
     tk_free(target);
-    tk_free(filled);
+    tk_free(named);
     tk_st_free(f);
     return st;
 }

@@ -196,6 +196,24 @@ def gen_tiny():
                                        "note": "quote \" and caf\u00e9 \U0001d11e"})
 
 
+def gen_state_dicts():
+    """Names and shapes of the PyTorch modules equivalent to the example scripts: what a
+    tkrun checkpoint must hold for load_state_dict to take it unchanged."""
+    from torch import nn
+    models = {
+        "breast_cancer": nn.Sequential(nn.Linear(30, 32), nn.ReLU(), nn.Dropout(0.2),
+                                       nn.Linear(32, 2)),
+        "fashion_mlp": nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(),
+                                     nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)),
+    }
+    for name, model in models.items():
+        shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+        with open(os.path.join(OUT, f"state_dict_{name}.json"), "w") as f:
+            json.dump(shapes, f, indent=1, sort_keys=True)
+            f.write("\n")
+        print(f"state_dict_{name}.json: {len(shapes)} tensors")
+
+
 if __name__ == "__main__":
     assert torch.__version__.startswith("1.13"), torch.__version__
     torch.set_default_dtype(torch.float32)
@@ -206,3 +224,4 @@ if __name__ == "__main__":
     gen_cross_entropy()
     gen_mse()
     gen_optimizers()
+    gen_state_dicts()
