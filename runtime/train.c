@@ -73,6 +73,9 @@ static tk_status check_view(const tk_model *m, const tk_view *v, const char *spl
                        tk_shape_str(&got, a, sizeof a), tk_shape_str(&ws, b, sizeof b));
     const tk_node *loss = loss_node(m);
     bool class_ids = loss->op->flags & TK_OP_CLASS_TARGET;
+    if (tk_dataset_label_width(ds) == 0)
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: %s has no labels to train on", split,
+                       tk_dataset_source(ds));
     if (class_ids != (tk_dataset_label_kind(ds) == TK_LABEL_CLASS))
         return tk_fail(ctx, TK_ERR_INPUT, "%s: %s needs %s, but the labels of %s are %s",
                        loss->where, loss->op->name, class_ids ? "class ids" : "float targets",

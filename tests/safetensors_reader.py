@@ -5,6 +5,7 @@ PyTorch users would read them.
 
     safetensors_reader.py names FILE            "name dtype shape" per tensor, sorted
     safetensors_reader.py same FILE1 FILE2      exit 0 iff same names and bit-identical data
+    safetensors_reader.py close FILE1 FILE2 TOL exit 0 iff same names, data within rel. TOL
     safetensors_reader.py copy IN OUT           rewrite IN with this module's own writer
     safetensors_reader.py meta FILE KEY         one __metadata__ value
     safetensors_reader.py check FILE JSON       names and shapes equal a state_dict fixture
@@ -62,6 +63,19 @@ def main():
         for name in a:
             if a[name][1].shape != b[name][1].shape or a[name][1].tobytes() != b[name][1].tobytes():
                 print("tensor differs:", name)
+                sys.exit(1)
+    elif cmd == "close":
+        a, _ = read(args[0])
+        b, _ = read(args[1])
+        tol = float(args[2])
+        if sorted(a) != sorted(b):
+            print("names differ:", sorted(set(a) ^ set(b)))
+            sys.exit(1)
+        for name in a:
+            x, y = a[name][1].astype(np.float64), b[name][1].astype(np.float64)
+            err = np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-3)) if x.size else 0.0
+            if x.shape != y.shape or err > tol:
+                print(f"tensor {name} differs: relative error {err:.3g}")
                 sys.exit(1)
     elif cmd == "copy":
         tensors, meta = read(args[0])

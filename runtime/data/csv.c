@@ -367,11 +367,10 @@ static void data_row(sheet *sh)
         return;
     }
     double v;
-    float *x = sh->x + sh->n * sh->nfeat;
     for (int f = 0; f < sh->nfeat; f++) {
         if (!number_at(sh, sh->feat_cols[f], &v))
             return;
-        x[f] = (float)v;
+        sh->x[sh->n * sh->nfeat + f] = (float)v;
     }
     for (int k = 0; k < sh->nlab; k++) {
         int col = sh->label_cols[k];

@@ -6,6 +6,7 @@
  * caller computes on batch i; tk_loader_next copies it out. Both modes run the same gather
  * code, so they give the same bytes. Every buffer is allocated in tk_loader_new: a batch
  * allocates nothing. Call tk_loader_begin before tk_loader_next (until then it returns 0).
+ * The view must outlive the loader and not change (split, normalize) while it is in use.
  * Not here: the dataset readers, splits and normalisation statistics.
  */
 #include "dataset.h"
