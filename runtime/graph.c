@@ -269,6 +269,31 @@ const tk_attr *tk_node_attr(const tk_node *n, const char *key)
     return NULL;
 }
 
+int tk_attr_float_list(tk_node *n, const char *key, tk_ctx *ctx)
+{
+    const tk_attr *found = tk_node_attr(n, key);
+    if (!found)
+        return -1;
+    tk_attr *a = &n->attrs[found - n->attrs];
+    int len = a->kind == TK_ATTR_INTS ? a->n : 1;
+    if (a->kind == TK_ATTR_FLOATS || a->kind == TK_ATTR_STR || len < 1)
+        return (int)(a - n->attrs);
+    double *v = tk_malloc(sizeof *v * (size_t)len);
+    if (!v) {
+        tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+        return -2;
+    }
+    for (int i = 0; i < len; i++)
+        v[i] = a->kind == TK_ATTR_INTS ? (double)a->ints[i]
+               : a->kind == TK_ATTR_INT ? (double)a->i : a->f;
+    tk_free((void *)a->ints);
+    a->ints = NULL;
+    a->floats = v;
+    a->n = len;
+    a->kind = TK_ATTR_FLOATS;
+    return (int)(a - n->attrs);
+}
+
 int64_t tk_attr_int(const tk_node *n, const char *key, int64_t dflt)
 {
     const tk_attr *a = tk_node_attr(n, key);

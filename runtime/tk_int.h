@@ -138,6 +138,10 @@ const tk_attr *tk_node_attr(const tk_node *n, const char *key);
 int64_t tk_attr_int(const tk_node *n, const char *key, int64_t dflt);
 double tk_attr_float(const tk_node *n, const char *key, double dflt);
 const char *tk_attr_str(const tk_node *n, const char *key, const char *dflt);
+/* A list attribute arrives as INTS when every value is an integer ({2, 1} in a script) and a
+ * lone number as INT or FLOAT: rewrite the node's own copy as FLOATS so kernels read one form.
+ * Returns the attribute's index, -1 if absent, -2 on error (message set). */
+int tk_attr_float_list(tk_node *n, const char *key, tk_ctx *ctx);
 
 /* Shape helpers for kernels: rows = batch n, cols = per-sample numel. */
 static inline int64_t tk_sample_numel(const tk_shape *s)

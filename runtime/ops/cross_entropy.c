@@ -23,14 +23,13 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
                             tk_shape_str(x, s, sizeof s));
     n->iattr[CLASSES] = x->d[1];
     n->iattr[IGNORE] = tk_attr_int(n, "ignore_index", -100);
-    n->iattr[WEIGHT_ATTR] = -1;
-    const tk_attr *w = tk_node_attr(n, "weight");
-    if (w) {
-        if (w->kind != TK_ATTR_FLOATS || w->n != x->d[1])
-            return tk_node_fail(ctx, n, "weight needs %lld values (one per class), got %d",
-                                (long long)x->d[1], w->kind == TK_ATTR_FLOATS ? w->n : 1);
-        n->iattr[WEIGHT_ATTR] = w - n->attrs;
-    }
+    int wi = tk_attr_float_list(n, "weight", ctx);
+    if (wi == -2)
+        return TK_ERR_RUNTIME;
+    if (wi >= 0 && (n->attrs[wi].kind != TK_ATTR_FLOATS || n->attrs[wi].n != x->d[1]))
+        return tk_node_fail(ctx, n, "weight needs %lld values (one per class), got %d",
+                            (long long)x->d[1], n->attrs[wi].n);
+    n->iattr[WEIGHT_ATTR] = wi;
     const char *red = tk_attr_str(n, "reduction", "mean");
     if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0)
         return tk_node_fail(ctx, n, "reduction must be 'mean' or 'sum', got '%s'", red);

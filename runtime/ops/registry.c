@@ -10,7 +10,24 @@
     X(flatten)        \
     X(dropout)        \
     X(cross_entropy)  \
-    X(mse)
+    X(mse)            \
+    X(leaky_relu)     \
+    X(elu)            \
+    X(gelu)           \
+    X(silu)           \
+    X(tanh)           \
+    X(sigmoid)        \
+    X(softplus)       \
+    X(softmax)        \
+    X(log_softmax)    \
+    X(add)            \
+    X(concat)         \
+    X(reshape)        \
+    X(nll)            \
+    X(l1)             \
+    X(smooth_l1)      \
+    X(huber)          \
+    X(bce_with_logits)
 
 #define DECLARE(name) extern const tk_op_def tk_op_##name;
 TK_OP_LIST(DECLARE)

@@ -15,7 +15,10 @@ typedef struct {
     tk_shape inputs[3];        /* sample shapes, without the batch dim */
     int n_inputs;
     bool kinked;               /* piecewise op: keep inputs away from the kinks */
+    bool distinct;             /* inputs 0.05 apart in random order (max pooling: no ties) */
 } op_case;
+/* Rows leave the trailing flags out (false). */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 #define INT(k, v) {.key = k, .kind = TK_ATTR_INT, .i = v}
 #define FLT(k, v) {.key = k, .kind = TK_ATTR_FLOAT, .f = v}
@@ -126,6 +129,12 @@ static void run_case(const op_case *c)
         int64_t classes = tk_graph_node(g, ins[0])->shape.d[1];
         for (size_t i = 0; i < nx[k]; i++)
             x[i] = ids ? (float)(i % (size_t)classes) : randu(&r, c->kinked);
+        /* Inside-out shuffle of evenly spaced values: no perturbation changes their order. */
+        for (size_t i = 0; c->distinct && !ids && i < nx[k]; i++) {
+            size_t j = (size_t)tk_rng_below(&r, i + 1);
+            x[i] = x[j];
+            x[j] = 0.05f * (float)i - 0.025f * (float)nx[k];
+        }
         a->x[k] = x;
         bool diff = !(k == 1 && (n->op->flags & TK_OP_NOT_DIFF_INPUT1));
         a->dx[k] = diff ? (bufs[nbufs++] = tk_alloc_floats(nx[k])) : NULL;

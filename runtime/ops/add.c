@@ -1,0 +1,57 @@
+/* add.c - y = a + b for two inputs of the same shape (the `+` of nn.graph and the skip of
+ * nn.residual). No broadcasting: a shape mismatch is a model bug worth reporting. The same
+ * node may be both inputs (x + x); the plan then makes the second gradient write add. */
+#include "tk_int.h"
+
+#include <string.h>
+
+static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
+{
+    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
+    const tk_shape *u = &tk_graph_node(g, n->inputs[1])->shape;
+    char s[96], t[96];
+    if (x->ndim != u->ndim || memcmp(x->d, u->d, sizeof(int64_t) * (size_t)x->ndim) != 0)
+        return tk_node_fail(ctx, n, "cannot add shapes %s and %s (they must be equal)",
+                            tk_shape_str(x, s, sizeof s), tk_shape_str(u, t, sizeof t));
+    n->shape = *x;
+    return TK_OK;
+}
+
+static size_t count(const tk_kernel_args *a)
+{
+    return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+}
+
+static void forward(const tk_kernel_args *a)
+{
+    size_t total = count(a);
+    const float *x = a->x[0], *u = a->x[1];
+    for (size_t i = 0; i < total; i++)
+        a->y[i] = x[i] + u[i];
+}
+
+static void backward(const tk_kernel_args *a)
+{
+    size_t total = count(a);
+    for (int k = 0; k < 2; k++) {
+        float *dx = a->dx[k];
+        if (!dx)
+            continue;
+        if (a->dx_accumulate[k]) {
+            for (size_t i = 0; i < total; i++)
+                dx[i] += a->dy[i];
+        } else {
+            memcpy(dx, a->dy, total * sizeof(float));
+        }
+    }
+}
+
+const tk_op_def tk_op_add = {
+    .name = "add",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .flags = 0,
+    .infer = infer,
+    .forward = forward,
+    .backward = backward,
+};

@@ -1,0 +1,114 @@
+/* nll.c - negative log-likelihood (nn.NLLLoss): loss = -w[y] * x[y] per row, for log-
+ * probabilities (N, C) (typically a log_softmax) and class ids (N) stored as floats. Class
+ * weights, ignore_index, mean or sum; the mean divides by the summed weights of the rows
+ * that count, as PyTorch does. For logits use cross_entropy instead. */
+#include "tk_int.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { CLASSES, IGNORE, WEIGHT_ATTR, SUM };
+
+static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
+{
+    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
+    const tk_shape *t = &tk_graph_node(g, n->inputs[1])->shape;
+    char s[96], u[96];
+    if (x->ndim != 2)
+        return tk_node_fail(ctx, n, "expects log-probabilities of shape (batch, classes), "
+                            "got %s", tk_shape_str(x, s, sizeof s));
+    if (t->ndim != 1)
+        return tk_node_fail(ctx, n, "expects one class id per sample, got targets of shape %s "
+                            "for log-probabilities %s", tk_shape_str(t, u, sizeof u),
+                            tk_shape_str(x, s, sizeof s));
+    n->iattr[CLASSES] = x->d[1];
+    n->iattr[IGNORE] = tk_attr_int(n, "ignore_index", -100);
+    int w = tk_attr_float_list(n, "weight", ctx);
+    if (w == -2)
+        return TK_ERR_RUNTIME;
+    if (w >= 0 && n->attrs[w].kind != TK_ATTR_FLOATS)
+        return tk_node_fail(ctx, n, "weight must be a list of %lld numbers (one per class)",
+                            (long long)x->d[1]);
+    if (w >= 0 && n->attrs[w].n != x->d[1])
+        return tk_node_fail(ctx, n, "weight needs %lld values (one per class), got %d",
+                            (long long)x->d[1], n->attrs[w].n);
+    n->iattr[WEIGHT_ATTR] = w;
+    const char *red = tk_attr_str(n, "reduction", "mean");
+    if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0)
+        return tk_node_fail(ctx, n, "reduction must be 'mean' or 'sum', got '%s'", red);
+    n->iattr[SUM] = strcmp(red, "sum") == 0;
+    n->shape = (tk_shape){0, {0}};
+    return TK_OK;
+}
+
+/* The class of row i, or -1 when the row is ignored (the range test also rejects NaN and
+ * keeps the cast defined). */
+static int class_of(const tk_kernel_args *a, int i)
+{
+    float t = a->x[1][i];
+    if (!(t >= 0.0f && t < (float)a->node->iattr[CLASSES]))
+        return -1;
+    int c = (int)t;
+    return (float)c != t || c == a->node->iattr[IGNORE] ? -1 : c;
+}
+
+static double weight_of(const tk_node *n, int c)
+{
+    return n->iattr[WEIGHT_ATTR] >= 0 ? n->attrs[n->iattr[WEIGHT_ATTR]].floats[c] : 1.0;
+}
+
+/* The mean's denominator: the summed weight of the rows that count. */
+static double denominator(const tk_kernel_args *a)
+{
+    if (a->node->iattr[SUM])
+        return 1.0;
+    double d = 0;
+    for (int i = 0; i < a->n; i++) {
+        int c = class_of(a, i);
+        if (c >= 0)
+            d += weight_of(a->node, c);
+    }
+    return d;
+}
+
+static void forward(const tk_kernel_args *a)
+{
+    int classes = (int)a->node->iattr[CLASSES];
+    double total = 0;
+    for (int i = 0; i < a->n; i++) {
+        int c = class_of(a, i);
+        if (c >= 0)
+            total -= weight_of(a->node, c) * a->x[0][(size_t)i * classes + c];
+    }
+    double d = denominator(a);
+    /* Every row ignored: 0 / 0, NaN as in PyTorch. */
+    a->y[0] = d > 0 ? (float)(total / d) : NAN;
+}
+
+static void backward(const tk_kernel_args *a)
+{
+    float *dx = a->dx[0];
+    if (!dx)
+        return;
+    int classes = (int)a->node->iattr[CLASSES];
+    double d = denominator(a);
+    double scale = d > 0 ? a->loss_scale / d : 0.0;
+    if (!a->dx_accumulate[0])
+        memset(dx, 0, sizeof(float) * (size_t)a->n * (size_t)classes);
+    for (int i = 0; i < a->n; i++) {
+        int c = class_of(a, i);
+        if (c >= 0)
+            dx[(size_t)i * classes + c] -= (float)(weight_of(a->node, c) * scale);
+    }
+}
+
+const tk_op_def tk_op_nll = {
+    .name = "nll",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    /* BWD_NEEDS_INPUT: the backward reads the class ids. */
+    .flags = TK_OP_LOSS | TK_OP_CLASS_TARGET | TK_OP_BWD_NEEDS_INPUT | TK_OP_NOT_DIFF_INPUT1,
+    .infer = infer,
+    .forward = forward,
+    .backward = backward,
+};
