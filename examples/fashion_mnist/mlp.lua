@@ -1,6 +1,8 @@
 -- The PyTorch "Quickstart" tutorial model on FashionMNIST: Flatten, Linear 784->512, ReLU,
 -- Linear 512->512, ReLU, Linear 512->10; Adam 1e-3, batch 64; 10% of train held out for
 -- validation, tested on t10k. The data comes from Debian's dataset-fashion-mnist package.
+-- Weight decay spares the biases (a parameter group), the learning rate warms up and then
+-- follows a cosine, and the gradient norm is clipped.
 local nn, data = tk.nn, tk.data
 
 return tk.pipeline {
@@ -23,6 +25,11 @@ return tk.pipeline {
     nn.linear(10),
   },
   loss = tk.loss.cross_entropy {},
-  optimizer = tk.optim.adam { lr = 1e-3 },
+  optimizer = tk.optim.adam {
+    lr = 1e-3, weight_decay = 1e-5,
+    groups = { { match = "*.bias", weight_decay = 0 } },
+  },
+  schedule = tk.sched.cosine { warmup_steps = 500, warmup_start_factor = 0.1 },
+  clip_grad_norm = 5.0,
   epochs = 10,
 }

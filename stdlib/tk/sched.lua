@@ -53,7 +53,7 @@ local defs = {
     }},
     onecycle = {fields = {
         {"max_lr", positive, required = true},
-        {"pct_start", S.number{min = 0, max = 1}, default = 0.3},
+        {"pct_start", S.number{min = 0, max = 1, min_open = true, max_open = true}, default = 0.3},
         {"anneal_strategy", S.enum{"cos", "linear"}, default = "cos"},
         {"div_factor", positive, default = 25.0},
         {"final_div_factor", positive, default = 1e4},

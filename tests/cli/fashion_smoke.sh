@@ -22,7 +22,7 @@ for name, n in [("train-images-idx3-ubyte.gz", 3000), ("train-labels-idx1-ubyte.
     gzip.open("fashion-mnist/" + name, "wb").write(head + body)
 PY
 sed 's/epochs = 10/epochs = 2/' "$TK_SRC/examples/fashion_mnist/mlp.lua" > mlp.lua
-run mlp.lua --run-dir run
+run mlp.lua --run-dir run --set schedule.warmup_steps=20
 expect_rc 0
 expect_out "test: loss"
 acc=$(sed -n 's/^test: loss [0-9.]* accuracy \([0-9.]*\)$/\1/p' <<<"$OUT")
