@@ -27,7 +27,15 @@
     X(l1)             \
     X(smooth_l1)      \
     X(huber)          \
-    X(bce_with_logits)
+    X(bce_with_logits) \
+    X(conv2d)         \
+    X(max_pool2d)     \
+    X(avg_pool2d)     \
+    X(adaptive_avg_pool2d) \
+    X(batch_norm1d)   \
+    X(batch_norm2d)   \
+    X(layer_norm)     \
+    X(dropout2d)
 
 #define DECLARE(name) extern const tk_op_def tk_op_##name;
 TK_OP_LIST(DECLARE)

@@ -1,0 +1,341 @@
+/* conv2d.c - nn.Conv2d on NCHW float32: stride, padding (numbers, "valid" or PyTorch's "same"),
+ * dilation, groups and an optional bias. Forward and backward are im2col + one tk_sgemm per
+ * group over the whole batch. The node's scratch holds the batch's columns, kept from forward
+ * to backward (so backward reads neither the input nor recomputes them), and a channel-major
+ * copy of the output or its gradient that turns the per-sample layout into one wide product.
+ * Not here: transposed convolution, other layouts. */
+#include "tk_int.h"
+
+#include <limits.h>
+#include <string.h>
+
+typedef struct {
+    int c, h, w;               /* input planes */
+    int o, oh, ow;             /* output planes */
+    int groups;
+    int kh, kw, sh, sw, dh, dw;
+    int ph, pw;                /* top and left padding ("same" may pad more below/right) */
+} geom;
+
+enum { IN_C, GROUPS, KERNEL, STRIDE, DILATION, PAD, IN_HW };
+
+/* Pairs of small positive values share one iattr slot. */
+static int64_t pack(int64_t hi, int64_t lo)
+{
+    return hi * ((int64_t)1 << 32) + lo;
+}
+
+static int first(int64_t v)
+{
+    return (int)(v >> 32);
+}
+
+static int second(int64_t v)
+{
+    return (int)(v & 0xffffffff);
+}
+
+static geom geom_of(const tk_node *n)
+{
+    const int64_t *i = n->iattr;
+    return (geom){
+        .c = (int)i[IN_C], .h = first(i[IN_HW]), .w = second(i[IN_HW]),
+        .o = (int)n->shape.d[1], .oh = (int)n->shape.d[2], .ow = (int)n->shape.d[3],
+        .groups = (int)i[GROUPS],
+        .kh = first(i[KERNEL]), .kw = second(i[KERNEL]),
+        .sh = first(i[STRIDE]), .sw = second(i[STRIDE]),
+        .dh = first(i[DILATION]), .dw = second(i[DILATION]),
+        .ph = first(i[PAD]), .pw = second(i[PAD]),
+    };
+}
+
+/* An attribute given as one integer (both dims) or a list of one or two; false if neither. */
+static bool pair(const tk_node *n, const char *key, int64_t dflt, int64_t v[2])
+{
+    const tk_attr *a = tk_node_attr(n, key);
+    v[0] = v[1] = dflt;
+    if (!a)
+        return true;
+    if (a->kind == TK_ATTR_INT) {
+        v[0] = v[1] = a->i;
+        return true;
+    }
+    if (a->kind == TK_ATTR_INTS && (a->n == 1 || a->n == 2)) {
+        v[0] = a->ints[0];
+        v[1] = a->ints[a->n - 1];
+        return true;
+    }
+    return false;
+}
+
+static bool positive_pair(const tk_node *n, const char *key, int64_t dflt, int64_t v[2])
+{
+    return pair(n, key, dflt, v) && v[0] >= 1 && v[1] >= 1 && v[0] <= INT_MAX / 2 &&
+           v[1] <= INT_MAX / 2;
+}
+
+/* Padding before and after each spatial dim. */
+static tk_status padding_of(const tk_node *n, const int64_t k[2], const int64_t st[2],
+                            const int64_t dil[2], int64_t lo[2], int64_t hi[2], tk_ctx *ctx)
+{
+    const char *mode = tk_attr_str(n, "padding", NULL);
+    if (mode && strcmp(mode, "same") == 0) {
+        if (st[0] != 1 || st[1] != 1)
+            return tk_node_fail(ctx, n, "padding='same' needs stride 1 (as in PyTorch), got "
+                                "stride (%lld, %lld)", (long long)st[0], (long long)st[1]);
+        /* PyTorch's rule: the odd extra row/column of padding goes below/right. */
+        for (int i = 0; i < 2; i++) {
+            int64_t total = dil[i] * (k[i] - 1);
+            lo[i] = total / 2;
+            hi[i] = total - lo[i];
+        }
+        return TK_OK;
+    }
+    if (mode && strcmp(mode, "valid") != 0)
+        return tk_node_fail(ctx, n, "padding must be an integer, a pair, 'same' or 'valid', "
+                            "got '%s'", mode);
+    int64_t p[2] = {0, 0};
+    if (!mode && (!pair(n, "padding", 0, p) || p[0] < 0 || p[1] < 0 || p[0] > INT_MAX / 4 ||
+                  p[1] > INT_MAX / 4))
+        return tk_node_fail(ctx, n, "padding must be a non-negative integer or a pair of them");
+    for (int i = 0; i < 2; i++)
+        lo[i] = hi[i] = p[i];
+    return TK_OK;
+}
+
+static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
+{
+    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
+    char s[96];
+    if (x->ndim != 4)
+        return tk_node_fail(ctx, n, "expects an input of shape (batch, channels, height, "
+                            "width), got %s", tk_shape_str(x, s, sizeof s));
+    int64_t c = x->d[1], out = tk_attr_int(n, "out_channels", 0);
+    int64_t groups = tk_attr_int(n, "groups", 1), want_in = tk_attr_int(n, "in_channels", 0);
+    int64_t k[2], st[2], dil[2], lo[2] = {0, 0}, hi[2] = {0, 0};
+    if (out <= 0 || out > INT_MAX)
+        return tk_node_fail(ctx, n, "out_channels must be a positive integer");
+    if (!positive_pair(n, "kernel_size", 0, k))
+        return tk_node_fail(ctx, n, "kernel_size must be a positive integer or a pair of them");
+    if (!positive_pair(n, "stride", 1, st))
+        return tk_node_fail(ctx, n, "stride must be a positive integer or a pair of them");
+    if (!positive_pair(n, "dilation", 1, dil))
+        return tk_node_fail(ctx, n, "dilation must be a positive integer or a pair of them");
+    if (groups < 1 || out % groups != 0)
+        return tk_node_fail(ctx, n, "out_channels (%lld) must be divisible by groups (%lld)",
+                            (long long)out, (long long)groups);
+    if (want_in > 0 && want_in != c)
+        return tk_node_fail(ctx, n, "input of shape %s does not fit in_channels=%lld (it has "
+                            "%lld)", tk_shape_str(x, s, sizeof s), (long long)want_in,
+                            (long long)c);
+    if (c % groups != 0)
+        return tk_node_fail(ctx, n, "input of shape %s has %lld channels, not divisible by "
+                            "groups (%lld)", tk_shape_str(x, s, sizeof s), (long long)c,
+                            (long long)groups);
+    tk_status status = padding_of(n, k, st, dil, lo, hi, ctx);
+    if (status != TK_OK)
+        return status;
+    int64_t o[2];
+    for (int i = 0; i < 2; i++) {
+        int64_t span = dil[i] * (k[i] - 1) + 1, padded = x->d[2 + i] + lo[i] + hi[i];
+        if (padded < span)
+            return tk_node_fail(ctx, n, "kernel (%lld, %lld) with dilation (%lld, %lld) spans "
+                                "(%lld, %lld), larger than the padded input (%lld, %lld) of "
+                                "input shape %s", (long long)k[0], (long long)k[1],
+                                (long long)dil[0], (long long)dil[1],
+                                (long long)(dil[0] * (k[0] - 1) + 1),
+                                (long long)(dil[1] * (k[1] - 1) + 1),
+                                (long long)(x->d[2] + lo[0] + hi[0]),
+                                (long long)(x->d[3] + lo[1] + hi[1]),
+                                tk_shape_str(x, s, sizeof s));
+        o[i] = (padded - span) / st[i] + 1;
+    }
+    /* Every product's dimension and leading dimension is an int for tk_sgemm. */
+    int64_t rows = c * k[0] * k[1], cols = x->d[0] * o[0] * o[1];
+    if (x->d[2] > INT_MAX / 2 || x->d[3] > INT_MAX / 2 || rows > INT_MAX || cols > INT_MAX)
+        return tk_node_fail(ctx, n, "input of shape %s is too large to convolve",
+                            tk_shape_str(x, s, sizeof s));
+    n->shape = (tk_shape){4, {x->d[0], out, o[0], o[1]}};
+    int64_t fan_in = c / groups * k[0] * k[1];
+    if (tk_node_param(g, n, "weight", (tk_shape){4, {out, c / groups, k[0], k[1]}}, true,
+                      TK_INIT_KAIMING_UNIFORM, fan_in) < 0)
+        return TK_ERR_INPUT;
+    if (tk_attr_int(n, "bias", 1) &&
+        tk_node_param(g, n, "bias", (tk_shape){1, {out}}, true, TK_INIT_UNIFORM_FAN_IN,
+                      fan_in) < 0)
+        return TK_ERR_INPUT;
+    n->iattr[IN_C] = c;
+    n->iattr[GROUPS] = groups;
+    n->iattr[KERNEL] = pack(k[0], k[1]);
+    n->iattr[STRIDE] = pack(st[0], st[1]);
+    n->iattr[DILATION] = pack(dil[0], dil[1]);
+    n->iattr[PAD] = pack(lo[0], lo[1]);
+    n->iattr[IN_HW] = pack(x->d[2], x->d[3]);
+    n->scratch = (size_t)(rows + out) * (size_t)cols;
+    return TK_OK;
+}
+
+/* The outputs o in [0, out) that read input position o * stride + off inside [0, in):
+ * [*lo, *hi). Computing the range once keeps bounds tests out of the copy loops. */
+static void inside(int off, int stride, int in, int out, int *lo, int *hi)
+{
+    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int h = in - off <= 0 ? 0 : (in - 1 - off) / stride + 1;
+    h = h < out ? h : out;
+    *lo = l < h ? l : h;
+    *hi = h;
+}
+
+/* cols[(c, i, j)][(n, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside. */
+static void im2col(const float *x, float *cols, const geom *q, int batch)
+{
+    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow, np = batch * opix;
+    float *row = cols;
+    for (int c = 0; c < q->c; c++) {
+        for (int i = 0; i < q->kh; i++) {
+            int ioff = i * q->dh - q->ph, hlo, hhi;
+            inside(ioff, q->sh, q->h, q->oh, &hlo, &hhi);
+            for (int j = 0; j < q->kw; j++, row += np) {
+                int joff = j * q->dw - q->pw, wlo, whi;
+                inside(joff, q->sw, q->w, q->ow, &wlo, &whi);
+                /* The input column read by output column wlo; no row is read if none is. */
+                int first_w = wlo * q->sw + joff, rlo = hlo, rhi = wlo < whi ? hhi : hlo;
+                for (int n = 0; n < batch; n++) {
+                    const float *xc = x + ((size_t)n * q->c + c) * plane;
+                    float *dst = row + n * opix;
+                    memset(dst, 0, sizeof(float) * (size_t)rlo * q->ow);
+                    /* Plain loops: rows are often too short for memcpy calls to pay. */
+                    for (int oh = rlo; oh < rhi; oh++) {
+                        float *d = dst + (size_t)oh * q->ow;
+                        const float *src = xc + (size_t)(oh * q->sh + ioff) * q->w + first_w;
+                        for (int ow = 0; ow < wlo; ow++)
+                            d[ow] = 0.0f;
+                        if (q->sw == 1)
+                            for (int ow = wlo; ow < whi; ow++)
+                                d[ow] = src[ow - wlo];
+                        else
+                            for (int ow = wlo; ow < whi; ow++)
+                                d[ow] = src[(size_t)(ow - wlo) * q->sw];
+                        for (int ow = whi; ow < q->ow; ow++)
+                            d[ow] = 0.0f;
+                    }
+                    memset(dst + (size_t)rhi * q->ow, 0,
+                           sizeof(float) * (size_t)(q->oh - rhi) * q->ow);
+                }
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: dx[n, c, ih, iw] += every column entry that copied it. */
+static void col2im(const float *cols, float *dx, const geom *q, int batch)
+{
+    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow, np = batch * opix;
+    const float *row = cols;
+    for (int c = 0; c < q->c; c++) {
+        for (int i = 0; i < q->kh; i++) {
+            int ioff = i * q->dh - q->ph, hlo, hhi;
+            inside(ioff, q->sh, q->h, q->oh, &hlo, &hhi);
+            for (int j = 0; j < q->kw; j++, row += np) {
+                int joff = j * q->dw - q->pw, wlo, whi;
+                inside(joff, q->sw, q->w, q->ow, &wlo, &whi);
+                /* The input column read by output column wlo; no row is read if none is. */
+                int first_w = wlo * q->sw + joff, rlo = hlo, rhi = wlo < whi ? hhi : hlo;
+                for (int n = 0; n < batch; n++) {
+                    float *xc = dx + ((size_t)n * q->c + c) * plane;
+                    for (int oh = rlo; oh < rhi; oh++) {
+                        const float *s = row + n * opix + (size_t)oh * q->ow + wlo;
+                        float *d = xc + (size_t)(oh * q->sh + ioff) * q->w + first_w;
+                        if (q->sw == 1)
+                            for (int k = 0; k < whi - wlo; k++)
+                                d[k] += s[k];
+                        else
+                            for (int k = 0; k < whi - wlo; k++)
+                                d[(size_t)k * q->sw] += s[k];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Sum of n floats: blocks of 256 summed in eight float lanes (which vectorise; each lane
+ * adds 32 values), the blocks added in double. */
+static double row_sum(const float *v, int n)
+{
+    double total = 0;
+    int i = 0;
+    for (; i + 256 <= n; i += 256) {
+        float lane[8] = {0};
+        for (int k = 0; k < 256; k += 8)
+            for (int l = 0; l < 8; l++)
+                lane[l] += v[i + k + l];
+        for (int l = 0; l < 8; l++)
+            total += lane[l];
+    }
+    for (; i < n; i++)
+        total += v[i];
+    return total;
+}
+
+static void forward(const tk_kernel_args *a)
+{
+    geom q = geom_of(a->node);
+    int opix = q.oh * q.ow, np = a->n * opix;
+    int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
+    float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
+    im2col(a->x[0], cols, &q, a->n);
+    for (int g = 0; g < q.groups; g++)
+        tk_sgemm(false, false, og, np, kg, 1.0f, a->param[0] + (size_t)g * og * kg, kg,
+                 cols + (size_t)g * kg * np, np, 0.0f, t + (size_t)g * og * np, np);
+    /* t is (o, n, pixel); y is (n, o, pixel). */
+    const float *bias = a->node->n_params > 1 ? a->param[1] : NULL;
+    for (int n = 0; n < a->n; n++) {
+        for (int o = 0; o < q.o; o++) {
+            const float *src = t + (size_t)o * np + (size_t)n * opix;
+            float *dst = a->y + ((size_t)n * q.o + o) * opix;
+            float b = bias ? bias[o] : 0.0f;
+            for (int p = 0; p < opix; p++)
+                dst[p] = src[p] + b;
+        }
+    }
+}
+
+static void backward(const tk_kernel_args *a)
+{
+    geom q = geom_of(a->node);
+    int opix = q.oh * q.ow, np = a->n * opix;
+    int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
+    float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
+    for (int n = 0; n < a->n; n++)
+        for (int o = 0; o < q.o; o++)
+            memcpy(t + (size_t)o * np + (size_t)n * opix, a->dy + ((size_t)n * q.o + o) * opix,
+                   sizeof(float) * (size_t)opix);
+    float *db = a->node->n_params > 1 ? a->dparam[1] : NULL;
+    for (int o = 0; db && o < q.o; o++)
+        db[o] += (float)row_sum(t + (size_t)o * np, np);
+    if (a->dparam[0])
+        for (int g = 0; g < q.groups; g++)
+            tk_sgemm(false, true, og, kg, np, 1.0f, t + (size_t)g * og * np, np,
+                     cols + (size_t)g * kg * np, np, 1.0f, a->dparam[0] + (size_t)g * og * kg,
+                     kg);
+    if (!a->dx[0])
+        return;
+    /* The columns are spent once dweight has them: their gradient overwrites them. */
+    for (int g = 0; g < q.groups; g++)
+        tk_sgemm(true, false, kg, np, og, 1.0f, a->param[0] + (size_t)g * og * kg, kg,
+                 t + (size_t)g * og * np, np, 0.0f, cols + (size_t)g * kg * np, np);
+    if (!a->dx_accumulate[0])
+        memset(a->dx[0], 0, sizeof(float) * (size_t)a->n * q.c * q.h * q.w);
+    col2im(cols, a->dx[0], &q, a->n);
+}
+
+const tk_op_def tk_op_conv2d = {
+    .name = "conv2d",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .flags = 0,
+    .infer = infer,
+    .forward = forward,
+    .backward = backward,
+};
