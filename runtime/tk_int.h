@@ -168,6 +168,15 @@ typedef struct {
 
 const tk_optim_def *tk_optim_def_of(tk_optim_kind k);
 
+/* Loops that touch every parameter on every step (optimizer updates, gradient norms) are
+ * compiled twice, for AVX2 and for baseline x86-64, and chosen at load time: Debian builds
+ * for the baseline, and these loops are where the wider vectors pay. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define TK_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define TK_HOT
+#endif
+
 /* a * b + c rounded once, as PyTorch's vectorised add(x, alpha=a) and addcmul do with FMA.
  * The product is exact in double, so this matches fmaf without needing FMA hardware (or
  * libm's slow software fmaf) and still vectorises. */

@@ -7,7 +7,7 @@
 
 /* The loop bodies are branch-free and the pointers restrict-qualified so the compiler
  * vectorises them: this update touches every parameter on every step. */
-static void adam_core(const tk_optim_hparams *h, double lr, int64_t t, float *restrict p,
+TK_HOT static void adam_core(const tk_optim_hparams *h, double lr, int64_t t, float *restrict p,
                       const float *restrict g, float *const *slots, int64_t n, float decay)
 {
     const float b1 = (float)h->beta1, b2 = (float)h->beta2;

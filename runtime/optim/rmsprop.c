@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-static void update(const tk_optim_hparams *h, double lr, int64_t t, float *p, float *g,
+TK_HOT static void update(const tk_optim_hparams *h, double lr, int64_t t, float *p, float *g,
                    float *const *slots, int64_t n)
 {
     (void)t;

@@ -4,7 +4,7 @@
 
 /* One branch-free loop per variant (restrict pointers) so each vectorises. Adding
  * weight_decay * p when the decay is 0 changes nothing but the sign of a zero gradient. */
-static void update(const tk_optim_hparams *h, double lr, int64_t t, float *restrict p,
+TK_HOT static void update(const tk_optim_hparams *h, double lr, int64_t t, float *restrict p,
                    float *restrict g, float *const *slots, int64_t n)
 {
     const float wd = (float)h->weight_decay, mom = (float)h->momentum;
