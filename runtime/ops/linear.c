@@ -63,11 +63,14 @@ static void forward(const tk_kernel_args *a)
 static void backward(const tk_kernel_args *a)
 {
     int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
-    float *dy = a->dy;
+    float *restrict dy = a->dy;
     if (a->node->act == TK_ACT_RELU) {
+        const float *restrict y = a->y;
         size_t total = (size_t)rows * out;
-        for (size_t i = 0; i < total; i++)
-            dy[i] = a->y[i] > 0.0f ? dy[i] : 0.0f;
+        for (size_t i = 0; i < total; i++) {
+            float g = dy[i];
+            dy[i] = y[i] > 0.0f ? g : 0.0f;
+        }
     }
     if (a->dx[0])
         tk_sgemm(false, false, rows, in, out, 1.0f, dy, out, a->param[0], in,

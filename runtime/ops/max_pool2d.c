@@ -115,10 +115,47 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
+/* The first maximum of a window, or its last NaN: PyTorch's (v > m || isnan(v)) rule. */
+static inline void take(const float *x, int i, float *m, int *best)
+{
+    float v = x[i];
+    bool better = (v > *m) | (v != v);
+    *m = better ? v : *m;
+    *best = better ? i : *best;
+}
+
+/* 2x2 windows with stride 2 and no padding, the common case, without the general loop's
+ * bounds arithmetic. */
+static bool forward_2x2(const tk_kernel_args *a, const geom *q, size_t planes)
+{
+    if (q->kh != 2 || q->kw != 2 || q->sh != 2 || q->sw != 2 || q->ph || q->pw ||
+        q->oh * 2 > q->h || q->ow * 2 > q->w)
+        return false;
+    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
+    for (size_t p = 0; p < planes; p++) {
+        const float *x = a->x[0] + p * plane;
+        float *y = a->y + p * opix, *arg = a->scratch + p * opix;
+        for (int oh = 0; oh < q->oh; oh++) {
+            for (int ow = 0; ow < q->ow; ow++) {
+                int i = 2 * oh * q->w + 2 * ow, best = i;
+                float m = x[i];
+                take(x, i + 1, &m, &best);
+                take(x, i + q->w, &m, &best);
+                take(x, i + q->w + 1, &m, &best);
+                y[oh * q->ow + ow] = m;
+                arg[oh * q->ow + ow] = (float)best;
+            }
+        }
+    }
+    return true;
+}
+
 static void forward(const tk_kernel_args *a)
 {
     geom q = geom_of(a->node);
     size_t planes = (size_t)a->n * q.c, plane = (size_t)q.h * q.w, opix = (size_t)q.oh * q.ow;
+    if (forward_2x2(a, &q, planes))
+        return;
     for (size_t p = 0; p < planes; p++) {
         const float *x = a->x[0] + p * plane;
         float *y = a->y + p * opix, *arg = a->scratch + p * opix;
