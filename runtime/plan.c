@@ -28,13 +28,13 @@ static int consumers_of(const tk_graph *g, int v, int *last)
     return count;
 }
 
-/* linear -> relu becomes one linear with a ReLU epilogue when the relu is the linear's only
- * consumer; the relu's consumers then read the linear's buffer. */
+/* linear or conv2d -> relu becomes one op with a ReLU epilogue when the relu is its only
+ * consumer; the relu's consumers then read the fused op's buffer. */
 static void fuse(tk_graph *g)
 {
     for (int v = 0; v < g->n_nodes; v++) {
         tk_node *lin = &g->nodes[v];
-        if (!lin->op || strcmp(lin->op->name, "linear") != 0 || lin->act != TK_ACT_NONE ||
+        if (!lin->op || !(lin->op->flags & TK_OP_RELU_EPILOGUE) || lin->act != TK_ACT_NONE ||
             v == g->output)
             continue;
         int r = -1;

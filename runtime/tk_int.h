@@ -100,6 +100,7 @@ enum {
     TK_OP_BWD_NEEDS_OUTPUT = 1 << 3, /* backward reads y */
     TK_OP_RANDOM = 1 << 4,           /* uses the RNG (gradcheck fixes seed/step) */
     TK_OP_NOT_DIFF_INPUT1 = 1 << 5,  /* input 1 takes no gradient (targets) */
+    TK_OP_RELU_EPILOGUE = 1 << 6,    /* honours node->act == TK_ACT_RELU (fusion pass) */
 };
 
 struct tk_op_def {

@@ -288,15 +288,23 @@ static void forward(const tk_kernel_args *a)
     for (int g = 0; g < q.groups; g++)
         tk_sgemm(false, false, og, np, kg, 1.0f, a->param[0] + (size_t)g * og * kg, kg,
                  cols + (size_t)g * kg * np, np, 0.0f, t + (size_t)g * og * np, np);
-    /* t is (o, n, pixel); y is (n, o, pixel). */
+    /* t is (o, n, pixel); y is (n, o, pixel); a fused ReLU applies on the way. */
     const float *bias = a->node->n_params > 1 ? a->param[1] : NULL;
+    bool relu = a->node->act == TK_ACT_RELU;
     for (int n = 0; n < a->n; n++) {
         for (int o = 0; o < q.o; o++) {
-            const float *src = t + (size_t)o * np + (size_t)n * opix;
-            float *dst = a->y + ((size_t)n * q.o + o) * opix;
+            const float *restrict src = t + (size_t)o * np + (size_t)n * opix;
+            float *restrict dst = a->y + ((size_t)n * q.o + o) * opix;
             float b = bias ? bias[o] : 0.0f;
-            for (int p = 0; p < opix; p++)
-                dst[p] = src[p] + b;
+            if (relu) {
+                for (int p = 0; p < opix; p++) {
+                    float v = src[p] + b;
+                    dst[p] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (int p = 0; p < opix; p++)
+                    dst[p] = src[p] + b;
+            }
         }
     }
 }
@@ -307,10 +315,22 @@ static void backward(const tk_kernel_args *a)
     int opix = q.oh * q.ow, np = a->n * opix;
     int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
     float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
-    for (int n = 0; n < a->n; n++)
-        for (int o = 0; o < q.o; o++)
-            memcpy(t + (size_t)o * np + (size_t)n * opix, a->dy + ((size_t)n * q.o + o) * opix,
-                   sizeof(float) * (size_t)opix);
+    bool relu = a->node->act == TK_ACT_RELU;
+    for (int n = 0; n < a->n; n++) {
+        for (int o = 0; o < q.o; o++) {
+            size_t at = ((size_t)n * q.o + o) * opix;
+            float *restrict dst = t + (size_t)o * np + (size_t)n * opix;
+            const float *restrict dy = a->dy + at, *restrict y = a->y + at;
+            if (relu) {
+                for (int p = 0; p < opix; p++) {
+                    float g = dy[p];
+                    dst[p] = y[p] > 0.0f ? g : 0.0f;
+                }
+            } else {
+                memcpy(dst, dy, sizeof(float) * (size_t)opix);
+            }
+        }
+    }
     float *db = a->node->n_params > 1 ? a->dparam[1] : NULL;
     for (int o = 0; db && o < q.o; o++)
         db[o] += (float)row_sum(t + (size_t)o * np, np);
@@ -334,7 +354,7 @@ const tk_op_def tk_op_conv2d = {
     .name = "conv2d",
     .min_inputs = 1,
     .max_inputs = 1,
-    .flags = 0,
+    .flags = TK_OP_RELU_EPILOGUE,
     .infer = infer,
     .forward = forward,
     .backward = backward,
