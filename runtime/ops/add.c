@@ -2,6 +2,7 @@
  * nn.residual). No broadcasting: a shape mismatch is a model bug worth reporting. The same
  * node may be both inputs (x + x); the plan then makes the second gradient write add. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <string.h>
 
@@ -17,14 +18,9 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
-static size_t count(const tk_kernel_args *a)
-{
-    return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
-}
-
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     const float *x = a->x[0], *u = a->x[1];
     for (size_t i = 0; i < total; i++)
         a->y[i] = x[i] + u[i];
@@ -32,7 +28,7 @@ static void forward(const tk_kernel_args *a)
 
 static void backward(const tk_kernel_args *a)
 {
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     for (int k = 0; k < 2; k++) {
         float *dx = a->dx[k];
         if (!dx)

@@ -2,6 +2,7 @@
  * batch and may not be used). Every other dimension must agree. Forward and backward are
  * block copies: per leading index, input k owns a contiguous run of the output row. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <string.h>
 
@@ -46,7 +47,7 @@ static size_t row_of(const tk_kernel_args *a, size_t *leading)
     size_t row = 0;
     for (int k = 0; k < a->node->n_inputs; k++)
         row += (size_t)a->node->iattr[k];
-    *leading = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape) / row;
+    *leading = tk_kernel_numel(a) / row;
     return row;
 }
 

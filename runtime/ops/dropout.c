@@ -2,6 +2,7 @@
  * rest by 1/(1-p); in eval, identity. The mask is never stored: backward recomputes it from
  * the counter-based RNG keyed by (seed, node, step, element). */
 #include "tk_int.h"
+#include "common.h"
 
 #include <string.h>
 
@@ -11,8 +12,7 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     if (!(p >= 0.0 && p < 1.0))
         return tk_node_fail(ctx, n, "p must be in [0, 1), got %g", p);
     n->fattr[0] = p;
-    n->shape = tk_graph_node(g, n->inputs[0])->shape;
-    return TK_OK;
+    return tk_infer_same_shape(g, n, ctx);
 }
 
 static float keep_scale(const tk_kernel_args *a, size_t i)
@@ -25,7 +25,7 @@ static float keep_scale(const tk_kernel_args *a, size_t i)
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     if (!a->training || a->node->fattr[0] == 0.0) {
         memcpy(a->y, a->x[0], total * sizeof(float));
         return;
@@ -36,7 +36,7 @@ static void forward(const tk_kernel_args *a)
 
 static void backward(const tk_kernel_args *a)
 {
-    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     bool identity = a->node->fattr[0] == 0.0;
     for (size_t i = 0; i < total; i++) {
         float g = identity ? a->dy[i] : a->dy[i] * keep_scale(a, i);

@@ -1,25 +1,19 @@
 /* elu.c - y = x for x > 0, alpha * (exp(x) - 1) otherwise (nn.ELU). The backward reads the
  * input: with a negative alpha the output's sign no longer tells the two sides apart. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
-    (void)ctx;
-    n->shape = tk_graph_node(g, n->inputs[0])->shape;
     n->fattr[0] = tk_attr_float(n, "alpha", 1.0);
-    return TK_OK;
-}
-
-static size_t count(const tk_kernel_args *a)
-{
-    return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    return tk_infer_same_shape(g, n, ctx);
 }
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     float alpha = (float)a->node->fattr[0];
     const float *x = a->x[0];
     /* expm1 keeps the relative precision of small negative inputs. */
@@ -37,7 +31,7 @@ static void backward(const tk_kernel_args *a)
     float *dx = a->dx[0];
     if (!dx)
         return;
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     float alpha = (float)a->node->fattr[0];
     const float *x = a->x[0], *dy = a->dy;
     if (a->dx_accumulate[0]) {

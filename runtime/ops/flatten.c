@@ -1,6 +1,7 @@
 /* flatten.c - merges dimensions start_dim..end_dim (nn.Flatten; dim 0 is the batch). The
  * data is already contiguous, so forward and backward are copies. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <string.h>
 
@@ -30,13 +31,13 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     memcpy(a->y, a->x[0], total * sizeof(float));
 }
 
 static void backward(const tk_kernel_args *a)
 {
-    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     if (a->dx_accumulate[0]) {
         for (size_t i = 0; i < total; i++)
             a->dx[0][i] += a->dy[i];

@@ -1,6 +1,7 @@
 /* gelu.c - y = x * Phi(x) (nn.GELU): the exact form with erf (approximate = "none") or the
  * tanh approximation (approximate = "tanh"), with PyTorch's constants. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,17 +13,11 @@
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
-    n->shape = tk_graph_node(g, n->inputs[0])->shape;
     const char *mode = tk_attr_str(n, "approximate", "none");
     if (strcmp(mode, "none") != 0 && strcmp(mode, "tanh") != 0)
         return tk_node_fail(ctx, n, "approximate must be 'none' or 'tanh', got '%s'", mode);
     n->iattr[0] = strcmp(mode, "tanh") == 0;
-    return TK_OK;
-}
-
-static size_t count(const tk_kernel_args *a)
-{
-    return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    return tk_infer_same_shape(g, n, ctx);
 }
 
 static inline float gelu_erf(float x)
@@ -51,7 +46,7 @@ static inline float grad_tanh(float x, float dy)
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     const float *x = a->x[0];
     float *y = a->y;
     if (a->node->iattr[0]) {
@@ -68,7 +63,7 @@ static void backward(const tk_kernel_args *a)
     float *dx = a->dx[0];
     if (!dx)
         return;
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     const float *x = a->x[0], *dy = a->dy;
     bool acc = a->dx_accumulate[0];
     if (a->node->iattr[0]) {

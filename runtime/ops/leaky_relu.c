@@ -1,23 +1,17 @@
 /* leaky_relu.c - y = x for x > 0, negative_slope * x otherwise (nn.LeakyReLU). The backward
  * reads the input, not the output, because a negative slope would make y's sign ambiguous. */
 #include "tk_int.h"
+#include "common.h"
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
-    (void)ctx;
-    n->shape = tk_graph_node(g, n->inputs[0])->shape;
     n->fattr[0] = tk_attr_float(n, "negative_slope", 0.01);
-    return TK_OK;
-}
-
-static size_t count(const tk_kernel_args *a)
-{
-    return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    return tk_infer_same_shape(g, n, ctx);
 }
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     float slope = (float)a->node->fattr[0];
     const float *x = a->x[0];
     for (size_t i = 0; i < total; i++)
@@ -35,7 +29,7 @@ static void backward(const tk_kernel_args *a)
     float *dx = a->dx[0];
     if (!dx)
         return;
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     float slope = (float)a->node->fattr[0];
     const float *x = a->x[0], *dy = a->dy;
     if (a->dx_accumulate[0]) {

@@ -1,16 +1,10 @@
 /* relu.c - y = max(x, 0). The fusion pass folds it into a preceding linear when it can. */
 #include "tk_int.h"
-
-static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
-{
-    (void)ctx;
-    n->shape = tk_graph_node(g, n->inputs[0])->shape;
-    return TK_OK;
-}
+#include "common.h"
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     const float *x = a->x[0];
     for (size_t i = 0; i < total; i++)
         a->y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -18,7 +12,7 @@ static void forward(const tk_kernel_args *a)
 
 static void backward(const tk_kernel_args *a)
 {
-    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     float *restrict dx = a->dx[0];
     const float *restrict y = a->y, *restrict dy = a->dy;
     /* Loading dy unconditionally lets the select vectorise (a conditional load does not). */
@@ -40,7 +34,7 @@ const tk_op_def tk_op_relu = {
     .min_inputs = 1,
     .max_inputs = 1,
     .flags = TK_OP_BWD_NEEDS_OUTPUT,
-    .infer = infer,
+    .infer = tk_infer_same_shape,
     .forward = forward,
     .backward = backward,
 };

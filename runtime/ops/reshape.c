@@ -2,6 +2,7 @@
  * on the dimensions after the batch). `shape` (a list of integers) excludes the batch dim;
  * one entry may be -1 and is inferred. The data is contiguous, so both directions copy. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -58,7 +59,7 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     memcpy(a->y, a->x[0], total * sizeof(float));
 }
 
@@ -67,7 +68,7 @@ static void backward(const tk_kernel_args *a)
     float *dx = a->dx[0];
     if (!dx)
         return;
-    size_t total = (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     if (a->dx_accumulate[0]) {
         for (size_t i = 0; i < total; i++)
             dx[i] += a->dy[i];

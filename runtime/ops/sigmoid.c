@@ -1,25 +1,14 @@
 /* sigmoid.c - y = 1 / (1 + exp(-x)) (nn.Sigmoid). The backward needs only the output:
  * dy * y * (1 - y). */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
-
-static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
-{
-    (void)ctx;
-    n->shape = tk_graph_node(g, n->inputs[0])->shape;
-    return TK_OK;
-}
-
-static size_t count(const tk_kernel_args *a)
-{
-    return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
-}
 
 /* For very negative x, exp(-x) overflows to inf and y is exactly 0, as in PyTorch. */
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     const float *x = a->x[0];
     for (size_t i = 0; i < total; i++)
         a->y[i] = 1.0f / (1.0f + expf(-x[i]));
@@ -30,7 +19,7 @@ static void backward(const tk_kernel_args *a)
     float *dx = a->dx[0];
     if (!dx)
         return;
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     const float *y = a->y, *dy = a->dy;
     if (a->dx_accumulate[0]) {
         for (size_t i = 0; i < total; i++)
@@ -46,7 +35,7 @@ const tk_op_def tk_op_sigmoid = {
     .min_inputs = 1,
     .max_inputs = 1,
     .flags = TK_OP_BWD_NEEDS_OUTPUT,
-    .infer = infer,
+    .infer = tk_infer_same_shape,
     .forward = forward,
     .backward = backward,
 };

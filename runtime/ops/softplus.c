@@ -2,6 +2,7 @@
  * (nn.Softplus, the same cut-over as PyTorch). Below the threshold it uses the overflow-free
  * form max(z, 0) + log1p(exp(-|z|)), so a large user threshold cannot produce inf. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
 
@@ -9,17 +10,11 @@ enum { BETA, THRESHOLD };
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
-    n->shape = tk_graph_node(g, n->inputs[0])->shape;
     n->fattr[BETA] = tk_attr_float(n, "beta", 1.0);
     n->fattr[THRESHOLD] = tk_attr_float(n, "threshold", 20.0);
     if (!(n->fattr[BETA] > 0.0))
         return tk_node_fail(ctx, n, "beta must be positive, got %g", n->fattr[BETA]);
-    return TK_OK;
-}
-
-static size_t count(const tk_kernel_args *a)
-{
-    return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
+    return tk_infer_same_shape(g, n, ctx);
 }
 
 static inline float softplus(float x, float beta, float threshold)
@@ -39,7 +34,7 @@ static inline float grad(float x, float dy, float beta, float threshold)
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     float beta = (float)a->node->fattr[BETA], threshold = (float)a->node->fattr[THRESHOLD];
     const float *x = a->x[0];
     for (size_t i = 0; i < total; i++)
@@ -51,7 +46,7 @@ static void backward(const tk_kernel_args *a)
     float *dx = a->dx[0];
     if (!dx)
         return;
-    size_t total = count(a);
+    size_t total = tk_kernel_numel(a);
     float beta = (float)a->node->fattr[BETA], threshold = (float)a->node->fattr[THRESHOLD];
     const float *x = a->x[0], *dy = a->dy;
     if (a->dx_accumulate[0]) {
