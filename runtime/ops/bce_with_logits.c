@@ -4,25 +4,19 @@
  * number of values per sample as the logits. pos_weight (optional) holds one value per output
  * (the last dimension) or a single value for all. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
-#include <string.h>
 
-enum { SUM, VALUES, PERIOD, PW_ATTR };
+enum { PERIOD = TK_LOSS_SLOTS, PW_ATTR };
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
+    tk_status status = tk_infer_value_loss(g, n, ctx, "logits");
+    if (status != TK_OK)
+        return status;
     const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
-    const tk_shape *t = &tk_graph_node(g, n->inputs[1])->shape;
-    char s[96], u[96];
-    if (tk_sample_numel(x) != tk_sample_numel(t) || x->d[0] != t->d[0])
-        return tk_node_fail(ctx, n, "logits shape %s does not match target shape %s",
-                            tk_shape_str(x, s, sizeof s), tk_shape_str(t, u, sizeof u));
-    const char *red = tk_attr_str(n, "reduction", "mean");
-    if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0)
-        return tk_node_fail(ctx, n, "reduction must be 'mean' or 'sum', got '%s'", red);
-    n->iattr[SUM] = strcmp(red, "sum") == 0;
-    n->iattr[VALUES] = tk_sample_numel(x);
+    char s[96];
     int64_t outputs = x->ndim >= 2 ? x->d[x->ndim - 1] : 1;
     int pw = tk_attr_float_list(n, "pos_weight", ctx);
     if (pw == -2)
@@ -36,14 +30,8 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     n->iattr[PW_ATTR] = pw;
     /* pos_weight repeats every PERIOD values; without one (or with one value) the whole
      * sample is a single period with a constant weight. */
-    n->iattr[PERIOD] = pw >= 0 && n->attrs[pw].n > 1 ? outputs : n->iattr[VALUES];
-    n->shape = (tk_shape){0, {0}};
+    n->iattr[PERIOD] = pw >= 0 && n->attrs[pw].n > 1 ? outputs : n->iattr[TK_LOSS_VALUES];
     return TK_OK;
-}
-
-static double count(const tk_kernel_args *a)
-{
-    return a->node->iattr[SUM] ? 1.0 : (double)a->n * (double)a->node->iattr[VALUES];
 }
 
 /* The pos_weight values and their stride within a period (0: one value for all). */
@@ -62,7 +50,7 @@ static const double *pos_weight(const tk_node *n, size_t *stride)
 static void forward(const tk_kernel_args *a)
 {
     size_t period = (size_t)a->node->iattr[PERIOD], stride;
-    size_t rows = (size_t)a->n * (size_t)a->node->iattr[VALUES] / period;
+    size_t rows = tk_loss_numel(a) / period;
     const double *pw = pos_weight(a->node, &stride);
     double s = 0;
     for (size_t r = 0; r < rows; r++) {
@@ -73,7 +61,7 @@ static void forward(const tk_kernel_args *a)
             s += (1.0 - tv) * xv + w * (log1p(exp(-fabs(xv))) + fmax(-xv, 0.0));
         }
     }
-    a->y[0] = (float)(s / count(a));
+    a->y[0] = (float)(s / tk_loss_divisor(a));
 }
 
 /* d/dx = (1 + (pw - 1) t) sigmoid(x) - pw t. */
@@ -89,9 +77,9 @@ static void backward(const tk_kernel_args *a)
     if (!dx)
         return;
     size_t period = (size_t)a->node->iattr[PERIOD], stride;
-    size_t rows = (size_t)a->n * (size_t)a->node->iattr[VALUES] / period;
+    size_t rows = tk_loss_numel(a) / period;
     const double *pw = pos_weight(a->node, &stride);
-    double scale = a->loss_scale / count(a);
+    double scale = a->loss_scale / tk_loss_divisor(a);
     for (size_t r = 0; r < rows; r++) {
         const float *x = a->x[0] + r * period, *t = a->x[1] + r * period;
         float *d = dx + r * period;

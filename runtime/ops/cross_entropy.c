@@ -3,37 +3,29 @@
  * Input 0: logits (N, C); input 1: class ids (N) stored as floats. The backward recomputes
  * the softmax from the logits instead of keeping it. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
 #include <string.h>
 
-enum { CLASSES, IGNORE, WEIGHT_ATTR, SUM };
+enum { WEIGHT_ATTR = TK_CLASS_SLOTS, SUM };
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
-    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
-    const tk_shape *t = &tk_graph_node(g, n->inputs[1])->shape;
-    char s[96], u[96];
-    if (x->ndim != 2)
-        return tk_node_fail(ctx, n, "expects logits of shape (batch, classes), got %s",
-                            tk_shape_str(x, s, sizeof s));
-    if (t->ndim != 1)
-        return tk_node_fail(ctx, n, "expects one class id per sample, got targets of shape %s "
-                            "for logits %s", tk_shape_str(t, u, sizeof u),
-                            tk_shape_str(x, s, sizeof s));
-    n->iattr[CLASSES] = x->d[1];
-    n->iattr[IGNORE] = tk_attr_int(n, "ignore_index", -100);
+    tk_status status = tk_infer_class_loss(g, n, ctx, "logits");
+    if (status != TK_OK)
+        return status;
+    int64_t classes = n->iattr[TK_CLASS_COUNT];
     int wi = tk_attr_float_list(n, "weight", ctx);
     if (wi == -2)
         return TK_ERR_RUNTIME;
-    if (wi >= 0 && (n->attrs[wi].kind != TK_ATTR_FLOATS || n->attrs[wi].n != x->d[1]))
+    if (wi >= 0 && (n->attrs[wi].kind != TK_ATTR_FLOATS || n->attrs[wi].n != classes))
         return tk_node_fail(ctx, n, "weight needs %lld values (one per class), got %d",
-                            (long long)x->d[1], n->attrs[wi].n);
+                            (long long)classes, n->attrs[wi].n);
     n->iattr[WEIGHT_ATTR] = wi;
-    const char *red = tk_attr_str(n, "reduction", "mean");
-    if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0)
-        return tk_node_fail(ctx, n, "reduction must be 'mean' or 'sum', got '%s'", red);
-    n->iattr[SUM] = strcmp(red, "sum") == 0;
+    status = tk_attr_reduction(n, ctx, &n->iattr[SUM]);
+    if (status != TK_OK)
+        return status;
     n->fattr[0] = tk_attr_float(n, "label_smoothing", 0.0);
     if (!(n->fattr[0] >= 0.0 && n->fattr[0] <= 1.0))
         return tk_node_fail(ctx, n, "label_smoothing must be in [0, 1], got %g", n->fattr[0]);
@@ -46,7 +38,8 @@ static int class_of(const tk_kernel_args *a, int i)
 {
     float t = a->x[1][i];
     int c = (int)t;
-    if ((float)c != t || c == a->node->iattr[IGNORE] || c < 0 || c >= a->node->iattr[CLASSES])
+    if ((float)c != t || c == a->node->iattr[TK_CLASS_IGNORE] || c < 0 ||
+        c >= a->node->iattr[TK_CLASS_COUNT])
         return -1;
     return c;
 }
@@ -84,7 +77,7 @@ static double log_sum_exp(const float *z, int classes)
 
 static void forward(const tk_kernel_args *a)
 {
-    int classes = (int)a->node->iattr[CLASSES];
+    int classes = (int)a->node->iattr[TK_CLASS_COUNT];
     double eps = a->node->fattr[0];
     const double *w = weights(a->node);
     double total = 0;
@@ -109,7 +102,7 @@ static void forward(const tk_kernel_args *a)
 
 static void backward(const tk_kernel_args *a)
 {
-    int classes = (int)a->node->iattr[CLASSES];
+    int classes = (int)a->node->iattr[TK_CLASS_COUNT];
     double eps = a->node->fattr[0];
     const double *w = weights(a->node);
     double wsum = classes;

@@ -2,46 +2,30 @@
  * |d| <= delta, else delta * (|d| - 0.5 delta); mean or sum. It equals delta * smooth_l1
  * with beta = delta. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
-#include <string.h>
-
-enum { SUM, VALUES };
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
-    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
-    const tk_shape *t = &tk_graph_node(g, n->inputs[1])->shape;
-    char s[96], u[96];
-    if (tk_sample_numel(x) != tk_sample_numel(t) || x->d[0] != t->d[0])
-        return tk_node_fail(ctx, n, "prediction shape %s does not match target shape %s",
-                            tk_shape_str(x, s, sizeof s), tk_shape_str(t, u, sizeof u));
-    const char *red = tk_attr_str(n, "reduction", "mean");
-    if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0)
-        return tk_node_fail(ctx, n, "reduction must be 'mean' or 'sum', got '%s'", red);
+    tk_status status = tk_infer_value_loss(g, n, ctx, "prediction");
+    if (status != TK_OK)
+        return status;
     n->fattr[0] = tk_attr_float(n, "delta", 1.0);
     if (!(n->fattr[0] > 0.0))
         return tk_node_fail(ctx, n, "delta must be positive, got %g", n->fattr[0]);
-    n->iattr[SUM] = strcmp(red, "sum") == 0;
-    n->iattr[VALUES] = tk_sample_numel(x);
-    n->shape = (tk_shape){0, {0}};
     return TK_OK;
-}
-
-static double count(const tk_kernel_args *a)
-{
-    return a->node->iattr[SUM] ? 1.0 : (double)a->n * (double)a->node->iattr[VALUES];
 }
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = (size_t)a->n * (size_t)a->node->iattr[VALUES];
+    size_t total = tk_loss_numel(a);
     double delta = a->node->fattr[0], s = 0;
     for (size_t i = 0; i < total; i++) {
         double d = fabs((double)a->x[0][i] - a->x[1][i]);
         s += d <= delta ? 0.5 * d * d : delta * (d - 0.5 * delta);
     }
-    a->y[0] = (float)(s / count(a));
+    a->y[0] = (float)(s / tk_loss_divisor(a));
 }
 
 /* The slope is d inside [-delta, delta] and clamps to +-delta outside. */
@@ -57,8 +41,8 @@ static void backward(const tk_kernel_args *a)
     float *dx = a->dx[0];
     if (!dx)
         return;
-    size_t total = (size_t)a->n * (size_t)a->node->iattr[VALUES];
-    float delta = (float)a->node->fattr[0], scale = (float)(a->loss_scale / count(a));
+    size_t total = tk_loss_numel(a);
+    float delta = (float)a->node->fattr[0], scale = (float)(a->loss_scale / tk_loss_divisor(a));
     const float *p = a->x[0], *t = a->x[1];
     if (a->dx_accumulate[0]) {
         for (size_t i = 0; i < total; i++)

@@ -3,40 +3,32 @@
  * weights, ignore_index, mean or sum; the mean divides by the summed weights of the rows
  * that count, as PyTorch does. For logits use cross_entropy instead. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
 #include <string.h>
 
-enum { CLASSES, IGNORE, WEIGHT_ATTR, SUM };
+enum { WEIGHT_ATTR = TK_CLASS_SLOTS, SUM };
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
-    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
-    const tk_shape *t = &tk_graph_node(g, n->inputs[1])->shape;
-    char s[96], u[96];
-    if (x->ndim != 2)
-        return tk_node_fail(ctx, n, "expects log-probabilities of shape (batch, classes), "
-                            "got %s", tk_shape_str(x, s, sizeof s));
-    if (t->ndim != 1)
-        return tk_node_fail(ctx, n, "expects one class id per sample, got targets of shape %s "
-                            "for log-probabilities %s", tk_shape_str(t, u, sizeof u),
-                            tk_shape_str(x, s, sizeof s));
-    n->iattr[CLASSES] = x->d[1];
-    n->iattr[IGNORE] = tk_attr_int(n, "ignore_index", -100);
+    tk_status status = tk_infer_class_loss(g, n, ctx, "log-probabilities");
+    if (status != TK_OK)
+        return status;
+    int64_t classes = n->iattr[TK_CLASS_COUNT];
     int w = tk_attr_float_list(n, "weight", ctx);
     if (w == -2)
         return TK_ERR_RUNTIME;
     if (w >= 0 && n->attrs[w].kind != TK_ATTR_FLOATS)
         return tk_node_fail(ctx, n, "weight must be a list of %lld numbers (one per class)",
-                            (long long)x->d[1]);
-    if (w >= 0 && n->attrs[w].n != x->d[1])
+                            (long long)classes);
+    if (w >= 0 && n->attrs[w].n != classes)
         return tk_node_fail(ctx, n, "weight needs %lld values (one per class), got %d",
-                            (long long)x->d[1], n->attrs[w].n);
+                            (long long)classes, n->attrs[w].n);
     n->iattr[WEIGHT_ATTR] = w;
-    const char *red = tk_attr_str(n, "reduction", "mean");
-    if (strcmp(red, "mean") != 0 && strcmp(red, "sum") != 0)
-        return tk_node_fail(ctx, n, "reduction must be 'mean' or 'sum', got '%s'", red);
-    n->iattr[SUM] = strcmp(red, "sum") == 0;
+    status = tk_attr_reduction(n, ctx, &n->iattr[SUM]);
+    if (status != TK_OK)
+        return status;
     n->shape = (tk_shape){0, {0}};
     return TK_OK;
 }
@@ -46,10 +38,10 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 static int class_of(const tk_kernel_args *a, int i)
 {
     float t = a->x[1][i];
-    if (!(t >= 0.0f && t < (float)a->node->iattr[CLASSES]))
+    if (!(t >= 0.0f && t < (float)a->node->iattr[TK_CLASS_COUNT]))
         return -1;
     int c = (int)t;
-    return (float)c != t || c == a->node->iattr[IGNORE] ? -1 : c;
+    return (float)c != t || c == a->node->iattr[TK_CLASS_IGNORE] ? -1 : c;
 }
 
 static double weight_of(const tk_node *n, int c)
@@ -73,7 +65,7 @@ static double denominator(const tk_kernel_args *a)
 
 static void forward(const tk_kernel_args *a)
 {
-    int classes = (int)a->node->iattr[CLASSES];
+    int classes = (int)a->node->iattr[TK_CLASS_COUNT];
     double total = 0;
     for (int i = 0; i < a->n; i++) {
         int c = class_of(a, i);
@@ -90,7 +82,7 @@ static void backward(const tk_kernel_args *a)
     float *dx = a->dx[0];
     if (!dx)
         return;
-    int classes = (int)a->node->iattr[CLASSES];
+    int classes = (int)a->node->iattr[TK_CLASS_COUNT];
     double d = denominator(a);
     double scale = d > 0 ? a->loss_scale / d : 0.0;
     if (!a->dx_accumulate[0])
