@@ -3,6 +3,7 @@
  * overlap when H is not a multiple of oh; output_size 1 is global average pooling.
  * Not here: None entries in output_size (keep that input dim). */
 #include "tk_int.h"
+#include "common.h"
 
 #include <limits.h>
 #include <string.h>
@@ -21,16 +22,11 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
     const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
     char s[96];
-    if (x->ndim != 4)
-        return tk_node_fail(ctx, n, "expects an input of shape (batch, channels, height, "
-                            "width), got %s", tk_shape_str(x, s, sizeof s));
-    const tk_attr *a = tk_node_attr(n, "output_size");
-    int64_t o[2] = {0, 0};
-    if (a && a->kind == TK_ATTR_INT)
-        o[0] = o[1] = a->i;
-    else if (a && a->kind == TK_ATTR_INTS && (a->n == 1 || a->n == 2))
-        o[0] = a->ints[0], o[1] = a->ints[a->n - 1];
-    if (o[0] < 1 || o[1] < 1)
+    tk_status status = tk_expect_nchw(n, x, ctx);
+    if (status != TK_OK)
+        return status;
+    int64_t o[2];
+    if (!tk_attr_pair(n, "output_size", (int64_t[2]){0, 0}, 1, INT64_MAX, o))
         return tk_node_fail(ctx, n, "output_size must be a positive integer or a pair of them");
     if (x->d[2] > INT_MAX / 4 || x->d[3] > INT_MAX / 4 || o[0] > INT_MAX / 4 ||
         o[1] > INT_MAX / 4 || x->d[2] * o[0] > INT_MAX / 2 || x->d[3] * o[1] > INT_MAX / 2)

@@ -2,6 +2,7 @@
  * keeps only what is its own. Not an op: nothing here is registered. */
 #include "common.h"
 
+#include <limits.h>
 #include <string.h>
 
 tk_status tk_infer_same_shape(tk_graph *g, tk_node *n, tk_ctx *ctx)
@@ -51,4 +52,95 @@ tk_status tk_infer_class_loss(tk_graph *g, tk_node *n, tk_ctx *ctx, const char *
     n->iattr[TK_CLASS_COUNT] = x->d[1];
     n->iattr[TK_CLASS_IGNORE] = tk_attr_int(n, "ignore_index", -100);
     return TK_OK;
+}
+
+tk_status tk_expect_nchw(const tk_node *n, const tk_shape *x, tk_ctx *ctx)
+{
+    char s[96];
+    if (x->ndim != 4)
+        return tk_node_fail(ctx, n, "expects an input of shape (batch, channels, height, "
+                            "width), got %s", tk_shape_str(x, s, sizeof s));
+    return TK_OK;
+}
+
+bool tk_attr_pair(const tk_node *n, const char *key, const int64_t dflt[2], int64_t lo,
+                  int64_t hi, int64_t v[2])
+{
+    const tk_attr *a = tk_node_attr(n, key);
+    v[0] = dflt[0];
+    v[1] = dflt[1];
+    if (a && a->kind == TK_ATTR_INT) {
+        v[0] = v[1] = a->i;
+    } else if (a && a->kind == TK_ATTR_INTS && (a->n == 1 || a->n == 2)) {
+        v[0] = a->ints[0];
+        v[1] = a->ints[a->n - 1];
+    } else if (a) {
+        return false;
+    }
+    return v[0] >= lo && v[1] >= lo && v[0] <= hi && v[1] <= hi;
+}
+
+tk_status tk_pool2d_window_of(tk_graph *g, tk_node *n, tk_ctx *ctx, tk_pool2d_window *win)
+{
+    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
+    tk_status status = tk_expect_nchw(n, x, ctx);
+    if (status != TK_OK)
+        return status;
+    int64_t *k = win->k, *st = win->st, *pad = win->pad, zero[2] = {0, 0};
+    if (!tk_attr_pair(n, "kernel_size", zero, 1, INT_MAX / 4, k))
+        return tk_node_fail(ctx, n, "kernel_size must be a positive integer or a pair of them");
+    if (!tk_attr_pair(n, "stride", k, 1, INT_MAX / 4, st))
+        return tk_node_fail(ctx, n, "stride must be a positive integer or a pair of them");
+    if (!tk_attr_pair(n, "padding", zero, 0, INT64_MAX, pad))
+        return tk_node_fail(ctx, n, "padding must be a non-negative integer or a pair of them");
+    if (pad[0] > k[0] / 2 || pad[1] > k[1] / 2)
+        return tk_node_fail(ctx, n, "padding (%lld, %lld) must be at most half of kernel_size "
+                            "(%lld, %lld)", (long long)pad[0], (long long)pad[1],
+                            (long long)k[0], (long long)k[1]);
+    return TK_OK;
+}
+
+/* PyTorch's pooling_output_shape: floor or ceil division, and in ceil mode the last window
+ * must start inside the input or its left padding. */
+static int64_t pooled(int64_t in, int64_t k, int64_t pad, int64_t stride, bool ceil_mode)
+{
+    int64_t num = in + 2 * pad - k + (ceil_mode ? stride - 1 : 0);
+    int64_t out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;
+    if (ceil_mode && (out - 1) * stride >= in + pad)
+        out--;
+    return out;
+}
+
+tk_status tk_pool2d_output(tk_graph *g, tk_node *n, tk_ctx *ctx, const tk_pool2d_window *win)
+{
+    const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
+    const int64_t *k = win->k, *st = win->st, *pad = win->pad;
+    bool ceil_mode = tk_attr_int(n, "ceil_mode", 0) != 0;
+    int64_t oh = pooled(x->d[2], k[0], pad[0], st[0], ceil_mode);
+    int64_t ow = pooled(x->d[3], k[1], pad[1], st[1], ceil_mode);
+    char s[96];
+    if (oh < 1 || ow < 1)
+        return tk_node_fail(ctx, n, "kernel_size (%lld, %lld) with padding (%lld, %lld) does "
+                            "not fit the input of shape %s", (long long)k[0], (long long)k[1],
+                            (long long)pad[0], (long long)pad[1],
+                            tk_shape_str(x, s, sizeof s));
+    n->shape = (tk_shape){4, {x->d[0], x->d[1], oh, ow}};
+    n->iattr[TK_POOL_KERNEL] = tk_pair_pack(k[0], k[1]);
+    n->iattr[TK_POOL_STRIDE] = tk_pair_pack(st[0], st[1]);
+    n->iattr[TK_POOL_PAD] = tk_pair_pack(pad[0], pad[1]);
+    n->iattr[TK_POOL_IN_HW] = tk_pair_pack(x->d[2], x->d[3]);
+    return TK_OK;
+}
+
+tk_pool2d_geom tk_pool2d_geom_of(const tk_node *n)
+{
+    const int64_t *i = n->iattr;
+    return (tk_pool2d_geom){
+        .c = (int)n->shape.d[1],
+        .h = tk_pair_first(i[TK_POOL_IN_HW]), .w = tk_pair_second(i[TK_POOL_IN_HW]),
+        .oh = (int)n->shape.d[2], .ow = (int)n->shape.d[3],
+        .kh = tk_pair_first(i[TK_POOL_KERNEL]), .kw = tk_pair_second(i[TK_POOL_KERNEL]),
+        .sh = tk_pair_first(i[TK_POOL_STRIDE]), .sw = tk_pair_second(i[TK_POOL_STRIDE]),
+        .ph = tk_pair_first(i[TK_POOL_PAD]), .pw = tk_pair_second(i[TK_POOL_PAD]),
+    };
 }

@@ -55,4 +55,55 @@ enum { TK_CLASS_COUNT, TK_CLASS_IGNORE, TK_CLASS_SLOTS };
  * TK_CLASS_IGNORE (ignore_index, default -100 as in PyTorch). */
 tk_status tk_infer_class_loss(tk_graph *g, tk_node *n, tk_ctx *ctx, const char *what);
 
+/* ---------------------------------------------------------------- 2-d spatial ops */
+
+/* The input check the NCHW ops (conv2d, the poolings, dropout2d) start with. */
+tk_status tk_expect_nchw(const tk_node *n, const tk_shape *x, tk_ctx *ctx);
+
+/* An attribute given as one integer (both dims) or a list of one or two (height, width), or
+ * dflt when absent; false unless it has one of those forms and both values are in
+ * [lo, hi]. The spatial ops take kernel_size, stride, padding, ... this way. */
+bool tk_attr_pair(const tk_node *n, const char *key, const int64_t dflt[2], int64_t lo,
+                  int64_t hi, int64_t v[2]);
+
+/* A pair of small non-negative values (a kernel's height and width, ...) in one iattr slot:
+ * the spatial ops keep more settings than a node has slots. */
+static inline int64_t tk_pair_pack(int64_t hi, int64_t lo)
+{
+    return hi * ((int64_t)1 << 32) + lo;
+}
+
+static inline int tk_pair_first(int64_t v)
+{
+    return (int)(v >> 32);
+}
+
+static inline int tk_pair_second(int64_t v)
+{
+    return (int)(v & 0xffffffff);
+}
+
+/* max_pool2d's and avg_pool2d's common settings: PyTorch's kernel_size, stride (default: the
+ * kernel) and padding (at most half the kernel) with ceil_mode's output-size rule. */
+typedef struct {
+    int64_t k[2], st[2], pad[2];
+} tk_pool2d_window;
+
+/* The iattr slots tk_pool2d_output fills; an op's own slots start at TK_POOL_SLOTS. */
+enum { TK_POOL_KERNEL, TK_POOL_STRIDE, TK_POOL_PAD, TK_POOL_IN_HW, TK_POOL_SLOTS };
+
+/* A pooling's shape rule in two halves, so each op can check its own limits in between:
+ * the NCHW input and the window attributes, then the output size (ceil_mode), which sets
+ * n->shape and the TK_POOL_* slots. */
+tk_status tk_pool2d_window_of(tk_graph *g, tk_node *n, tk_ctx *ctx, tk_pool2d_window *win);
+tk_status tk_pool2d_output(tk_graph *g, tk_node *n, tk_ctx *ctx, const tk_pool2d_window *win);
+
+/* The kernels' view of those slots: input and output planes and the window. */
+typedef struct {
+    int c, h, w, oh, ow;
+    int kh, kw, sh, sw, ph, pw;
+} tk_pool2d_geom;
+
+tk_pool2d_geom tk_pool2d_geom_of(const tk_node *n);
+
 #endif

@@ -5,6 +5,7 @@
  * copy of the output or its gradient that turns the per-sample layout into one wide product.
  * Not here: transposed convolution, other layouts. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <limits.h>
 #include <string.h>
@@ -19,59 +20,25 @@ typedef struct {
 
 enum { IN_C, GROUPS, KERNEL, STRIDE, DILATION, PAD, IN_HW };
 
-/* Pairs of small positive values share one iattr slot. */
-static int64_t pack(int64_t hi, int64_t lo)
-{
-    return hi * ((int64_t)1 << 32) + lo;
-}
-
-static int first(int64_t v)
-{
-    return (int)(v >> 32);
-}
-
-static int second(int64_t v)
-{
-    return (int)(v & 0xffffffff);
-}
-
 static geom geom_of(const tk_node *n)
 {
     const int64_t *i = n->iattr;
     return (geom){
-        .c = (int)i[IN_C], .h = first(i[IN_HW]), .w = second(i[IN_HW]),
+        .c = (int)i[IN_C], .h = tk_pair_first(i[IN_HW]), .w = tk_pair_second(i[IN_HW]),
         .o = (int)n->shape.d[1], .oh = (int)n->shape.d[2], .ow = (int)n->shape.d[3],
         .groups = (int)i[GROUPS],
-        .kh = first(i[KERNEL]), .kw = second(i[KERNEL]),
-        .sh = first(i[STRIDE]), .sw = second(i[STRIDE]),
-        .dh = first(i[DILATION]), .dw = second(i[DILATION]),
-        .ph = first(i[PAD]), .pw = second(i[PAD]),
+        .kh = tk_pair_first(i[KERNEL]), .kw = tk_pair_second(i[KERNEL]),
+        .sh = tk_pair_first(i[STRIDE]), .sw = tk_pair_second(i[STRIDE]),
+        .dh = tk_pair_first(i[DILATION]), .dw = tk_pair_second(i[DILATION]),
+        .ph = tk_pair_first(i[PAD]), .pw = tk_pair_second(i[PAD]),
     };
 }
 
-/* An attribute given as one integer (both dims) or a list of one or two; false if neither. */
-static bool pair(const tk_node *n, const char *key, int64_t dflt, int64_t v[2])
-{
-    const tk_attr *a = tk_node_attr(n, key);
-    v[0] = v[1] = dflt;
-    if (!a)
-        return true;
-    if (a->kind == TK_ATTR_INT) {
-        v[0] = v[1] = a->i;
-        return true;
-    }
-    if (a->kind == TK_ATTR_INTS && (a->n == 1 || a->n == 2)) {
-        v[0] = a->ints[0];
-        v[1] = a->ints[a->n - 1];
-        return true;
-    }
-    return false;
-}
-
+/* kernel_size, stride and dilation: positive, and small enough that the products of the
+ * shape rule stay ints. */
 static bool positive_pair(const tk_node *n, const char *key, int64_t dflt, int64_t v[2])
 {
-    return pair(n, key, dflt, v) && v[0] >= 1 && v[1] >= 1 && v[0] <= INT_MAX / 2 &&
-           v[1] <= INT_MAX / 2;
+    return tk_attr_pair(n, key, (int64_t[2]){dflt, dflt}, 1, INT_MAX / 2, v);
 }
 
 /* Padding before and after each spatial dim. */
@@ -95,8 +62,7 @@ static tk_status padding_of(const tk_node *n, const int64_t k[2], const int64_t 
         return tk_node_fail(ctx, n, "padding must be an integer, a pair, 'same' or 'valid', "
                             "got '%s'", mode);
     int64_t p[2] = {0, 0};
-    if (!mode && (!pair(n, "padding", 0, p) || p[0] < 0 || p[1] < 0 || p[0] > INT_MAX / 4 ||
-                  p[1] > INT_MAX / 4))
+    if (!mode && !tk_attr_pair(n, "padding", (int64_t[2]){0, 0}, 0, INT_MAX / 4, p))
         return tk_node_fail(ctx, n, "padding must be a non-negative integer or a pair of them");
     for (int i = 0; i < 2; i++)
         lo[i] = hi[i] = p[i];
@@ -107,9 +73,9 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
     const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
     char s[96];
-    if (x->ndim != 4)
-        return tk_node_fail(ctx, n, "expects an input of shape (batch, channels, height, "
-                            "width), got %s", tk_shape_str(x, s, sizeof s));
+    tk_status status = tk_expect_nchw(n, x, ctx);
+    if (status != TK_OK)
+        return status;
     int64_t c = x->d[1], out = tk_attr_int(n, "out_channels", 0);
     int64_t groups = tk_attr_int(n, "groups", 1), want_in = tk_attr_int(n, "in_channels", 0);
     int64_t k[2], st[2], dil[2], lo[2] = {0, 0}, hi[2] = {0, 0};
@@ -132,7 +98,7 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
         return tk_node_fail(ctx, n, "input of shape %s has %lld channels, not divisible by "
                             "groups (%lld)", tk_shape_str(x, s, sizeof s), (long long)c,
                             (long long)groups);
-    tk_status status = padding_of(n, k, st, dil, lo, hi, ctx);
+    status = padding_of(n, k, st, dil, lo, hi, ctx);
     if (status != TK_OK)
         return status;
     int64_t o[2];
@@ -166,11 +132,11 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
         return TK_ERR_INPUT;
     n->iattr[IN_C] = c;
     n->iattr[GROUPS] = groups;
-    n->iattr[KERNEL] = pack(k[0], k[1]);
-    n->iattr[STRIDE] = pack(st[0], st[1]);
-    n->iattr[DILATION] = pack(dil[0], dil[1]);
-    n->iattr[PAD] = pack(lo[0], lo[1]);
-    n->iattr[IN_HW] = pack(x->d[2], x->d[3]);
+    n->iattr[KERNEL] = tk_pair_pack(k[0], k[1]);
+    n->iattr[STRIDE] = tk_pair_pack(st[0], st[1]);
+    n->iattr[DILATION] = tk_pair_pack(dil[0], dil[1]);
+    n->iattr[PAD] = tk_pair_pack(lo[0], lo[1]);
+    n->iattr[IN_HW] = tk_pair_pack(x->d[2], x->d[3]);
     n->scratch = (size_t)(rows + out) * (size_t)cols;
     return TK_OK;
 }

@@ -3,16 +3,16 @@
  * identity. The mask is never stored: backward redraws it from the counter-based RNG keyed by
  * (seed, node, step, sample * C + channel). */
 #include "tk_int.h"
+#include "common.h"
 
 #include <string.h>
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
     const tk_shape *x = &tk_graph_node(g, n->inputs[0])->shape;
-    char s[96];
-    if (x->ndim != 4)
-        return tk_node_fail(ctx, n, "expects an input of shape (batch, channels, height, "
-                            "width), got %s", tk_shape_str(x, s, sizeof s));
+    tk_status status = tk_expect_nchw(n, x, ctx);
+    if (status != TK_OK)
+        return status;
     double p = tk_attr_float(n, "p", 0.5);
     if (!(p >= 0.0 && p < 1.0))
         return tk_node_fail(ctx, n, "p must be in [0, 1), got %g", p);
