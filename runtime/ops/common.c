@@ -12,6 +12,35 @@ tk_status tk_infer_same_shape(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
+int64_t tk_attr_dim(const tk_node *n, const tk_shape *x, tk_ctx *ctx)
+{
+    int64_t dim = tk_attr_int(n, "dim", 1);
+    char s[96];
+    if (dim < 0)
+        dim += x->ndim;
+    if (dim < 1 || dim >= x->ndim) {
+        tk_node_fail(ctx, n, "dim %lld does not fit an input of shape %s (dim 0 is the "
+                     "batch)", (long long)tk_attr_int(n, "dim", 1),
+                     tk_shape_str(x, s, sizeof s));
+        return 0;
+    }
+    return dim;
+}
+
+tk_status tk_infer_along_dim(tk_graph *g, tk_node *n, tk_ctx *ctx)
+{
+    const tk_shape *in = &tk_graph_node(g, n->inputs[0])->shape;
+    int64_t dim = tk_attr_dim(n, in, ctx);
+    if (dim == 0)
+        return TK_ERR_INPUT;
+    n->shape = *in;
+    n->iattr[TK_DIM_LEN] = in->d[dim];
+    n->iattr[TK_DIM_INNER] = 1;
+    for (int i = (int)dim + 1; i < in->ndim; i++)
+        n->iattr[TK_DIM_INNER] *= in->d[i];
+    return TK_OK;
+}
+
 tk_status tk_attr_reduction(tk_node *n, tk_ctx *ctx, int64_t *sum)
 {
     const char *red = tk_attr_str(n, "reduction", "mean");

@@ -20,6 +20,28 @@ static inline size_t tk_kernel_numel(const tk_kernel_args *a)
     return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
 }
 
+/* ---------------------------------------------------------------- ops along one dimension */
+
+/* The "dim" attribute of an op that works along one non-batch dimension of x (softmax,
+ * log_softmax, concat): default 1, negative counts from the end. Returns it, or 0 (the batch,
+ * never valid) with the message set. */
+int64_t tk_attr_dim(const tk_node *n, const tk_shape *x, tk_ctx *ctx);
+
+/* The iattr slots tk_infer_along_dim fills: the length of dim and the values after it. */
+enum { TK_DIM_LEN, TK_DIM_INNER };
+
+/* softmax's and log_softmax's shape rule: the input's shape, and the slots above. */
+tk_status tk_infer_along_dim(tk_graph *g, tk_node *n, tk_ctx *ctx);
+
+/* Their kernels see the data as outer x len x inner: each (outer, inner) pair is one run of
+ * len values at stride inner. Returns outer for this call and sets *len and *inner. */
+static inline size_t tk_dim_lanes(const tk_kernel_args *a, size_t *len, size_t *inner)
+{
+    *len = (size_t)a->node->iattr[TK_DIM_LEN];
+    *inner = (size_t)a->node->iattr[TK_DIM_INNER];
+    return tk_kernel_numel(a) / (*len * *inner);
+}
+
 /* ---------------------------------------------------------------- losses */
 
 /* "reduction": "mean" (the default) or "sum"; *sum becomes 1 for "sum". Every loss takes it. */

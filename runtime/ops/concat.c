@@ -11,14 +11,10 @@
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
     const tk_shape *first = &tk_graph_node(g, n->inputs[0])->shape;
-    int64_t dim = tk_attr_int(n, "dim", 1);
+    int64_t dim = tk_attr_dim(n, first, ctx);
     char s[96], t[96];
-    if (dim < 0)
-        dim += first->ndim;
-    if (dim < 1 || dim >= first->ndim)
-        return tk_node_fail(ctx, n, "dim %lld does not fit an input of shape %s (dim 0 is "
-                            "the batch)", (long long)tk_attr_int(n, "dim", 1),
-                            tk_shape_str(first, s, sizeof s));
+    if (dim == 0)
+        return TK_ERR_INPUT;
     int64_t trailing = 1;
     for (int i = (int)dim + 1; i < first->ndim; i++)
         trailing *= first->d[i];

@@ -3,42 +3,13 @@
  * only the output: dx = y * (dy - sum(dy * y)). For cross-entropy training use the
  * cross_entropy loss on logits, which fuses this with the log. */
 #include "tk_int.h"
+#include "common.h"
 
 #include <math.h>
 
-enum { LEN, INNER };
-
-static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
-{
-    const tk_shape *in = &tk_graph_node(g, n->inputs[0])->shape;
-    int64_t dim = tk_attr_int(n, "dim", 1);
-    char s[96];
-    if (dim < 0)
-        dim += in->ndim;
-    if (dim < 1 || dim >= in->ndim)
-        return tk_node_fail(ctx, n, "dim %lld does not fit an input of shape %s (dim 0 is "
-                            "the batch)", (long long)tk_attr_int(n, "dim", 1),
-                            tk_shape_str(in, s, sizeof s));
-    n->shape = *in;
-    n->iattr[LEN] = in->d[dim];
-    n->iattr[INNER] = 1;
-    for (int i = (int)dim + 1; i < in->ndim; i++)
-        n->iattr[INNER] *= in->d[i];
-    return TK_OK;
-}
-
-/* The data is outer x len x inner: each (outer, inner) pair is one softmax of len values at
- * stride inner. */
-static size_t outer_of(const tk_kernel_args *a)
-{
-    return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape) /
-           (size_t)(a->node->iattr[LEN] * a->node->iattr[INNER]);
-}
-
 static void forward(const tk_kernel_args *a)
 {
-    size_t len = (size_t)a->node->iattr[LEN], inner = (size_t)a->node->iattr[INNER];
-    size_t outer = outer_of(a);
+    size_t len, inner, outer = tk_dim_lanes(a, &len, &inner);
     for (size_t o = 0; o < outer; o++) {
         for (size_t k = 0; k < inner; k++) {
             const float *x = a->x[0] + o * len * inner + k;
@@ -62,8 +33,7 @@ static void backward(const tk_kernel_args *a)
 {
     if (!a->dx[0])
         return;
-    size_t len = (size_t)a->node->iattr[LEN], inner = (size_t)a->node->iattr[INNER];
-    size_t outer = outer_of(a);
+    size_t len, inner, outer = tk_dim_lanes(a, &len, &inner);
     bool acc = a->dx_accumulate[0];
     for (size_t o = 0; o < outer; o++) {
         for (size_t k = 0; k < inner; k++) {
@@ -90,7 +60,7 @@ const tk_op_def tk_op_softmax = {
     .min_inputs = 1,
     .max_inputs = 1,
     .flags = TK_OP_BWD_NEEDS_OUTPUT,
-    .infer = infer,
+    .infer = tk_infer_along_dim,
     .forward = forward,
     .backward = backward,
 };
