@@ -29,17 +29,9 @@ static void forward(const tk_kernel_args *a)
 static void backward(const tk_kernel_args *a)
 {
     size_t total = tk_kernel_numel(a);
-    for (int k = 0; k < 2; k++) {
-        float *dx = a->dx[k];
-        if (!dx)
-            continue;
-        if (a->dx_accumulate[k]) {
-            for (size_t i = 0; i < total; i++)
-                dx[i] += a->dy[i];
-        } else {
-            memcpy(dx, a->dy, total * sizeof(float));
-        }
-    }
+    for (int k = 0; k < 2; k++)
+        if (a->dx[k])
+            tk_pass_grad(a->dx[k], a->dy, total, a->dx_accumulate[k]);
 }
 
 const tk_op_def tk_op_add = {

@@ -12,6 +12,25 @@ tk_status tk_infer_same_shape(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
+void tk_pass_grad(float *dx, const float *dy, size_t n, bool accumulate)
+{
+    if (accumulate) {
+        for (size_t i = 0; i < n; i++)
+            dx[i] += dy[i];
+    } else {
+        memcpy(dx, dy, n * sizeof(float));
+    }
+}
+
+tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx)
+{
+    double p = tk_attr_float(n, "p", 0.5);
+    if (!(p >= 0.0 && p < 1.0))
+        return tk_node_fail(ctx, n, "p must be in [0, 1), got %g", p);
+    n->fattr[0] = p;
+    return TK_OK;
+}
+
 int64_t tk_attr_dim(const tk_node *n, const tk_shape *x, tk_ctx *ctx)
 {
     int64_t dim = tk_attr_int(n, "dim", 1);

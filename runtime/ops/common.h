@@ -20,6 +20,26 @@ static inline size_t tk_kernel_numel(const tk_kernel_args *a)
     return (size_t)a->n * (size_t)tk_sample_numel(&a->node->shape);
 }
 
+/* dx = dy, or dx += dy when accumulating: the backward of the ops that pass values through
+ * unchanged (flatten, reshape, add). */
+void tk_pass_grad(float *dx, const float *dy, size_t n, bool accumulate);
+
+/* ---------------------------------------------------------------- dropout */
+
+/* dropout's and dropout2d's "p" (default 0.5), checked to be in [0, 1), into fattr[0]. */
+tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx);
+
+/* The factor of draw i (an element, or a channel counted over the batch) in this step: 0
+ * with probability p, else 1/(1-p). Forward and backward redraw it from the counter-based
+ * RNG instead of storing a mask. Inline: dropout calls it per element. */
+static inline float tk_dropout_scale(const tk_kernel_args *a, size_t i)
+{
+    float p = (float)a->node->fattr[0];
+    float u = tk_rng_uniform_at(a->seed, TK_STREAM_DROPOUT, (uint32_t)a->node->id,
+                                (uint32_t)a->step, i);
+    return u < p ? 0.0f : 1.0f / (1.0f - p);
+}
+
 /* ---------------------------------------------------------------- ops along one dimension */
 
 /* The "dim" attribute of an op that works along one non-batch dimension of x (softmax,

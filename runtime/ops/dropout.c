@@ -8,19 +8,10 @@
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
-    double p = tk_attr_float(n, "p", 0.5);
-    if (!(p >= 0.0 && p < 1.0))
-        return tk_node_fail(ctx, n, "p must be in [0, 1), got %g", p);
-    n->fattr[0] = p;
+    tk_status status = tk_attr_dropout_p(n, ctx);
+    if (status != TK_OK)
+        return status;
     return tk_infer_same_shape(g, n, ctx);
-}
-
-static float keep_scale(const tk_kernel_args *a, size_t i)
-{
-    float p = (float)a->node->fattr[0];
-    float u = tk_rng_uniform_at(a->seed, TK_STREAM_DROPOUT, (uint32_t)a->node->id,
-                                (uint32_t)a->step, i);
-    return u < p ? 0.0f : 1.0f / (1.0f - p);
 }
 
 static void forward(const tk_kernel_args *a)
@@ -31,7 +22,7 @@ static void forward(const tk_kernel_args *a)
         return;
     }
     for (size_t i = 0; i < total; i++)
-        a->y[i] = a->x[0][i] * keep_scale(a, i);
+        a->y[i] = a->x[0][i] * tk_dropout_scale(a, i);
 }
 
 static void backward(const tk_kernel_args *a)
@@ -39,7 +30,7 @@ static void backward(const tk_kernel_args *a)
     size_t total = tk_kernel_numel(a);
     bool identity = a->node->fattr[0] == 0.0;
     for (size_t i = 0; i < total; i++) {
-        float g = identity ? a->dy[i] : a->dy[i] * keep_scale(a, i);
+        float g = identity ? a->dy[i] : a->dy[i] * tk_dropout_scale(a, i);
         a->dx[0][i] = a->dx_accumulate[0] ? a->dx[0][i] + g : g;
     }
 }

@@ -13,21 +13,11 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     tk_status status = tk_expect_nchw(n, x, ctx);
     if (status != TK_OK)
         return status;
-    double p = tk_attr_float(n, "p", 0.5);
-    if (!(p >= 0.0 && p < 1.0))
-        return tk_node_fail(ctx, n, "p must be in [0, 1), got %g", p);
-    n->fattr[0] = p;
+    status = tk_attr_dropout_p(n, ctx);
+    if (status != TK_OK)
+        return status;
     n->shape = *x;
     return TK_OK;
-}
-
-/* The factor of channel `ch` (counted over the batch): 0 or 1/(1-p). */
-static float keep_scale(const tk_kernel_args *a, size_t ch)
-{
-    float p = (float)a->node->fattr[0];
-    float u = tk_rng_uniform_at(a->seed, TK_STREAM_DROPOUT, (uint32_t)a->node->id,
-                                (uint32_t)a->step, ch);
-    return u < p ? 0.0f : 1.0f / (1.0f - p);
 }
 
 static bool identity(const tk_kernel_args *a)
@@ -44,7 +34,7 @@ static void forward(const tk_kernel_args *a)
         return;
     }
     for (size_t ch = 0; ch < channels; ch++) {
-        float k = keep_scale(a, ch);
+        float k = tk_dropout_scale(a, ch);
         const float *x = a->x[0] + ch * plane;
         float *y = a->y + ch * plane;
         for (size_t i = 0; i < plane; i++)
@@ -58,7 +48,7 @@ static void backward(const tk_kernel_args *a)
     size_t plane = (size_t)(a->node->shape.d[2] * a->node->shape.d[3]);
     bool same = identity(a);
     for (size_t ch = 0; ch < channels; ch++) {
-        float k = same ? 1.0f : keep_scale(a, ch);
+        float k = same ? 1.0f : tk_dropout_scale(a, ch);
         const float *dy = a->dy + ch * plane;
         float *dx = a->dx[0] + ch * plane;
         if (a->dx_accumulate[0])

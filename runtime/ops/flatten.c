@@ -37,13 +37,7 @@ static void forward(const tk_kernel_args *a)
 
 static void backward(const tk_kernel_args *a)
 {
-    size_t total = tk_kernel_numel(a);
-    if (a->dx_accumulate[0]) {
-        for (size_t i = 0; i < total; i++)
-            a->dx[0][i] += a->dy[i];
-    } else {
-        memcpy(a->dx[0], a->dy, total * sizeof(float));
-    }
+    tk_pass_grad(a->dx[0], a->dy, tk_kernel_numel(a), a->dx_accumulate[0]);
 }
 
 const tk_op_def tk_op_flatten = {

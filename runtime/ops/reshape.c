@@ -65,16 +65,8 @@ static void forward(const tk_kernel_args *a)
 
 static void backward(const tk_kernel_args *a)
 {
-    float *dx = a->dx[0];
-    if (!dx)
-        return;
-    size_t total = tk_kernel_numel(a);
-    if (a->dx_accumulate[0]) {
-        for (size_t i = 0; i < total; i++)
-            dx[i] += a->dy[i];
-    } else {
-        memcpy(dx, a->dy, total * sizeof(float));
-    }
+    if (a->dx[0])
+        tk_pass_grad(a->dx[0], a->dy, tk_kernel_numel(a), a->dx_accumulate[0]);
 }
 
 const tk_op_def tk_op_reshape = {
