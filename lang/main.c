@@ -114,14 +114,14 @@ static void thousands(char *buf, size_t cap, int64_t v)
 
 void tk_print_layers(FILE *f, const tk_model *m)
 {
-    fprintf(f, "%-16s %-14s %-20s %12s  %s\n", "layer", "type", "output shape", "params",
+    fprintf(f, "%-16s %-20s %-20s %12s  %s\n", "layer", "type", "output shape", "params",
             "script");
     for (int i = 0; i < tk_model_layer_count(m); i++) {
         tk_layer_info l = tk_model_layer(m, i);
         char shape[96], params[32];
         tk_shape_str(&l.shape, shape, sizeof shape);
         thousands(params, sizeof params, l.params);
-        fprintf(f, "%-16s %-14s %-20s %12s  %s\n", l.name[0] ? l.name : "(model)", l.type,
+        fprintf(f, "%-16s %-20s %-20s %12s  %s\n", l.name[0] ? l.name : "(model)", l.type,
                 shape, params, l.where);
     }
     char total[32], trainable[32];
