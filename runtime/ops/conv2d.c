@@ -152,6 +152,23 @@ static void inside(int off, int stride, int in, int out, int *lo, int *hi)
     *hi = h;
 }
 
+/* What kernel tap (i, j) reads, worked out once for im2col and its adjoint: output rows
+ * [rlo, rhi) and columns [wlo, whi) read inside the input; output (oh, wlo) reads input row
+ * oh * sh + ioff, column first_w. */
+typedef struct {
+    int ioff, first_w, rlo, rhi, wlo, whi;
+} tap;
+
+static tap tap_of(const geom *q, int i, int j)
+{
+    int ioff = i * q->dh - q->ph, joff = j * q->dw - q->pw, hlo, hhi, wlo, whi;
+    inside(ioff, q->sh, q->h, q->oh, &hlo, &hhi);
+    inside(joff, q->sw, q->w, q->ow, &wlo, &whi);
+    /* No row is read if no column is. */
+    return (tap){.ioff = ioff, .first_w = wlo * q->sw + joff, .rlo = hlo,
+                 .rhi = wlo < whi ? hhi : hlo, .wlo = wlo, .whi = whi};
+}
+
 /* cols[(c, i, j)][(n, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside. */
 static void im2col(const float *x, float *cols, const geom *q, int batch)
 {
@@ -159,34 +176,30 @@ static void im2col(const float *x, float *cols, const geom *q, int batch)
     float *row = cols;
     for (int c = 0; c < q->c; c++) {
         for (int i = 0; i < q->kh; i++) {
-            int ioff = i * q->dh - q->ph, hlo, hhi;
-            inside(ioff, q->sh, q->h, q->oh, &hlo, &hhi);
             for (int j = 0; j < q->kw; j++, row += np) {
-                int joff = j * q->dw - q->pw, wlo, whi;
-                inside(joff, q->sw, q->w, q->ow, &wlo, &whi);
-                /* The input column read by output column wlo; no row is read if none is. */
-                int first_w = wlo * q->sw + joff, rlo = hlo, rhi = wlo < whi ? hhi : hlo;
+                tap t = tap_of(q, i, j);
                 for (int n = 0; n < batch; n++) {
                     const float *xc = x + ((size_t)n * q->c + c) * plane;
                     float *dst = row + n * opix;
-                    memset(dst, 0, sizeof(float) * (size_t)rlo * q->ow);
+                    memset(dst, 0, sizeof(float) * (size_t)t.rlo * q->ow);
                     /* Plain loops: rows are often too short for memcpy calls to pay. */
-                    for (int oh = rlo; oh < rhi; oh++) {
+                    for (int oh = t.rlo; oh < t.rhi; oh++) {
                         float *d = dst + (size_t)oh * q->ow;
-                        const float *src = xc + (size_t)(oh * q->sh + ioff) * q->w + first_w;
-                        for (int ow = 0; ow < wlo; ow++)
+                        const float *src =
+                            xc + (size_t)(oh * q->sh + t.ioff) * q->w + t.first_w;
+                        for (int ow = 0; ow < t.wlo; ow++)
                             d[ow] = 0.0f;
                         if (q->sw == 1)
-                            for (int ow = wlo; ow < whi; ow++)
-                                d[ow] = src[ow - wlo];
+                            for (int ow = t.wlo; ow < t.whi; ow++)
+                                d[ow] = src[ow - t.wlo];
                         else
-                            for (int ow = wlo; ow < whi; ow++)
-                                d[ow] = src[(size_t)(ow - wlo) * q->sw];
-                        for (int ow = whi; ow < q->ow; ow++)
+                            for (int ow = t.wlo; ow < t.whi; ow++)
+                                d[ow] = src[(size_t)(ow - t.wlo) * q->sw];
+                        for (int ow = t.whi; ow < q->ow; ow++)
                             d[ow] = 0.0f;
                     }
-                    memset(dst + (size_t)rhi * q->ow, 0,
-                           sizeof(float) * (size_t)(q->oh - rhi) * q->ow);
+                    memset(dst + (size_t)t.rhi * q->ow, 0,
+                           sizeof(float) * (size_t)(q->oh - t.rhi) * q->ow);
                 }
             }
         }
@@ -200,23 +213,18 @@ static void col2im(const float *cols, float *dx, const geom *q, int batch)
     const float *row = cols;
     for (int c = 0; c < q->c; c++) {
         for (int i = 0; i < q->kh; i++) {
-            int ioff = i * q->dh - q->ph, hlo, hhi;
-            inside(ioff, q->sh, q->h, q->oh, &hlo, &hhi);
             for (int j = 0; j < q->kw; j++, row += np) {
-                int joff = j * q->dw - q->pw, wlo, whi;
-                inside(joff, q->sw, q->w, q->ow, &wlo, &whi);
-                /* The input column read by output column wlo; no row is read if none is. */
-                int first_w = wlo * q->sw + joff, rlo = hlo, rhi = wlo < whi ? hhi : hlo;
+                tap t = tap_of(q, i, j);
                 for (int n = 0; n < batch; n++) {
                     float *xc = dx + ((size_t)n * q->c + c) * plane;
-                    for (int oh = rlo; oh < rhi; oh++) {
-                        const float *s = row + n * opix + (size_t)oh * q->ow + wlo;
-                        float *d = xc + (size_t)(oh * q->sh + ioff) * q->w + first_w;
+                    for (int oh = t.rlo; oh < t.rhi; oh++) {
+                        const float *s = row + n * opix + (size_t)oh * q->ow + t.wlo;
+                        float *d = xc + (size_t)(oh * q->sh + t.ioff) * q->w + t.first_w;
                         if (q->sw == 1)
-                            for (int k = 0; k < whi - wlo; k++)
+                            for (int k = 0; k < t.whi - t.wlo; k++)
                                 d[k] += s[k];
                         else
-                            for (int k = 0; k < whi - wlo; k++)
+                            for (int k = 0; k < t.whi - t.wlo; k++)
                                 d[(size_t)k * q->sw] += s[k];
                     }
                 }
