@@ -1,5 +1,6 @@
-/* check.h - the assertion helpers every C unit test uses: counted checks that print the
- * failing expression with file and line, and a summary line for CTest's log. */
+/* check.h - the helpers every C unit test uses: counted checks that print the failing
+ * expression with file and line, a summary line for CTest's log, scratch files and a
+ * counting allocator. */
 #ifndef TK_CHECK_H
 #define TK_CHECK_H
 
@@ -38,5 +39,18 @@ int tk_contains(const char *haystack, const char *needle);
 int check_summary(void);
 /* A fresh directory for this test's files: TK_TEST_TMP/<name>. */
 const char *check_tmpdir(const char *name);
+/* "<dir>/<name>" in one of 64 rotating buffers, so a test can hold several paths at once. */
+const char *check_path(const char *dir, const char *name);
+
+/* A counting allocator for the tests that the runtime frees all it allocates, or allocates
+ * nothing, over some span: check_count_allocations() installs it with the counts zeroed
+ * (tk_set_allocator(NULL) removes it). The counts are atomic: the loader's prefetch thread
+ * allocates too. */
+void check_count_allocations(void);
+long check_allocs(void);      /* allocations since then */
+long check_live_blocks(void); /* of those, the ones not freed yet */
+/* For out-of-memory paths (single-threaded tests): n >= 0 lets n more allocations succeed
+ * and fails every later one until it is set back to -1 (the default: none fails). */
+extern long check_fail_after;
 
 #endif

@@ -13,18 +13,9 @@
 
 static const char *dir;
 
-static const char *path_of(const char *name)
-{
-    static char buf[64][4096];
-    static int k;
-    char *p = buf[k++ % 64];
-    snprintf(p, 4096, "%s/%s", dir, name);
-    return p;
-}
-
 static const char *write_file(const char *name, const char *text)
 {
-    const char *p = path_of(name);
+    const char *p = check_path(dir, name);
     FILE *f = fopen(p, "wb");
     fputs(text, f);
     fclose(f);
@@ -33,7 +24,7 @@ static const char *write_file(const char *name, const char *text)
 
 static const char *write_gz(const char *name, const char *text)
 {
-    const char *p = path_of(name);
+    const char *p = check_path(dir, name);
     gzFile f = gzopen(p, "wb");
     gzwrite(f, text, (unsigned)strlen(text));
     gzclose(f);
@@ -124,7 +115,7 @@ static void test_errors(tk_ctx *ctx)
     expect_error((tk_csv_opts){.path = p}, "blank.csv: no data rows", ctx);
     p = write_file("hdr.csv", "a,b\n");
     expect_error((tk_csv_opts){.path = p, .header = true}, "hdr.csv: no data rows", ctx);
-    expect_error((tk_csv_opts){.path = path_of("absent.csv")}, "cannot open", ctx);
+    expect_error((tk_csv_opts){.path = check_path(dir, "absent.csv")}, "cannot open", ctx);
     p = write_file("unterm.csv", "1,2\n3,\"4\n5,6\n");
     expect_error((tk_csv_opts){.path = p}, "unterm.csv:2: unterminated quoted field", ctx);
     p = write_file("badq.csv", "1,2\n3,4\"x\n");
@@ -340,21 +331,6 @@ static void test_sklearn(tk_ctx *ctx)
 }
 
 /* Every allocation, libcsv's buffer included, goes through the hook and comes back. */
-static long live_allocs, total_allocs;
-static void *count_alloc(size_t n, void *ud)
-{
-    (void)ud;
-    live_allocs++;
-    total_allocs++;
-    return malloc(n);
-}
-static void count_release(void *p, void *ud)
-{
-    (void)ud;
-    live_allocs--;
-    free(p);
-}
-
 static void test_allocations(tk_ctx *ctx)
 {
     const char *p = write_file("alloc.csv", "a,b,y\n1,\"a long quoted field, longer than "
@@ -362,15 +338,15 @@ static void test_allocations(tk_ctx *ctx)
                                             "................................................"
                                             "..............\",x\n");
     tk_colref a = {.index = 1};
-    tk_set_allocator(&(tk_allocator){count_alloc, count_release, NULL});
+    check_count_allocations();
     tk_dataset *ds = load((tk_csv_opts){.path = p, .header = true, .features = &a,
                                         .n_features = 1}, ctx);
     tk_dataset_free(ds);
     expect_error((tk_csv_opts){.path = p, .header = true}, "is not a number", ctx);
     tk_set_allocator(NULL);
     CHECK(ds != NULL);
-    CHECK(total_allocs > 0);
-    CHECK_MSG(live_allocs == 0, "%ld allocations not freed", live_allocs);
+    CHECK(check_allocs() > 0);
+    CHECK_MSG(check_live_blocks() == 0, "%ld allocations not freed", check_live_blocks());
 }
 
 int main(void)

@@ -11,15 +11,6 @@
 
 static const char *dir;
 
-static const char *path_of(const char *name)
-{
-    static char buf[64][4096];
-    static int k;
-    char *p = buf[k++ % 64];
-    snprintf(p, 4096, "%s/%s", dir, name);
-    return p;
-}
-
 /* Header (magic type/ndim and dims) followed by `len` bytes of data. */
 static const char *write_idx(const char *name, int type, int ndim, const uint32_t *dims,
                              const unsigned char *data, size_t len, bool gz)
@@ -31,7 +22,7 @@ static const char *write_idx(const char *name, int type, int ndim, const uint32_
         hdr[6 + 4 * i] = (unsigned char)(dims[i] >> 8);
         hdr[7 + 4 * i] = (unsigned char)dims[i];
     }
-    const char *p = path_of(name);
+    const char *p = check_path(dir, name);
     if (gz) {
         gzFile f = gzopen(p, "wb");
         gzwrite(f, hdr, 4 + 4 * (unsigned)ndim);
@@ -130,7 +121,7 @@ static void test_round_trip(tk_ctx *ctx)
 static void test_errors(tk_ctx *ctx)
 {
     const char *lb = write_idx("lb", 0x08, 1, (uint32_t[]){5}, labels, 5, false);
-    const char *p = path_of("magic");
+    const char *p = check_path(dir, "magic");
     FILE *f = fopen(p, "wb");
     fputs("P5\n28 28\n255\n", f);
     fclose(f);
@@ -177,8 +168,8 @@ static void test_errors(tk_ctx *ctx)
     expect_error(im, lb4, "images have 5 records but labels have 4", ctx);
     expect_error(lb, lb, "holds labels, not images", ctx);
     expect_error(im, im, "im: labels must be a 1-dimensional IDX file", ctx);
-    expect_error(path_of("absent"), lb, "cannot open", ctx);
-    expect_error(im, path_of("absent"), "cannot open", ctx);
+    expect_error(check_path(dir, "absent"), lb, "cannot open", ctx);
+    expect_error(im, check_path(dir, "absent"), "cannot open", ctx);
 }
 
 static void test_real_fashion_mnist(tk_ctx *ctx)

@@ -389,19 +389,6 @@ static void test_prefetch_identical(tk_ctx *ctx)
     tk_dataset_free(ds);
 }
 
-static long allocs;
-static void *count_alloc(size_t n, void *ud)
-{
-    (void)ud;
-    __atomic_add_fetch(&allocs, 1, __ATOMIC_RELAXED);
-    return malloc(n);
-}
-static void plain_release(void *p, void *ud)
-{
-    (void)ud;
-    free(p);
-}
-
 static void test_no_allocation_per_batch(tk_ctx *ctx)
 {
     tk_dataset *ds = make_dataset(300, 8, false);
@@ -411,8 +398,7 @@ static void test_no_allocation_per_batch(tk_ctx *ctx)
         tk_loader_opts o = {.batch_size = 16, .shuffle = true, .seed = 1, .prefetch = prefetch};
         CHECK(tk_loader_new(v, &o, &l, ctx) == TK_OK);
         static float x[16 * 8], y[16];
-        allocs = 0;
-        tk_set_allocator(&(tk_allocator){count_alloc, plain_release, NULL});
+        check_count_allocations();
         int64_t rows = 0;
         for (int epoch = 0; epoch < 3; epoch++) {
             tk_loader_begin(l, epoch, 0);
@@ -422,7 +408,7 @@ static void test_no_allocation_per_batch(tk_ctx *ctx)
         }
         tk_set_allocator(NULL);
         CHECK(rows == 900);
-        CHECK_MSG(allocs == 0, "%ld allocations while loading", allocs);
+        CHECK_MSG(check_allocs() == 0, "%ld allocations while loading", check_allocs());
         tk_loader_free(l);
     }
     tk_view_free(v);

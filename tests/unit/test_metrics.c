@@ -143,32 +143,17 @@ static void test_batches_and_reset(void)
 }
 
 /* tk_metrics_add runs on every training batch: all its memory comes from tk_metrics_new. */
-static int allocations;
-
-static void *count_alloc(size_t size, void *ud)
-{
-    (void)ud;
-    allocations++;
-    return malloc(size);
-}
-
-static void plain_release(void *p, void *ud)
-{
-    (void)ud;
-    free(p);
-}
-
 static void test_add_allocates_nothing(void)
 {
     static const float y[2] = {1, 2}, p[2] = {0, 3};
     tk_metrics *cls = tk_metrics_new(NC, 1), *reg = tk_metrics_new(0, 1);
-    tk_set_allocator(&(tk_allocator){count_alloc, plain_release, NULL});
+    check_count_allocations();
     for (int i = 0; i < 3; i++) {
         tk_metrics_add(cls, logits[0], NC, targets, NROWS);
         tk_metrics_add(reg, p, 1, y, 2);
     }
     tk_set_allocator(NULL);
-    CHECK(allocations == 0);
+    CHECK(check_allocs() == 0);
     CHECK(tk_metrics_count(cls) == 24 && tk_metrics_count(reg) == 6);
     tk_metrics_free(cls);
     tk_metrics_free(reg);

@@ -6,7 +6,6 @@
 #include "tk_int.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 enum { BATCH = 8, IN = 6, CLASSES = 3 };
@@ -131,19 +130,6 @@ static void test_fusion_is_exact(net b, int folded)
     tk_ctx_free(b.ctx);
 }
 
-static long counted_allocs;
-static void *count_alloc(size_t n, void *ud)
-{
-    (void)ud;
-    counted_allocs++;
-    return malloc(n);
-}
-static void count_release(void *p, void *ud)
-{
-    (void)ud;
-    free(p);
-}
-
 static void test_learns_without_allocating(void)
 {
     net b = build(0.0);
@@ -153,9 +139,7 @@ static void test_learns_without_allocating(void)
         return;
     double lrs[1] = {0.05};
     float first = 0, loss = 0;
-    tk_allocator counting = {count_alloc, count_release, NULL};
-    tk_set_allocator(&counting);
-    counted_allocs = 0;
+    check_count_allocations();
     for (int step = 0; step < 300; step++) {
         fill_batch(m, BATCH);
         tk_model_zero_grad(m);
@@ -166,7 +150,7 @@ static void test_learns_without_allocating(void)
     }
     float eval_loss;
     tk_model_eval(m, BATCH - 3, &eval_loss, b.ctx);
-    long during = counted_allocs;
+    long during = check_allocs();
     tk_set_allocator(NULL);
     CHECK_MSG(during == 0, "the step loop allocated %ld times", during);
     CHECK_MSG(loss < 0.5f * first, "loss %g did not fall from %g", loss, first);

@@ -11,32 +11,6 @@
 
 static tk_ctx *ctx;
 
-/* ---------------------------------------------------------------- counting allocator */
-
-/* Live blocks, and an optional failure after `fail_after` more allocations (-1: never). */
-static long live_blocks;
-static long fail_after = -1;
-
-static void *count_alloc(size_t size, void *ud)
-{
-    (void)ud;
-    if (fail_after == 0)
-        return NULL;
-    if (fail_after > 0)
-        fail_after--;
-    void *p = malloc(size);
-    if (p)
-        live_blocks++;
-    return p;
-}
-
-static void count_release(void *p, void *ud)
-{
-    (void)ud;
-    live_blocks--;
-    free(p);
-}
-
 /* ---------------------------------------------------------------- file images */
 
 /* 8-byte little-endian header length, the header, then `dlen` data bytes. */
@@ -503,11 +477,11 @@ static void test_alloc_failures(void)
         return;
     bool succeeded = false;
     for (long k = 0; k < 10000 && !succeeded; k++) {
-        long before = live_blocks;
+        long before = check_live_blocks();
         tk_st_file *f;
-        fail_after = k;
+        check_fail_after = k;
         tk_status st = tk_st_parse(b, len, "tiny", &f, ctx);
-        fail_after = -1;
+        check_fail_after = -1;
         if (st == TK_OK) {
             succeeded = true;
             tk_st_free(f);
@@ -515,7 +489,8 @@ static void test_alloc_failures(void)
             CHECK_MSG(st == TK_ERR_RUNTIME && tk_contains(tk_errmsg(ctx), "tiny: out of memory"),
                       "k=%ld: %s", k, tk_errmsg(ctx));
         }
-        CHECK_MSG(live_blocks == before, "k=%ld: %ld blocks leaked", k, live_blocks - before);
+        CHECK_MSG(check_live_blocks() == before, "k=%ld: %ld blocks leaked", k,
+                  check_live_blocks() - before);
     }
     CHECK(succeeded);
     free(b);
@@ -560,7 +535,7 @@ static void test_mutations(void)
             n = (size_t)(next_u64() % len);
         if (kind == 3)
             b[next_u64() % 8] = (unsigned char)next_u64();
-        long before = live_blocks;
+        long before = check_live_blocks();
         tk_st_file *f = NULL;
         tk_status st = tk_st_parse(b, n, "mut.safetensors", &f, ctx);
         if (st == TK_OK) {
@@ -586,7 +561,7 @@ static void test_mutations(void)
                           strncmp(tk_errmsg(ctx), "mut.safetensors: ", 17) == 0,
                       "iteration %d: %d %s", it, st, tk_errmsg(ctx));
         }
-        CHECK_MSG(live_blocks == before, "iteration %d leaked", it);
+        CHECK_MSG(check_live_blocks() == before, "iteration %d leaked", it);
         free(b);
     }
     CHECK(ok + failed == 300 && ok > 0 && failed > 0);
@@ -596,7 +571,7 @@ static void test_mutations(void)
 
 int main(void)
 {
-    tk_set_allocator(&(tk_allocator){count_alloc, count_release, NULL});
+    check_count_allocations();
     ctx = tk_ctx_new();
     test_round_trip();
     test_metadata_round_trip();
@@ -609,7 +584,7 @@ int main(void)
     test_alloc_failures();
     test_mutations();
     tk_ctx_free(ctx);
-    CHECK_MSG(live_blocks == 0, "%ld blocks leaked", live_blocks);
+    CHECK_MSG(check_live_blocks() == 0, "%ld blocks leaked", check_live_blocks());
     tk_set_allocator(NULL);
     return check_summary();
 }

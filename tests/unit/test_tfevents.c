@@ -11,24 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ---------------------------------------------------------------- allocation balance */
-
-static long live_blocks;
-
-static void *count_alloc(size_t size, void *ud)
-{
-    (void)ud;
-    live_blocks++;
-    return malloc(size);
-}
-
-static void count_release(void *p, void *ud)
-{
-    (void)ud;
-    live_blocks--;
-    free(p);
-}
-
 /* ---------------------------------------------------------------- file helpers */
 
 static unsigned char *slurp(const char *path, size_t *len)
@@ -421,14 +403,14 @@ static void test_errors(tk_ctx *ctx)
 int main(void)
 {
     memset(long_tag, 'x', 200);
-    tk_set_allocator(&(tk_allocator){count_alloc, count_release, NULL});
+    check_count_allocations();
     tk_ctx *ctx = tk_ctx_new();
     test_crc32c();
     test_write_and_append(ctx);
     test_resume_choice(ctx);
     test_errors(ctx);
     tk_ctx_free(ctx);
-    CHECK_MSG(live_blocks == 0, "%ld blocks leaked", live_blocks);
+    CHECK_MSG(check_live_blocks() == 0, "%ld blocks leaked", check_live_blocks());
     tk_set_allocator(NULL);
     return check_summary();
 }
