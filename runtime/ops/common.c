@@ -22,6 +22,17 @@ void tk_pass_grad(float *dx, const float *dy, size_t n, bool accumulate)
     }
 }
 
+void tk_copy_forward(const tk_kernel_args *a)
+{
+    memcpy(a->y, a->x[0], tk_kernel_numel(a) * sizeof(float));
+}
+
+void tk_copy_backward(const tk_kernel_args *a)
+{
+    if (a->dx[0])
+        tk_pass_grad(a->dx[0], a->dy, tk_kernel_numel(a), a->dx_accumulate[0]);
+}
+
 tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx)
 {
     double p = tk_attr_float(n, "p", 0.5);

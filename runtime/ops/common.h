@@ -24,6 +24,11 @@ static inline size_t tk_kernel_numel(const tk_kernel_args *a)
  * unchanged (flatten, reshape, add). */
 void tk_pass_grad(float *dx, const float *dy, size_t n, bool accumulate);
 
+/* The kernels of the ops that only give each sample a new shape (flatten, reshape): the
+ * data is contiguous, so forward copies and backward passes the gradient through. */
+void tk_copy_forward(const tk_kernel_args *a);
+void tk_copy_backward(const tk_kernel_args *a);
+
 /* ---------------------------------------------------------------- dropout */
 
 /* dropout's and dropout2d's "p" (default 0.5), checked to be in [0, 1), into fattr[0]. */

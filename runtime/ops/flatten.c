@@ -1,9 +1,8 @@
 /* flatten.c - merges dimensions start_dim..end_dim (nn.Flatten; dim 0 is the batch). The
- * data is already contiguous, so forward and backward are copies. */
+ * data is already contiguous, so forward and backward are copies (common.c's, shared with
+ * reshape). */
 #include "tk_int.h"
 #include "common.h"
-
-#include <string.h>
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
@@ -29,23 +28,12 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
-static void forward(const tk_kernel_args *a)
-{
-    size_t total = tk_kernel_numel(a);
-    memcpy(a->y, a->x[0], total * sizeof(float));
-}
-
-static void backward(const tk_kernel_args *a)
-{
-    tk_pass_grad(a->dx[0], a->dy, tk_kernel_numel(a), a->dx_accumulate[0]);
-}
-
 const tk_op_def tk_op_flatten = {
     .name = "flatten",
     .min_inputs = 1,
     .max_inputs = 1,
     .flags = 0,
     .infer = infer,
-    .forward = forward,
-    .backward = backward,
+    .forward = tk_copy_forward,
+    .backward = tk_copy_backward,
 };

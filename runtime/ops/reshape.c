@@ -1,11 +1,11 @@
 /* reshape.c - gives each sample a new shape with the same number of values (torch.reshape
  * on the dimensions after the batch). `shape` (a list of integers) excludes the batch dim;
- * one entry may be -1 and is inferred. The data is contiguous, so both directions copy. */
+ * one entry may be -1 and is inferred. The data is contiguous, so both directions copy
+ * (common.c's kernels, shared with flatten). */
 #include "tk_int.h"
 #include "common.h"
 
 #include <stdio.h>
-#include <string.h>
 
 /* "[2, -1, 4]" into buf. */
 static const char *list_str(const int64_t *v, int n, char *buf, size_t cap)
@@ -57,24 +57,12 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
-static void forward(const tk_kernel_args *a)
-{
-    size_t total = tk_kernel_numel(a);
-    memcpy(a->y, a->x[0], total * sizeof(float));
-}
-
-static void backward(const tk_kernel_args *a)
-{
-    if (a->dx[0])
-        tk_pass_grad(a->dx[0], a->dy, tk_kernel_numel(a), a->dx_accumulate[0]);
-}
-
 const tk_op_def tk_op_reshape = {
     .name = "reshape",
     .min_inputs = 1,
     .max_inputs = 1,
     .flags = 0,
     .infer = infer,
-    .forward = forward,
-    .backward = backward,
+    .forward = tk_copy_forward,
+    .backward = tk_copy_backward,
 };
