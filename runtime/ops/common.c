@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <string.h>
 
+/* ---------------------------------------------------------------- elementwise ops */
+
 tk_status tk_infer_same_shape(tk_graph *g, tk_node *n, tk_ctx *ctx)
 {
     (void)ctx;
@@ -33,6 +35,8 @@ void tk_copy_backward(const tk_kernel_args *a)
         tk_pass_grad(a->dx[0], a->dy, tk_kernel_numel(a), a->dx_accumulate[0]);
 }
 
+/* ---------------------------------------------------------------- dropout */
+
 tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx)
 {
     double p = tk_attr_float(n, "p", 0.5);
@@ -41,6 +45,8 @@ tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx)
     n->fattr[0] = p;
     return TK_OK;
 }
+
+/* ---------------------------------------------------------------- ops along one dimension */
 
 int64_t tk_attr_dim(const tk_node *n, const tk_shape *x, tk_ctx *ctx)
 {
@@ -70,6 +76,8 @@ tk_status tk_infer_along_dim(tk_graph *g, tk_node *n, tk_ctx *ctx)
         n->iattr[TK_DIM_INNER] *= in->d[i];
     return TK_OK;
 }
+
+/* ---------------------------------------------------------------- losses */
 
 tk_status tk_attr_reduction(tk_node *n, tk_ctx *ctx, int64_t *sum)
 {
@@ -112,6 +120,8 @@ tk_status tk_infer_class_loss(tk_graph *g, tk_node *n, tk_ctx *ctx, const char *
     n->iattr[TK_CLASS_IGNORE] = tk_attr_int(n, "ignore_index", -100);
     return TK_OK;
 }
+
+/* ---------------------------------------------------------------- 2-d spatial ops */
 
 tk_status tk_expect_nchw(const tk_node *n, const tk_shape *x, tk_ctx *ctx)
 {

@@ -1,5 +1,5 @@
 /* registry.c - the op registry: one line per op. Each op lives in its own file under ops/
- * with its shape rule, forward and backward. */
+ * with its shape rule, forward and backward; what several ops share is in common.c. */
 #include "tk_int.h"
 
 #include <string.h>
