@@ -103,6 +103,17 @@ enum { TK_CLASS_COUNT, TK_CLASS_IGNORE, TK_CLASS_SLOTS };
  * TK_CLASS_IGNORE (ignore_index, default -100 as in PyTorch). */
 tk_status tk_infer_class_loss(tk_graph *g, tk_node *n, tk_ctx *ctx, const char *what);
 
+/* The class of row i, or -1 when the row does not count (ignore_index, or an id that is out
+ * of range or not an integer: the range is checked on the float, before any conversion). */
+static inline int tk_class_of(const tk_kernel_args *a, int i)
+{
+    float t = a->x[1][i];
+    if (!(t >= 0.0f && t < (float)a->node->iattr[TK_CLASS_COUNT]))
+        return -1;
+    int c = (int)t;
+    return (float)c != t || c == a->node->iattr[TK_CLASS_IGNORE] ? -1 : c;
+}
+
 /* ---------------------------------------------------------------- 2-d spatial ops */
 
 /* The input check the NCHW ops (conv2d, the poolings, dropout2d) start with. */

@@ -33,17 +33,6 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
-/* The class of row i, or -1 when the row is ignored. */
-static int class_of(const tk_kernel_args *a, int i)
-{
-    float t = a->x[1][i];
-    int c = (int)t;
-    if ((float)c != t || c == a->node->iattr[TK_CLASS_IGNORE] || c < 0 ||
-        c >= a->node->iattr[TK_CLASS_COUNT])
-        return -1;
-    return c;
-}
-
 static const double *weights(const tk_node *n)
 {
     return n->iattr[WEIGHT_ATTR] >= 0 ? n->attrs[n->iattr[WEIGHT_ATTR]].floats : NULL;
@@ -57,7 +46,7 @@ static double denominator(const tk_kernel_args *a)
     const double *w = weights(a->node);
     double d = 0;
     for (int i = 0; i < a->n; i++) {
-        int c = class_of(a, i);
+        int c = tk_class_of(a, i);
         if (c >= 0)
             d += w ? w[c] : 1.0;
     }
@@ -82,7 +71,7 @@ static void forward(const tk_kernel_args *a)
     const double *w = weights(a->node);
     double total = 0;
     for (int i = 0; i < a->n; i++) {
-        int y = class_of(a, i);
+        int y = tk_class_of(a, i);
         if (y < 0)
             continue;
         const float *z = a->x[0] + (size_t)i * classes;
@@ -116,7 +105,7 @@ static void backward(const tk_kernel_args *a)
     for (int i = 0; i < a->n; i++) {
         float *dz = a->dx[0] + (size_t)i * classes;
         const float *z = a->x[0] + (size_t)i * classes;
-        int y = class_of(a, i);
+        int y = tk_class_of(a, i);
         if (y < 0) {
             if (!a->dx_accumulate[0])
                 memset(dz, 0, sizeof(float) * (size_t)classes);

@@ -33,17 +33,6 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
-/* The class of row i, or -1 when the row is ignored (the range test also rejects NaN and
- * keeps the cast defined). */
-static int class_of(const tk_kernel_args *a, int i)
-{
-    float t = a->x[1][i];
-    if (!(t >= 0.0f && t < (float)a->node->iattr[TK_CLASS_COUNT]))
-        return -1;
-    int c = (int)t;
-    return (float)c != t || c == a->node->iattr[TK_CLASS_IGNORE] ? -1 : c;
-}
-
 static double weight_of(const tk_node *n, int c)
 {
     return n->iattr[WEIGHT_ATTR] >= 0 ? n->attrs[n->iattr[WEIGHT_ATTR]].floats[c] : 1.0;
@@ -56,7 +45,7 @@ static double denominator(const tk_kernel_args *a)
         return 1.0;
     double d = 0;
     for (int i = 0; i < a->n; i++) {
-        int c = class_of(a, i);
+        int c = tk_class_of(a, i);
         if (c >= 0)
             d += weight_of(a->node, c);
     }
@@ -68,7 +57,7 @@ static void forward(const tk_kernel_args *a)
     int classes = (int)a->node->iattr[TK_CLASS_COUNT];
     double total = 0;
     for (int i = 0; i < a->n; i++) {
-        int c = class_of(a, i);
+        int c = tk_class_of(a, i);
         if (c >= 0)
             total -= weight_of(a->node, c) * a->x[0][(size_t)i * classes + c];
     }
@@ -88,7 +77,7 @@ static void backward(const tk_kernel_args *a)
     if (!a->dx_accumulate[0])
         memset(dx, 0, sizeof(float) * (size_t)a->n * (size_t)classes);
     for (int i = 0; i < a->n; i++) {
-        int c = class_of(a, i);
+        int c = tk_class_of(a, i);
         if (c >= 0)
             dx[(size_t)i * classes + c] -= (float)(weight_of(a->node, c) * scale);
     }
