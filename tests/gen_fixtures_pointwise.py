@@ -59,6 +59,8 @@ def gen_activations():
     unary("elu", act_input(101), {"": F.elu, "_a05": lambda v: F.elu(v, alpha=0.5)})
     unary("gelu", act_input(102), {"": F.gelu, "_tanh": lambda v: F.gelu(v, approximate="tanh")})
     unary("silu", act_input(103), {"": F.silu})
+    unary("hardtanh", act_input(107), {"": F.hardtanh,
+                                       "_r": lambda v: F.hardtanh(v, min_val=-2.0, max_val=0.5)})
     unary("tanh", act_input(104), {"": torch.tanh})
     unary("sigmoid", act_input(105), {"": torch.sigmoid})
     # beta 2, threshold 10: 4 * 2 = 8 stays on the log side, 6 * 2 = 12 goes linear.

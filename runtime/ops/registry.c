@@ -35,7 +35,8 @@
     X(batch_norm1d)   \
     X(batch_norm2d)   \
     X(layer_norm)     \
-    X(dropout2d)
+    X(dropout2d)      \
+    X(hardtanh)
 
 #define DECLARE(name) extern const tk_op_def tk_op_##name;
 TK_OP_LIST(DECLARE)

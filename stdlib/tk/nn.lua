@@ -164,6 +164,7 @@ leaf("softplus", {
     {"beta", pos_number, default = 1.0},
     {"threshold", number, default = 20.0},
 })
+leaf("hardtanh", {{"min_val", number, default = -1.0}, {"max_val", number, default = 1.0}})
 leaf("softmax", {{"dim", dim_t, default = 1}}, {positional = {"dim"}})
 leaf("log_softmax", {{"dim", dim_t, default = 1}}, {positional = {"dim"}})
 for _, short in ipairs{"relu", "silu", "tanh", "sigmoid"} do no_options(short) end
