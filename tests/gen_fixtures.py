@@ -24,6 +24,7 @@ Files and tensor names (shapes in parentheses; () is a scalar):
                             labels (6) class ids as float32, loss () = F.cross_entropy mean,
                             dlogits (6,5); with label_smoothing=0.1: loss_ls (), dlogits_ls
   mse.safetensors           pred (4,3), target (4,3), loss () = F.mse_loss mean, dpred
+  dropout_eval.safetensors  x (4,6), y = nn.Dropout(0.3).eval()(x), dy, dx
   sgd_plain, sgd_momentum, sgd_nesterov, adam, adam_wd (.safetensors):
                             parameters init.0 (5,4) and init.1 (4); for step k = 1..10 the given
                             gradients grad.<k>.<i> and the parameters after the step param.<k>.<i>,
@@ -196,6 +197,16 @@ def gen_tiny():
                                        "note": "quote \" and caf\u00e9 \U0001d11e"})
 
 
+def gen_dropout():
+    """nn.Dropout(0.3) in eval mode: the identity, forward and backward."""
+    torch.manual_seed(6)
+    x, dy = leaf(torch.randn(4, 6)), torch.randn(4, 6)
+    layer = torch.nn.Dropout(0.3).eval()
+    y = layer(x)
+    y.backward(dy)
+    save("dropout_eval.safetensors", {"x": x, "y": y, "dy": dy, "dx": x.grad})
+
+
 def gen_state_dicts():
     """Names and shapes of the PyTorch modules equivalent to the example scripts: what a
     tkrun checkpoint must hold for load_state_dict to take it unchanged."""
@@ -225,3 +236,4 @@ if __name__ == "__main__":
     gen_mse()
     gen_optimizers()
     gen_state_dicts()
+    gen_dropout()

@@ -1,6 +1,7 @@
 /* test_op_fixtures.c - forward and backward values of linear (plain and with the fused ReLU),
- * relu, cross-entropy (incl. label smoothing and a row that overflows a naive softmax) and
- * mse against PyTorch 1.13 (tests/fixtures, made by tests/gen_fixtures.py).
+ * relu, dropout (eval against PyTorch; training masks by their statistics), cross-entropy
+ * (incl. label smoothing and a row that overflows a naive softmax) and mse against PyTorch
+ * 1.13 (tests/fixtures, made by tests/gen_fixtures.py).
  * Tolerance: |got - want| <= 1e-5 * |want| + 1e-6 (float32 sums in another order). */
 #include "check.h"
 #include "tk_int.h"
@@ -133,6 +134,53 @@ static void test_relu(void)
     tk_st_free(f);
 }
 
+static void test_dropout(void)
+{
+    tk_st_file *f = load("dropout_eval.safetensors");
+    tk_attr p = {.key = "p", .kind = TK_ATTR_FLOAT, .f = 0.3};
+    kernel k;
+    if (f && setup(&k, "dropout", &p, 1, 4, (tk_shape){1, {6}}, NULL)) {
+        int64_t n;
+        k.a.x[0] = tensor(f, "x", &n);
+        copy(k.a.dy, f, "dy");
+        k.a.training = false;
+        k.n->op->forward(&k.a);
+        expect("dropout eval y", k.a.y, tensor(f, "y", 0), n);
+        teardown(&k);
+    }
+    tk_st_free(f);
+    /* Training: about p of the elements dropped, the rest scaled by 1/(1-p); the backward
+     * recomputes the same mask; another step draws another mask. */
+    enum { N = 64, D = 256 };
+    tk_ctx *ctx = tk_ctx_new();
+    tk_graph *g = tk_graph_new(ctx);
+    tk_graph_set_batch(g, N);
+    int in = tk_graph_source(g, (tk_shape){1, {D}}, "x");
+    int id = tk_graph_op(g, "dropout", &in, 1, &p, 1, "d", "test");
+    static float x[N * D], y[N * D], y2[N * D], dy[N * D], dx[N * D];
+    for (int i = 0; i < N * D; i++)
+        x[i] = dy[i] = 1.0f + (float)(i % 7);
+    tk_kernel_args a = {.node = tk_graph_node(g, id), .n = N, .training = true, .seed = 9,
+                        .step = 3, .x = {x}, .y = y, .dy = dy, .dx = {dx}};
+    a.node->op->forward(&a);
+    a.node->op->backward(&a);
+    int dropped = 0, wrong = 0;
+    for (int i = 0; i < N * D; i++) {
+        dropped += y[i] == 0.0f;
+        wrong += y[i] != 0.0f && !tk_close(y[i], x[i] / 0.7f, 1e-6, 0);
+        wrong += dx[i] != y[i]; /* x == dy, so the same mask gives dx == y */
+    }
+    CHECK_MSG(dropped > 0.27 * N * D && dropped < 0.33 * N * D, "dropped %d of %d", dropped,
+              N * D);
+    CHECK_MSG(wrong == 0, "%d elements scaled wrong or masked differently in backward", wrong);
+    a.y = y2;
+    a.step = 4;
+    a.node->op->forward(&a);
+    CHECK(memcmp(y, y2, sizeof y) != 0);
+    tk_graph_free(g);
+    tk_ctx_free(ctx);
+}
+
 static void test_cross_entropy(double smoothing, const char *loss_name, const char *grad_name)
 {
     tk_st_file *f = load("cross_entropy.safetensors");
@@ -176,6 +224,7 @@ int main(void)
     test_linear(false);
     test_linear(true);
     test_relu();
+    test_dropout();
     test_cross_entropy(0.0, "loss", "dlogits");
     test_cross_entropy(0.1, "loss_ls", "dlogits_ls");
     test_mse();
