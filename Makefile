@@ -6,7 +6,13 @@ DEPS = build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev lib
        python3-numpy
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build demo test asan clean
+FUZZ_SECONDS ?= 60
+FUZZ_SOURCES = $(wildcard runtime/*.c runtime/ops/*.c runtime/optim/*.c runtime/data/*.c)
+FUZZ_FLAGS = -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iruntime \
+             $(shell pkg-config --cflags openblas) -fsanitize=fuzzer,address,undefined
+FUZZ_LIBS = $(shell pkg-config --libs openblas) -lcsv -lz -lpthread -lm
+
+.PHONY: deps build demo test asan fuzz clean
 
 # Installs only what is missing, so a machine that has everything needs no network.
 deps:
@@ -33,5 +39,18 @@ asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure --no-tests=error -j $(JOBS)
 
+# libFuzzer over the parsers of untrusted files (safetensors; CSV and IDX, plain and gzip),
+# FUZZ_SECONDS each, under ASan + UBSan. Needs clang (installed here if missing).
+fuzz: deps
+	@command -v clang >/dev/null || $(SUDO) apt-get install -y -qq clang
+	mkdir -p $(BUILD)-fuzz
+	for t in safetensors data; do \
+	  clang $(FUZZ_FLAGS) tests/fuzz/fuzz_$$t.c $(FUZZ_SOURCES) $(FUZZ_LIBS) \
+	    -o $(BUILD)-fuzz/fuzz_$$t && \
+	  mkdir -p $(BUILD)-fuzz/corpus_$$t && \
+	  $(BUILD)-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(BUILD)-fuzz/corpus_$$t \
+	    tests/fixtures || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

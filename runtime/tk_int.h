@@ -171,8 +171,9 @@ const tk_optim_def *tk_optim_def_of(tk_optim_kind k);
 
 /* Loops that touch every parameter on every step (optimizer updates, gradient norms) are
  * compiled twice, for AVX2 and for baseline x86-64, and chosen at load time: Debian builds
- * for the baseline, and these loops are where the wider vectors pay. */
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+ * for the baseline, and these loops are where the wider vectors pay. (GCC only: clang's
+ * clones of external functions do not link the same way, and sanitizer builds want one.) */
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define TK_HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define TK_HOT
