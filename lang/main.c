@@ -448,7 +448,9 @@ static tk_status train(const cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ctx)
         o->progress = progress_and_crash;
         o->progress_ud = &ps;
         o->notice = on_notice;
-        o->report = stdout;
+        char *report = NULL;
+        size_t report_len = 0;
+        o->report = open_memstream(&report, &report_len);
         if (c->resume)
             print_config_changes(dir, config);
         else if (!c->quiet)
@@ -459,6 +461,20 @@ static tk_status train(const cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ctx)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         st = tk_train(p->model, o, ctx);
+        if (o->report)
+            fclose(o->report);
+        /* The test split's per-class table and confusion matrix: shown and kept. */
+        if (report && report_len) {
+            fputs(report, stdout);
+            char path[4200];
+            snprintf(path, sizeof path, "%s/test_report.txt", dir);
+            FILE *f = fopen(path, "w");
+            if (f) {
+                fputs(report, f);
+                fclose(f);
+            }
+        }
+        free(report);
         if (st == TK_ERR_INTERRUPTED)
             fprintf(stderr, "tkrun: %s\ntkrun: resume with: tkrun %s --resume %s\n",
                     tk_errmsg(ctx), c->script, dir);

@@ -16,6 +16,9 @@ done
 [ "$(grep -c ',train,' iris_run/metrics.csv)" = 60 ] && ok || bad "train rows in metrics.csv"
 [ "$(grep -c ',valid,' iris_run/metrics.csv)" = 60 ] && ok || bad "valid rows in metrics.csv"
 [ "$(grep -c ',test,' iris_run/metrics.csv)" = 1 ] && ok || bad "test rows in metrics.csv"
+grep -q "confusion matrix (rows: true, columns: predicted)" iris_run/test_report.txt && ok ||
+    bad "test_report.txt lacks the confusion matrix"
+expect_out "macro avg"
 grep -q "seed 5, threads 1" iris_run/note.log && ok || bad "note.log lacks seed/threads"
 grep -q "linear" iris_run/note.log && ok || bad "note.log lacks the layer table"
 grep -q "OpenBLAS" iris_run/note.log && ok || bad "note.log lacks versions"
