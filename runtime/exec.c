@@ -66,11 +66,6 @@ const float *tk_model_output(const tk_model *m)
     return m->last ? m->last->output : m->eval.output;
 }
 
-tk_shape tk_model_output_shape(const tk_model *m)
-{
-    return m->g->nodes[m->g->output].shape;
-}
-
 void tk_model_zero_grad(tk_model *m)
 {
     memset(m->grad, 0, sizeof(float) * (size_t)m->n_train);
@@ -119,16 +114,6 @@ void tk_model_update(tk_model *m, const double *lrs)
         m->opt->update(&g->h, lrs[k], m->optim_steps, m->flat + g->offset,
                        m->grad + g->offset, slots, g->size);
     }
-}
-
-int64_t tk_model_optim_steps(const tk_model *m)
-{
-    return m->optim_steps;
-}
-
-void tk_model_set_optim_steps(tk_model *m, int64_t t)
-{
-    m->optim_steps = t;
 }
 
 int tk_model_tensor_count(const tk_model *m)

@@ -49,11 +49,6 @@ void tk_graph_set_batch(tk_graph *g, int batch)
     g->batch = batch > 0 ? batch : 1;
 }
 
-int tk_graph_batch(const tk_graph *g)
-{
-    return g->batch;
-}
-
 tk_node *tk_graph_node(const tk_graph *g, int id)
 {
     return id >= 0 && id < g->n_nodes ? &g->nodes[id] : NULL;
@@ -117,12 +112,6 @@ void tk_graph_set_output(tk_graph *g, int node)
 void tk_graph_set_loss(tk_graph *g, int node)
 {
     g->loss = node;
-}
-
-tk_shape tk_graph_shape(const tk_graph *g, int node)
-{
-    tk_node *n = tk_graph_node(g, node);
-    return n ? n->shape : (tk_shape){0, {0}};
 }
 
 static bool copy_attr(tk_attr *dst, const tk_attr *src)

@@ -207,8 +207,6 @@ int tk_graph_op(tk_graph *g, const char *op, const int *inputs, int n_inputs,
 /* Mark the model output (the prediction) and the loss node. */
 void tk_graph_set_output(tk_graph *g, int node);
 void tk_graph_set_loss(tk_graph *g, int node);
-tk_shape tk_graph_shape(const tk_graph *g, int node); /* with the batch dim */
-int tk_graph_batch(const tk_graph *g);                /* planned batch size */
 void tk_graph_set_batch(tk_graph *g, int batch);      /* before any node is added */
 
 /* Names of all registered ops. */
@@ -272,7 +270,6 @@ float *tk_model_input(tk_model *m);
 float *tk_model_target(tk_model *m);
 int tk_model_batch(const tk_model *m);
 const float *tk_model_output(const tk_model *m); /* prediction of the last step */
-tk_shape tk_model_output_shape(const tk_model *m);
 
 /* Forward + loss + backward on the first n rows; gradients accumulate into the flat gradient
  * buffer, scaled by loss_scale (1/k for accumulation over k batches). Allocates nothing. */
@@ -300,8 +297,6 @@ typedef struct {
 int tk_model_tensor_count(const tk_model *m);
 tk_tensor_info tk_model_tensor(const tk_model *m, int i);
 int tk_model_find_tensor(const tk_model *m, const char *name); /* -1 if none */
-int64_t tk_model_optim_steps(const tk_model *m);                /* updates done (adam's t) */
-void tk_model_set_optim_steps(tk_model *m, int64_t t);
 
 /* The layer table. */
 typedef struct {
