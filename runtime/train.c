@@ -661,6 +661,14 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
             st = eval_pass(&t, VALID, epoch);
         if (st == TK_OK)
             st = end_epoch(&t, epoch, &stop);
+        /* A signal during the epoch's last step or its valid pass stops at the boundary. */
+        if (st == TK_OK && o->interrupt && *o->interrupt && epoch < o->epochs && !stop) {
+            st = o->save_last ? TK_OK : save_full(&t, "last.safetensors");
+            if (st == TK_OK)
+                st = tk_fail(ctx, TK_ERR_INTERRUPTED, "interrupted after epoch %lld (step %lld): "
+                             "state saved to %s/last.safetensors", (long long)epoch,
+                             (long long)t.st.step, t.ckpt_dir);
+        }
     }
     if (st == TK_OK)
         st = finish(&t);

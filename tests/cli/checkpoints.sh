@@ -41,6 +41,13 @@ expect_err "resume with: tkrun $SCRIPT --resume interrupted"
 run "$SCRIPT" --resume interrupted --quiet --epochs 6
 expect_rc 0
 same_run straight interrupted && ok || bad "interrupted-and-resumed run differs"
+#    A SIGINT in an epoch's last step stops at the epoch boundary, resumable too.
+TK_TEST_CRASH=int:13 run "$SCRIPT" --run-dir boundary --quiet --epochs 6
+expect_rc 130
+expect_err "interrupted after epoch 1 (step 13)"
+run "$SCRIPT" --resume boundary --quiet --epochs 6
+expect_rc 0
+same_run straight boundary && ok || bad "resume after an epoch-boundary interrupt differs"
 #    Two SIGINTs: out at once, the epoch-3 checkpoint untouched and still good.
 TK_TEST_CRASH=int2:50 run "$SCRIPT" --run-dir twice --quiet --epochs 6
 expect_rc 130
