@@ -1,6 +1,6 @@
 /* safetensors.c - reading and writing safetensors files: a strict parser for the subset of
  * JSON the header uses, validation of every tensor against the data section, conversion of
- * the supported dtypes to float32, and the F32 writer.
+ * the supported dtypes to float32. The writer is safetensors_write.c.
  *
  * Byte positions in error messages are offsets in the file (the header starts at byte 8), so
  * they can be looked up in a hex dump. The reader copies every tensor into one aligned float
@@ -10,6 +10,7 @@
  * Not here: what the tensors mean (checkpoint layout, parameter names, slots).
  */
 #include "tk_int.h"
+#include "safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,11 +46,6 @@ typedef struct {
     size_t at;
 } st_meta;
 
-typedef struct {
-    const char *key;
-    int idx;
-} st_key;
-
 struct tk_st_file {
     st_entry *t;
     int n, cap;
@@ -61,7 +57,7 @@ struct tk_st_file {
 
 #define HEADER_BASE 8 /* file offset of the header's first byte */
 
-static tk_status oom(tk_ctx *ctx, const char *label)
+tk_status tk_st_oom(tk_ctx *ctx, const char *label)
 {
     return tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory", label);
 }
@@ -114,7 +110,7 @@ static int utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-static bool utf8_valid(const char *s)
+bool tk_st_utf8_valid(const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t n = strlen(s);
@@ -136,9 +132,7 @@ static int cmp_key_name(const void *a, const void *b)
     return strcmp(((const st_key *)a)->key, ((const st_key *)b)->key);
 }
 
-/* A sorted index over n records of `stride` bytes that start with a string pointer. *dup
- * receives the smallest index that repeats an earlier string, or -1. NULL when out of memory. */
-static st_key *sort_keys(const void *base, size_t stride, int n, int *dup)
+st_key *tk_st_sort_keys(const void *base, size_t stride, int n, int *dup)
 {
     st_key *k = tk_malloc((size_t)n * sizeof *k);
     *dup = -1;
@@ -250,7 +244,7 @@ static tk_status parse_string(jparser *p, char **out)
         return jfail_at(p, open, "unterminated string");
     char *buf = tk_malloc(end - p->pos + 1);
     if (!buf)
-        return oom(p->ctx, p->label);
+        return tk_st_oom(p->ctx, p->label);
     size_t o = 0;
     tk_status st = TK_OK;
     while (p->pos < end && st == TK_OK) {
@@ -438,7 +432,7 @@ static tk_status meta_member(jparser *p, char *key, size_t at, void *ud)
         : parse_string(p, &val);
     st_meta *m = st == TK_OK ? grow(f->meta, &f->cap_meta, f->n_meta, sizeof *m) : NULL;
     if (st == TK_OK && !m)
-        st = oom(p->ctx, p->label);
+        st = tk_st_oom(p->ctx, p->label);
     if (st != TK_OK) {
         tk_free(key);
         tk_free(val);
@@ -469,7 +463,7 @@ static tk_status header_member(jparser *p, char *key, size_t at, void *ud)
     st_entry *t = grow(f->t, &f->cap, f->n, sizeof *t);
     if (!t) {
         tk_free(key);
-        return oom(p->ctx, p->label);
+        return tk_st_oom(p->ctx, p->label);
     }
     f->t = t;
     tensor_ud tu = {&f->t[f->n++], {false, false, false}};
@@ -555,7 +549,7 @@ static tk_status check_overlaps(const tk_st_file *f, const char *label, tk_ctx *
 {
     st_range *r = tk_malloc((size_t)f->n * sizeof *r);
     if (!r)
-        return oom(ctx, label);
+        return tk_st_oom(ctx, label);
     for (int i = 0; i < f->n; i++)
         r[i] = (st_range){f->t[i].begin, f->t[i].end, i};
     qsort(r, (size_t)f->n, sizeof *r, cmp_range);
@@ -650,10 +644,10 @@ static tk_status finish(tk_st_file *f, const unsigned char *data, uint64_t data_
                         const char *label, tk_ctx *ctx)
 {
     int dup, mdup;
-    f->by_name = sort_keys(f->t, sizeof *f->t, f->n, &dup);
-    f->by_key = sort_keys(f->meta, sizeof *f->meta, f->n_meta, &mdup);
+    f->by_name = tk_st_sort_keys(f->t, sizeof *f->t, f->n, &dup);
+    f->by_key = tk_st_sort_keys(f->meta, sizeof *f->meta, f->n_meta, &mdup);
     if (!f->by_name || !f->by_key)
-        return oom(ctx, label);
+        return tk_st_oom(ctx, label);
     if (dup >= 0)
         return tk_fail(ctx, TK_ERR_INPUT, "%s: header: duplicate tensor '%.200s' at byte %zu",
                        label, f->t[dup].name, HEADER_BASE + f->t[dup].at);
@@ -673,7 +667,7 @@ static tk_status finish(tk_st_file *f, const unsigned char *data, uint64_t data_
     /* total <= data_len (every element takes at least one byte), so it fits a size_t. */
     f->arena = tk_alloc_floats((size_t)total);
     if (!f->arena)
-        return oom(ctx, label);
+        return tk_st_oom(ctx, label);
     size_t at = 0;
     for (int i = 0; i < f->n; i++) {
         st_entry *e = &f->t[i];
@@ -702,7 +696,7 @@ tk_status tk_st_parse(const void *bytes, size_t len, const char *label, tk_st_fi
                        (unsigned long long)n, len - 8);
     tk_st_file *f = tk_calloc(1, sizeof *f);
     if (!f)
-        return oom(ctx, label);
+        return tk_st_oom(ctx, label);
     jparser p = {b + 8, (size_t)n, 0, label, ctx};
     tk_status st = parse_header(&p, f);
     if (st == TK_OK)
@@ -730,7 +724,7 @@ tk_status tk_st_load(const char *path, tk_st_file **out, tk_ctx *ctx)
     unsigned char *buf = (uint64_t)sb.st_size <= SIZE_MAX ? tk_malloc(len) : NULL;
     if (!buf) {
         close(fd);
-        return oom(ctx, path);
+        return tk_st_oom(ctx, path);
     }
     for (size_t got = 0; got < len;) {
         ssize_t r = read(fd, buf + got, len - got);
@@ -797,204 +791,4 @@ int tk_st_meta_count(const tk_st_file *f)
 const char *tk_st_meta_key(const tk_st_file *f, int i)
 {
     return i >= 0 && i < f->n_meta ? f->meta[i].key : NULL;
-}
-
-/* ---------------------------------------------------------------- writing */
-
-typedef struct {
-    unsigned char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const void *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n && cap < SIZE_MAX / 2)
-            cap *= 2;
-        unsigned char *p = cap - b->len >= n ? tk_realloc(b->p, b->len, cap) : NULL;
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void sb_puts(sbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_putu(sbuf *b, uint64_t v)
-{
-    char tmp[24];
-    snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    sb_puts(b, tmp);
-}
-
-/* A JSON string: quotes, backslashes and control characters escaped; UTF-8 as is. */
-static void sb_putjs(sbuf *b, const char *s)
-{
-    sb_put(b, "\"", 1);
-    for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
-        const char *hit = strchr("\"\\\n\t\r\b\f", *u);
-        char tmp[8];
-        if (hit) {
-            tmp[0] = '\\';
-            tmp[1] = "\"\\ntrbf"[hit - "\"\\\n\t\r\b\f"];
-            sb_put(b, tmp, 2);
-        } else if (*u < 0x20) {
-            snprintf(tmp, sizeof tmp, "\\u%04x", *u);
-            sb_puts(b, tmp);
-        } else {
-            sb_put(b, u, 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
-/* Elements of a shape already checked by check_save_args. */
-static int64_t shape_numel(const tk_shape *s)
-{
-    int64_t k = 1;
-    for (int d = 0; d < s->ndim; d++)
-        k *= s->d[d];
-    return k;
-}
-
-/* Validate what tk_st_save was given; *data_len receives the data section's size. */
-static tk_status check_save_args(const char *path, const tk_st_tensor *t, int n,
-                                 const char *const *mk, const char *const *mv, int n_meta,
-                                 size_t *data_len, tk_ctx *ctx)
-{
-    *data_len = 0;
-    if (n < 0 || n_meta < 0 || (n && !t) || (n_meta && (!mk || !mv)))
-        return tk_fail(ctx, TK_ERR_INPUT, "%s: bad tensor or metadata list", path);
-    for (int i = 0; i < n; i++) {
-        if (!t[i].name || !utf8_valid(t[i].name) || !strcmp(t[i].name, "__metadata__"))
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: tensor %d has an invalid name", path, i);
-        const tk_shape *s = &t[i].shape;
-        if (s->ndim < 0 || s->ndim > TK_MAX_DIMS)
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: tensor '%s': %d dims (at most %d)", path,
-                           t[i].name, s->ndim, TK_MAX_DIMS);
-        int64_t numel = 1;
-        for (int d = 0; d < s->ndim; d++) {
-            if (s->d[d] < 0 || (s->d[d] && numel > INT64_MAX / 4 / s->d[d]))
-                return tk_fail(ctx, TK_ERR_INPUT, "%s: tensor '%s': bad shape", path, t[i].name);
-            numel *= s->d[d];
-        }
-        if (numel && !t[i].data)
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: tensor '%s' has no data", path, t[i].name);
-        if ((uint64_t)numel > (SIZE_MAX / 2 - *data_len) / 4)
-            return oom(ctx, path);
-        *data_len += (size_t)numel * 4;
-    }
-    for (int i = 0; i < n_meta; i++)
-        if (!mk[i] || !mv[i] || !utf8_valid(mk[i]) || !utf8_valid(mv[i]))
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: metadata entry %d is not a pair of UTF-8 "
-                           "strings", path, i);
-    return TK_OK;
-}
-
-/* The header JSON, tensors in `order`, padded to a multiple of 8 like the reference writer
- * does, so the data section is aligned. */
-static void build_header(sbuf *b, const tk_st_tensor *t, const st_key *order, int n,
-                         const char *const *mk, const char *const *mv, int n_meta)
-{
-    sb_puts(b, "{");
-    if (n_meta) {
-        sb_puts(b, "\"__metadata__\":{");
-        for (int i = 0; i < n_meta; i++) {
-            sb_puts(b, i ? "," : "");
-            sb_putjs(b, mk[i]);
-            sb_puts(b, ":");
-            sb_putjs(b, mv[i]);
-        }
-        sb_puts(b, "}");
-    }
-    uint64_t off = 0;
-    for (int k = 0; k < n; k++) {
-        const tk_st_tensor *x = &t[order[k].idx];
-        uint64_t bytes = (uint64_t)shape_numel(&x->shape) * 4;
-        sb_puts(b, k || n_meta ? "," : "");
-        sb_putjs(b, x->name);
-        sb_puts(b, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < x->shape.ndim; d++) {
-            sb_puts(b, d ? "," : "");
-            sb_putu(b, (uint64_t)x->shape.d[d]);
-        }
-        sb_puts(b, "],\"data_offsets\":[");
-        sb_putu(b, off);
-        sb_puts(b, ",");
-        sb_putu(b, off + bytes);
-        sb_puts(b, "]}");
-        off += bytes;
-    }
-    sb_puts(b, "}");
-    while (b->len % 8)
-        sb_puts(b, " ");
-}
-
-tk_status tk_st_save(const char *path, const tk_st_tensor *tensors, int n,
-                     const char *const *meta_keys, const char *const *meta_values, int n_meta,
-                     tk_ctx *ctx)
-{
-    size_t data_len;
-    tk_status st = check_save_args(path, tensors, n, meta_keys, meta_values, n_meta, &data_len,
-                                   ctx);
-    if (st != TK_OK)
-        return st;
-    /* Tensors go out sorted by name; the same sorts find duplicates. */
-    int dup, kdup;
-    st_key *order = sort_keys(tensors, sizeof *tensors, n, &dup);
-    st_key *korder = sort_keys(meta_keys, sizeof *meta_keys, n_meta, &kdup);
-    bool sorted = order && korder;
-    tk_free(korder);
-    if (!sorted) {
-        tk_free(order);
-        return oom(ctx, path);
-    }
-    if (dup >= 0 || kdup >= 0) {
-        tk_free(order);
-        if (dup >= 0)
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: duplicate tensor name '%s'", path,
-                           tensors[dup].name);
-        return tk_fail(ctx, TK_ERR_INPUT, "%s: duplicate metadata key '%s'", path,
-                       meta_keys[kdup]);
-    }
-    sbuf h = {0};
-    build_header(&h, tensors, order, n, meta_keys, meta_values, n_meta);
-    size_t total = 8 + h.len + data_len;
-    unsigned char *out = h.oom || h.len > SIZE_MAX / 2 ? NULL : tk_malloc(total);
-    if (!out) {
-        tk_free(order);
-        tk_free(h.p);
-        return oom(ctx, path);
-    }
-    for (int i = 0; i < 8; i++)
-        out[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
-    memcpy(out + 8, h.p, h.len);
-    unsigned char *w = out + 8 + h.len;
-    for (int k = 0; k < n; k++) {
-        const tk_st_tensor *x = &tensors[order[k].idx];
-        int64_t numel = shape_numel(&x->shape);
-        for (int64_t j = 0; j < numel; j++) {
-            uint32_t bits;
-            memcpy(&bits, &x->data[j], sizeof bits);
-            for (int i = 0; i < 4; i++)
-                *w++ = (unsigned char)(bits >> (8 * i));
-        }
-    }
-    tk_free(order);
-    tk_free(h.p);
-    st = tk_write_atomic(path, out, total, ctx);
-    tk_free(out);
-    return st;
 }
