@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 enum { TRAIN, VALID, TEST };
 static const char *const split_names[3] = {"train", "valid", "test"};
@@ -176,18 +177,37 @@ static tk_status normalize(lua_State *L, int t, tk_view *v, const tk_view *stats
     return tk_view_normalize(v, &o, stats, ctx);
 }
 
-static void note_split(tk_pipeline *p, int s, const char *how)
+/* CRC-32 of a file's bytes, so note.log pins the exact data a run saw (0 if unreadable). */
+static unsigned long file_crc(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned long crc = crc32(0L, Z_NULL, 0);
+    unsigned char buf[1 << 16];
+    size_t n;
+    if (!f)
+        return 0;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        crc = crc32(crc, buf, (uInt)n);
+    fclose(f);
+    return crc;
+}
+
+static void note_split(tk_pipeline *p, int s, const char *source)
 {
     tk_view *v = p->views[s];
     if (!v)
         return;
     tk_dataset *ds = tk_view_dataset(v);
     tk_shape shape = tk_dataset_sample_shape(ds);
-    char sh[96], line[1024];
-    snprintf(line, sizeof line, "%s%-5s  %7lld samples  %s  %s\n", p->data_note ? p->data_note : "",
-             split_names[s], (long long)tk_view_len(v), tk_shape_str(&shape, sh, sizeof sh), how);
-    free(p->data_note);
-    p->data_note = strdup(line);
+    char sh[96];
+    size_t old = p->data_note ? strlen(p->data_note) : 0, cap = old + strlen(source) + 256;
+    char *note = realloc(p->data_note, cap);
+    if (!note)
+        return;
+    snprintf(note + old, cap - old, "%-5s  %7lld samples  %s  %s (crc32 %08lx)\n",
+             split_names[s], (long long)tk_view_len(v), tk_shape_str(&shape, sh, sizeof sh),
+             source, file_crc(source));
+    p->data_note = note;
 }
 
 static tk_status build_data(lua_State *L, int pipe, tk_pipeline *p, bool regression,
