@@ -14,11 +14,13 @@ typedef struct {
     int n_attrs;
     tk_shape inputs[3];        /* sample shapes, without the batch dim */
     int n_inputs;
-    bool kinked;               /* piecewise op: keep inputs away from the kinks */
-    bool distinct;             /* inputs 0.05 apart in random order (max pooling: no ties) */
+    unsigned flags;            /* KINKED, DISTINCT */
 } op_case;
-/* Rows leave the trailing flags out (false). */
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+enum {
+    KINKED = 1,                /* piecewise op: keep inputs away from the kinks */
+    DISTINCT = 2,              /* inputs 0.05 apart in random order (max pooling: no ties) */
+};
 
 #define INT(k, v) {.key = k, .kind = TK_ATTR_INT, .i = v}
 #define FLT(k, v) {.key = k, .kind = TK_ATTR_FLOAT, .f = v}
@@ -30,18 +32,18 @@ static const double ce_weight[4] = {0.5, 1.0, 2.0, 1.5};
 
 /* One case file per family of ops; each adds rows to this table. */
 static const op_case cases[] = {
-    {"linear", {INT("out_features", 3)}, 1, {SHAPE(5)}, 1, false},
-    {"linear", {INT("out_features", 2), INT("bias", 0)}, 2, {SHAPE(2, 4)}, 1, false},
-    {"relu", {{0}}, 0, {SHAPE(7)}, 1, true},
-    {"flatten", {{0}}, 0, {SHAPE(2, 3, 2)}, 1, false},
-    {"dropout", {FLT("p", 0.3)}, 1, {SHAPE(9)}, 1, false},
-    {"cross_entropy", {{0}}, 0, {SHAPE(4), SCALAR}, 2, false},
+    {"linear", {INT("out_features", 3)}, 1, {SHAPE(5)}, 1, 0},
+    {"linear", {INT("out_features", 2), INT("bias", 0)}, 2, {SHAPE(2, 4)}, 1, 0},
+    {"relu", {{0}}, 0, {SHAPE(7)}, 1, KINKED},
+    {"flatten", {{0}}, 0, {SHAPE(2, 3, 2)}, 1, 0},
+    {"dropout", {FLT("p", 0.3)}, 1, {SHAPE(9)}, 1, 0},
+    {"cross_entropy", {{0}}, 0, {SHAPE(4), SCALAR}, 2, 0},
     {"cross_entropy",
      {FLT("label_smoothing", 0.2), {.key = "weight", .kind = TK_ATTR_FLOATS, .floats = ce_weight, .n = 4},
       INT("ignore_index", 2)},
-     3, {SHAPE(4), SCALAR}, 2, false},
-    {"cross_entropy", {STR("reduction", "sum")}, 1, {SHAPE(4), SCALAR}, 2, false},
-    {"mse", {{0}}, 0, {SHAPE(3), SHAPE(3)}, 2, false},
+     3, {SHAPE(4), SCALAR}, 2, 0},
+    {"cross_entropy", {STR("reduction", "sum")}, 1, {SHAPE(4), SCALAR}, 2, 0},
+    {"mse", {{0}}, 0, {SHAPE(3), SHAPE(3)}, 2, 0},
 #include "gradcheck_spatial.inc"
 #include "gradcheck_pointwise.inc"
 };
@@ -128,9 +130,9 @@ static void run_case(const op_case *c)
         bool ids = k == 1 && (n->op->flags & TK_OP_CLASS_TARGET);
         int64_t classes = tk_graph_node(g, ins[0])->shape.d[1];
         for (size_t i = 0; i < nx[k]; i++)
-            x[i] = ids ? (float)(i % (size_t)classes) : randu(&r, c->kinked);
+            x[i] = ids ? (float)(i % (size_t)classes) : randu(&r, (c->flags & KINKED));
         /* Inside-out shuffle of evenly spaced values: no perturbation changes their order. */
-        for (size_t i = 0; c->distinct && !ids && i < nx[k]; i++) {
+        for (size_t i = 0; (c->flags & DISTINCT) && !ids && i < nx[k]; i++) {
             size_t j = (size_t)tk_rng_below(&r, i + 1);
             x[i] = x[j];
             x[j] = 0.05f * (float)i - 0.025f * (float)nx[k];
