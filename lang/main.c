@@ -1,523 +1,322 @@
-/* main.c - the tkrun command line: argument parsing, the train and check commands, progress
- * output (an updating line on a terminal, one line per epoch otherwise), the run directory and
- * its note.log. Statuses from the runtime become messages on stderr and exit codes. */
-#include "lang.h"
+/* main.c - the tkrun command line: the command table, the option table, parsing argv into a
+ * tk_cli, help and version. A command is one file with its run function plus one line in
+ * `commands`; an option is one line in `options`. Not here: what any command does. */
+#include "cli.h"
 
-#include <signal.h>
+#include <lauxlib.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-static const char usage[] =
-    "usage: tkrun [train] SCRIPT [options]    train the pipeline SCRIPT returns\n"
-    "       tkrun check SCRIPT [options]      compile and validate everything, run no batch\n"
-    "       tkrun summary SCRIPT [options]    the layer table\n"
-    "options:\n"
-    "  --set KEY=VALUE   override a script setting (e.g. optimizer.lr=3e-4, data.batch_size=32)\n"
-    "  --epochs N        same as --set epochs=N\n"
-    "  --threads N       OpenBLAS threads (default: all cores)\n"
-    "  --run-dir DIR     where logs go (default: runs/<name>/<YYYYmmdd_HHMMSS>)\n"
-    "  --resume CKPT|RUN_DIR  continue a run exactly where it stopped\n"
-    "  --init WEIGHTS    start from these weights (fine-tuning; matched by name and shape)\n"
-    "  --quiet           no progress output, only the final lines\n";
+static const tk_command commands[] = {
+    {"train", "SCRIPT [options]", "train the pipeline SCRIPT returns (the default command)",
+     "set epochs threads run-dir resume init quiet", 0, tk_cmd_train},
+    {"check", "SCRIPT [options]", "compile and validate everything, run no batch",
+     "set epochs threads", 0, tk_cmd_check},
+    {"summary", "SCRIPT [options]", "the layer table: output shapes, parameters, script lines",
+     "set threads", 0, tk_cmd_summary},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
-typedef struct {
-    const char *command, *script, *run_dir, *resume, *init;
-    const char *sets[64];
-    int n_sets, threads;
-    bool quiet;
-} cli;
+typedef enum { FLAG_BOOL, FLAG_STRING, FLAG_COUNT } flag_kind;
 
-static int fail_usage(const char *fmt, ...)
+static const struct {
+    const char *name, *value, *help;
+    flag_kind kind;
+    size_t offset;             /* of the field in tk_cli (strings, ints, bools) */
+} options[] = {
+    {"set", "KEY=VALUE", "override a script setting (optimizer.lr=3e-4, data.batch_size=32)",
+     FLAG_STRING, 0},
+    {"epochs", "N", "same as --set epochs=N", FLAG_STRING, 0},
+    {"threads", "N", "worker threads (default: the script's threads, else all cores)",
+     FLAG_COUNT, offsetof(tk_cli, threads)},
+    {"run-dir", "DIR", "where the run goes (default: runs/<name>/<YYYYmmdd_HHMMSS>); must not "
+     "exist yet", FLAG_STRING, offsetof(tk_cli, run_dir)},
+    {"resume", "CKPT|RUN_DIR", "continue a run exactly where it stopped", FLAG_STRING,
+     offsetof(tk_cli, resume)},
+    {"init", "WEIGHTS", "start from these weights (fine-tuning; matched by name and shape)",
+     FLAG_STRING, offsetof(tk_cli, init)},
+    {"weights", "W", "the weights to use (a .safetensors file or a run directory)",
+     FLAG_STRING, offsetof(tk_cli, weights)},
+    {"split", "NAME", "which data split: train, valid or test (default: test)", FLAG_STRING,
+     offsetof(tk_cli, split)},
+    {"onnx", "OUT.onnx", "the ONNX file to write", FLAG_STRING, offsetof(tk_cli, onnx)},
+    {"top", "K", "how many classes to show per input (default: 5)", FLAG_COUNT,
+     offsetof(tk_cli, top_k)},
+    {"json", NULL, "print the result as JSON", FLAG_BOOL, offsetof(tk_cli, json)},
+    {"quiet", NULL, "no progress output, only the final lines", FLAG_BOOL,
+     offsetof(tk_cli, quiet)},
+};
+enum { N_OPTIONS = sizeof options / sizeof options[0] };
+
+/* ---------------------------------------------------------------- help */
+
+static const tk_command *find_command(const char *name)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tkrun: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\n", stderr);
-    va_end(ap);
-    fputs(usage, stderr);
-    return TK_ERR_INPUT;
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
 }
 
-static int parse_args(int argc, char **argv, cli *c)
+static bool accepts(const tk_command *cmd, const char *flag)
 {
-    static char epochs_set[64];
-    memset(c, 0, sizeof *c);
-    c->command = "train";
-    int i = 1;
-    if (i < argc && (strcmp(argv[i], "train") == 0 || strcmp(argv[i], "check") == 0 ||
-                     strcmp(argv[i], "summary") == 0))
-        c->command = argv[i++];
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_value = i + 1 < argc;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage, stdout);
-            exit(0);
-        } else if (strcmp(a, "--set") == 0 && has_value) {
-            if (c->n_sets == 63)
-                return fail_usage("too many --set options");
-            c->sets[c->n_sets++] = argv[++i];
-        } else if (strcmp(a, "--epochs") == 0 && has_value) {
-            snprintf(epochs_set, sizeof epochs_set, "epochs=%s", argv[++i]);
-            c->sets[c->n_sets++] = epochs_set;
-        } else if (strcmp(a, "--threads") == 0 && has_value) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 1024)
-                return fail_usage("--threads needs a positive integer, got '%s'", argv[i]);
-            c->threads = (int)n;
-        } else if (strcmp(a, "--run-dir") == 0 && has_value) {
-            c->run_dir = argv[++i];
-        } else if (strcmp(a, "--resume") == 0 && has_value) {
-            c->resume = argv[++i];
-        } else if (strcmp(a, "--init") == 0 && has_value) {
-            c->init = argv[++i];
-        } else if (strcmp(a, "--quiet") == 0) {
-            c->quiet = true;
-        } else if (a[0] == '-') {
-            return fail_usage("unknown option '%s'%s", a,
-                              has_value ? "" : " (or it is missing its value)");
-        } else if (!c->script) {
-            c->script = a;
-        } else {
-            return fail_usage("unexpected argument '%s'", a);
-        }
+    size_t n = strlen(flag);
+    for (const char *f = cmd->flags; (f = strstr(f, flag)) != NULL; f += n)
+        if ((f == cmd->flags || f[-1] == ' ') && (f[n] == ' ' || f[n] == 0))
+            return true;
+    return false;
+}
+
+static void print_overview(FILE *f)
+{
+    fputs("usage: tkrun [COMMAND] SCRIPT [options]\n\ncommands:\n", f);
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fputs("  repl      also: tkrun -i SCRIPT\n"
+          "  help      tkrun help COMMAND shows a command's options\n\n"
+          "tkrun --version prints the versions of tkrun, Lua and OpenBLAS.\n"
+          "Exit codes: 0 done, 1 runtime failure, 2 usage/script/data error, 130 interrupted.\n",
+          f);
+}
+
+static void print_command_help(FILE *f, const tk_command *cmd)
+{
+    fprintf(f, "usage: tkrun %s %s\n  %s\n\noptions:\n", cmd->name, cmd->args, cmd->summary);
+    for (int i = 0; i < N_OPTIONS; i++) {
+        if (!accepts(cmd, options[i].name))
+            continue;
+        char left[48];
+        snprintf(left, sizeof left, "--%s%s%s", options[i].name, options[i].value ? " " : "",
+                 options[i].value ? options[i].value : "");
+        fprintf(f, "  %-24s %s\n", left, options[i].help);
     }
-    if (!c->script)
-        return fail_usage("no script given");
-    if (c->resume && c->init)
-        return fail_usage("--resume continues a run and --init starts one from weights: use one");
-    if (c->resume && c->run_dir)
-        return fail_usage("--resume continues in the run's own directory: drop --run-dir");
+}
+
+static int print_version(void)
+{
+    printf("tkrun %s\n%s\n%s\n", TK_VERSION, LUA_RELEASE, tk_blas_info());
     return 0;
 }
 
-/* ---------------------------------------------------------------- tables */
-
-static void thousands(char *buf, size_t cap, int64_t v)
+/* The command name nearest to `word` (at most two edits), or NULL. */
+static const char *nearest_command(const char *word)
 {
-    char raw[32];
-    snprintf(raw, sizeof raw, "%lld", (long long)v);
-    size_t len = strlen(raw), o = 0;
-    for (size_t i = 0; i < len && o + 2 < cap; i++) {
-        if (i > 0 && (len - i) % 3 == 0 && raw[i - 1] != '-')
-            buf[o++] = ',';
-        buf[o++] = raw[i];
-    }
-    buf[o] = 0;
-}
-
-void tk_print_layers(FILE *f, const tk_model *m)
-{
-    fprintf(f, "%-16s %-20s %-20s %12s  %s\n", "layer", "type", "output shape", "params",
-            "script");
-    for (int i = 0; i < tk_model_layer_count(m); i++) {
-        tk_layer_info l = tk_model_layer(m, i);
-        char shape[96], params[32];
-        tk_shape_str(&l.shape, shape, sizeof shape);
-        thousands(params, sizeof params, l.params);
-        fprintf(f, "%-16s %-20s %-20s %12s  %s\n", l.name[0] ? l.name : "(model)", l.type,
-                shape, params, l.where);
-    }
-    char total[32], trainable[32];
-    thousands(total, sizeof total, tk_model_param_count(m, false));
-    thousands(trainable, sizeof trainable, tk_model_param_count(m, true));
-    fprintf(f, "total params %s (trainable %s), activation memory %.2f MiB\n", total, trainable,
-            (double)tk_model_arena_bytes(m) / 1048576.0);
-}
-
-void tk_print_groups(FILE *f, const tk_model *m)
-{
-    tk_optim_kind kind = tk_model_optim_kind(m);
-    fprintf(f, "optimizer %s\n%-5s %-24s %7s %10s %10s %12s  %s\n", tk_optim_kind_name(kind),
-            "group", "patterns", "tensors", "elements", "lr", "weight_decay", "options");
-    for (int g = 0; g < tk_model_group_count(m); g++) {
-        tk_group_info gi = tk_model_group(m, g);
-        const tk_optim_hparams *h = &gi.h;
-        char opts[256], elements[32];
-        thousands(elements, sizeof elements, gi.elements);
-        switch (kind) {
-        case TK_OPT_SGD:
-            snprintf(opts, sizeof opts, "momentum=%g dampening=%g nesterov=%s", h->momentum,
-                     h->dampening, h->nesterov ? "true" : "false");
-            break;
-        case TK_OPT_ADAM:
-        case TK_OPT_ADAMW:
-            snprintf(opts, sizeof opts, "betas=(%g, %g) eps=%g amsgrad=%s", h->beta1, h->beta2,
-                     h->eps, h->amsgrad ? "true" : "false");
-            break;
-        case TK_OPT_RMSPROP:
-            snprintf(opts, sizeof opts, "alpha=%g eps=%g momentum=%g centered=%s", h->alpha,
-                     h->eps, h->momentum, h->centered ? "true" : "false");
-            break;
-        case TK_OPT_ADAGRAD:
-            snprintf(opts, sizeof opts, "lr_decay=%g eps=%g initial_accumulator_value=%g",
-                     h->lr_decay, h->eps, h->initial_accumulator_value);
-            break;
+    const char *best = NULL;
+    int best_d = 3;
+    for (int c = 0; c < N_COMMANDS; c++) {
+        const char *b = commands[c].name;
+        size_t n = strlen(word), m = strlen(b);
+        if (n > 32)
+            return NULL;
+        int d[33][33];
+        for (size_t i = 0; i <= n; i++)
+            d[i][0] = (int)i;
+        for (size_t j = 0; j <= m; j++)
+            d[0][j] = (int)j;
+        for (size_t i = 1; i <= n; i++)
+            for (size_t j = 1; j <= m; j++) {
+                int v = d[i - 1][j - 1] + (word[i - 1] != b[j - 1]);
+                if (d[i - 1][j] + 1 < v)
+                    v = d[i - 1][j] + 1;
+                if (d[i][j - 1] + 1 < v)
+                    v = d[i][j - 1] + 1;
+                if (i > 1 && j > 1 && word[i - 1] == b[j - 2] && word[i - 2] == b[j - 1] &&
+                    d[i - 2][j - 2] + 1 < v)
+                    v = d[i - 2][j - 2] + 1;
+                d[i][j] = v;
+            }
+        if (d[n][m] < best_d) {
+            best_d = d[n][m];
+            best = b;
         }
-        fprintf(f, "%-5d %-24s %7d %10s %10g %12g  %s\n", g, gi.patterns, gi.tensors, elements,
-                h->lr, h->weight_decay, opts);
     }
+    return best;
 }
 
-/* ---------------------------------------------------------------- progress */
+/* ---------------------------------------------------------------- parsing */
 
-typedef struct {
-    bool tty, quiet, has_valid;
-    char pending[512];         /* the train half of an epoch line, waiting for valid */
-    double last_draw;
-} progress_state;
-
-static double wall(void)
+static void free_cli(tk_cli *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    for (int i = 0; i < c->n_owned; i++)
+        free(c->owned[i]);
+    free(c->owned);
+    free(c->sets);
+    free(c->inputs);
 }
 
-static void metric_text(char *buf, size_t cap, const tk_progress *p)
+/* Appends to a growing array of pointers; false when out of memory. */
+static bool push(void *array_ptr, int *n, void *item)
 {
-    int n = snprintf(buf, cap, "loss %.4f", p->loss);
-    if (p->accuracy == p->accuracy && n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, " accuracy %.4f", p->accuracy);
-}
-
-static void on_progress(const tk_progress *p, void *ud)
-{
-    progress_state *s = ud;
-    char m[128];
-    metric_text(m, sizeof m, p);
-    if (strcmp(p->split, "test") == 0) {
-        if (p->done)
-            printf("%stest: %s\n", s->tty ? "\r\033[K" : "", m);
-        return;
-    }
-    if (s->quiet)
-        return;
-    if (!p->done) {
-        double t = wall();
-        if (!s->tty || t - s->last_draw < 0.1)
-            return;
-        s->last_draw = t;
-        int width = 24, fill = (int)(width * p->batch / (p->batches ? p->batches : 1));
-        char bar[32];
-        for (int i = 0; i < width; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[width] = 0;
-        printf("\r\033[Kepoch %lld/%lld %s [%s] %lld/%lld %s %.0f samples/s",
-               (long long)p->epoch, (long long)p->epochs, p->split, bar, (long long)p->batch,
-               (long long)p->batches, m, p->samples_per_sec);
-        fflush(stdout);
-        return;
-    }
-    if (strcmp(p->split, "train") == 0) {
-        snprintf(s->pending, sizeof s->pending, "epoch %lld/%lld  train %s  (%.1f s, %.0f samples/s)",
-                 (long long)p->epoch, (long long)p->epochs, m, p->seconds, p->samples_per_sec);
-        if (s->has_valid)
-            return;
-        printf("%s%s\n", s->tty ? "\r\033[K" : "", s->pending);
-    } else {
-        printf("%s%s  valid %s\n", s->tty ? "\r\033[K" : "", s->pending, m);
-    }
-    fflush(stdout);
-}
-
-/* ---------------------------------------------------------------- run directory */
-
-static tk_status make_run_dir(const cli *c, const tk_pipeline *p, char *out, size_t cap,
-                              tk_ctx *ctx)
-{
-    if (c->run_dir) {
-        snprintf(out, cap, "%s", c->run_dir);
-        return tk_mkdirs(out, ctx);
-    }
-    char stamp[32];
-    time_t t = time(NULL);
-    strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", localtime(&t));
-    struct stat st;
-    snprintf(out, cap, "runs/%s/%s", p->name, stamp);
-    for (int k = 2; stat(out, &st) == 0; k++)
-        snprintf(out, cap, "runs/%s/%s_%d", p->name, stamp, k);
-    return tk_mkdirs(out, ctx);
-}
-
-static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p,
-                            const char *init_report, tk_ctx *ctx)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/note.log", dir);
-    FILE *f = fopen(path, "a");
-    if (!f)
-        return tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s", path);
-    char stamp[64];
-    time_t t = time(NULL);
-    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime(&t));
-    lua_getglobal(L, "_VERSION");
-    fprintf(f, "tkrun %s  started %s\n%s, %s\nseed %lld, threads %d\n\n", TK_VERSION,
-            stamp, lua_tostring(L, -1), tk_blas_info(), (long long)p->seed, tk_threads());
-    lua_pop(L, 1);
-    fprintf(f, "data\n%s\n", p->data_note ? p->data_note : "");
-    if (init_report)
-        fprintf(f, "%s\n", init_report);
-    char *config = tk_lua_describe(L, ctx);
-    fprintf(f, "config\n%s\n\n", config ? config : "(unavailable)");
-    free(config);
-    tk_print_layers(f, p->model);
-    fputc('\n', f);
-    tk_print_groups(f, p->model);
-    fputc('\n', f);
-    return fclose(f) == 0 ? TK_OK : tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s", path);
-}
-
-/* ---------------------------------------------------------------- resume, init */
-
-/* The run directory a resume continues in: RUN for RUN or RUN/checkpoints/FILE. */
-static bool resume_run_dir(const char *from, char *out, size_t cap)
-{
-    struct stat st;
-    if (stat(from, &st) != 0)
+    void ***array = array_ptr;
+    void **grown = realloc(*array, (size_t)(*n + 1) * sizeof(void *));
+    if (!grown)
         return false;
-    snprintf(out, cap, "%s", from);
-    if (S_ISDIR(st.st_mode))
-        return true;
-    char *slash = strrchr(out, '/');
-    if (!slash)
-        return snprintf(out, cap, ".") > 0;
-    *slash = 0;
-    slash = strrchr(out, '/');
-    const char *last = slash ? slash + 1 : out;
-    if (strcmp(last, "checkpoints") == 0) {
-        if (slash)
-            *slash = 0;
-        else
-            snprintf(out, cap, ".");
-    }
+    grown[(*n)++] = item;
+    *array = grown;
     return true;
 }
 
-/* Print what the script changed since the checkpoint: its resolved config, line by line.
- * Structural changes are refused later by the runtime; this only tells. */
-static void print_config_changes(const char *run_dir, const char *config)
+static int parse_value(const tk_command *cmd, int k, const char *value, tk_cli *c)
 {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", run_dir);
-    tk_st_file *f = NULL;
-    if (!config || tk_st_load(path, &f, NULL) != TK_OK)
-        return;
-    const char *old = tk_st_meta(f, "config");
-    if (old && strcmp(old, config) != 0) {
-        printf("the script changed since the checkpoint:\n");
-        const char *texts[2] = {old, config};
-        const char *marks[2] = {"  - ", "  + "};
-        for (int k = 0; k < 2; k++) {
-            const char *other = texts[1 - k];
-            for (const char *line = texts[k]; *line;) {
-                const char *nl = strchr(line, '\n');
-                size_t n = nl ? (size_t)(nl - line) : strlen(line);
-                bool found = false;
-                for (const char *o = other; *o && !found;) {
-                    const char *onl = strchr(o, '\n');
-                    size_t on = onl ? (size_t)(onl - o) : strlen(o);
-                    found = on == n && strncmp(o, line, n) == 0;
-                    o += on + (onl ? 1 : 0);
-                }
-                if (!found)
-                    printf("%s%.*s\n", marks[k], (int)n, line);
-                line += n + (nl ? 1 : 0);
-            }
+    const char *name = options[k].name;
+    char *field = (char *)c + options[k].offset;
+    if (strcmp(name, "set") == 0)
+        return push(&c->sets, &c->n_sets, (void *)value) ? 0 : TK_ERR_RUNTIME;
+    if (strcmp(name, "epochs") == 0) {
+        char *s = malloc(strlen(value) + 8);
+        if (!s || !push(&c->owned, &c->n_owned, s)) {
+            free(s);
+            return TK_ERR_RUNTIME;
         }
+        sprintf(s, "epochs=%s", value);
+        return push(&c->sets, &c->n_sets, s) ? 0 : TK_ERR_RUNTIME;
     }
-    tk_st_free(f);
-}
-
-/* ---------------------------------------------------------------- signals, notices */
-
-static volatile int interrupted;
-
-static void on_signal(int sig)
-{
-    if (interrupted && sig == SIGINT)
-        _exit(TK_ERR_INTERRUPTED); /* second Ctrl-C: now, touching no checkpoint */
-    interrupted = 1;
-    static const char msg[] = "\ntkrun: interrupted: finishing the step and saving "
-                              "(Ctrl-C again to quit at once)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-static void on_notice(const char *msg, void *ud)
-{
-    (void)ud;
-    printf("%s\n", msg);
-    fflush(stdout);
-}
-
-/* Crash tests only: TK_TEST_CRASH=step:N kills the process (SIGKILL) when step N is done,
- * save:N while the Nth checkpoint (.safetensors) is written but not yet renamed into place; int:N and
- * int2:N send one or two SIGINTs (as Ctrl-C would) when step N is done. */
-static long crash_step = -1, crash_save = -1, saves, interrupt_step = -1, interrupts;
-
-static void crash_in_save(const char *tmp, const char *path)
-{
-    (void)tmp;
-    size_t n = strlen(path);
-    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0 && ++saves == crash_save)
-        raise(SIGKILL);
-}
-
-static void setup_crash_test(void)
-{
-    const char *spec = getenv("TK_TEST_CRASH");
-    if (!spec)
-        return;
-    if (strncmp(spec, "step:", 5) == 0)
-        crash_step = strtol(spec + 5, NULL, 10);
-    if (strncmp(spec, "int:", 4) == 0 || strncmp(spec, "int2:", 5) == 0) {
-        interrupts = spec[3] == '2' ? 2 : 1;
-        interrupt_step = strtol(strchr(spec, ':') + 1, NULL, 10);
+    if (options[k].kind == FLAG_COUNT) {
+        char *end;
+        long n = strtol(value, &end, 10);
+        if (!*value || *end || n < 1 || n > 1024)
+            return tk_cli_usage_error(cmd->name, "--%s needs an integer in [1, 1024], got '%s'",
+                                      name, value);
+        *(int *)field = (int)n;
+        return 0;
     }
-    if (strncmp(spec, "save:", 5) == 0) {
-        crash_save = strtol(spec + 5, NULL, 10);
-        tk_set_write_hook(crash_in_save);
-    }
+    const char **slot = (const char **)field;
+    if (*slot)
+        return tk_cli_usage_error(cmd->name, "--%s is given twice ('%s' and '%s')", name, *slot,
+                                  value);
+    if (!*value)
+        return tk_cli_usage_error(cmd->name, "--%s needs a non-empty value", name);
+    *slot = value;
+    return 0;
 }
 
-static void progress_and_crash(const tk_progress *p, void *ud)
+/* Reads one command's arguments (argv[i..]); returns 0 or an exit code. */
+static int parse_args(const tk_command *cmd, int argc, char **argv, int i, tk_cli *c)
 {
-    on_progress(p, ud);
-    if (strcmp(p->split, "train") != 0)
-        return;
-    if (crash_step >= 0 && p->step == crash_step)
-        raise(SIGKILL);
-    if (interrupt_step >= 0 && p->step == interrupt_step)
-        for (; interrupts > 0; interrupts--)
-            raise(SIGINT);
-}
-
-/* ---------------------------------------------------------------- commands */
-
-static int finish(tk_status st, tk_ctx *ctx)
-{
-    if (st != TK_OK && st != TK_ERR_INTERRUPTED)
-        fprintf(stderr, "tkrun: %s\n", tk_errmsg(ctx));
-    return (int)st;
-}
-
-static tk_status train(const cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ctx)
-{
-    char dir[4096];
-    tk_status st = TK_OK;
-    if (c->resume) {
-        if (!resume_run_dir(c->resume, dir, sizeof dir))
-            return tk_fail(ctx, TK_ERR_INPUT, "--resume %s: no such file or directory",
-                           c->resume);
-    } else {
-        st = make_run_dir(c, p, dir, sizeof dir, ctx);
-    }
-    char *config = st == TK_OK ? tk_lua_describe(L, ctx) : NULL;
-    if (st == TK_OK && !config)
-        st = TK_ERR_INPUT;
-    FILE *init_report = NULL;
-    char *init_text = NULL;
-    size_t init_len = 0;
-    const char *init = c->init ? c->init : p->init_path;
-    if (st == TK_OK && init) {
-        init_report = open_memstream(&init_text, &init_len);
-        st = tk_model_load_weights(p->model, init, p->renames, c->init ? 0 : p->n_renames,
-                                   p->init_strict, init_report, ctx);
-        fclose(init_report);
-        if (init_text)
-            fputs(init_text, stdout);
-    }
-    if (st == TK_OK)
-        st = write_note(dir, L, p, init_text, ctx);
-    free(init_text);
-    if (st == TK_OK) {
-        progress_state ps = {.tty = isatty(STDOUT_FILENO) && !c->quiet, .quiet = c->quiet,
-                             .has_valid = p->train.valid != NULL};
-        tk_train_opts *o = &p->train;
-        o->run_dir = dir;
-        o->resume = c->resume ? c->resume : NULL;
-        o->config = config;
-        o->interrupt = &interrupted;
-        o->progress = progress_and_crash;
-        o->progress_ud = &ps;
-        o->notice = on_notice;
-        char *report = NULL;
-        size_t report_len = 0;
-        o->report = open_memstream(&report, &report_len);
-        if (c->resume)
-            print_config_changes(dir, config);
-        else if (!c->quiet)
-            printf("run directory: %s\n", dir);
-        setup_crash_test();
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        st = tk_train(p->model, o, ctx);
-        if (o->report)
-            fclose(o->report);
-        /* The test split's per-class table and confusion matrix: shown and kept. */
-        if (report && report_len) {
-            fputs(report, stdout);
-            char path[4200];
-            snprintf(path, sizeof path, "%s/test_report.txt", dir);
-            FILE *f = fopen(path, "w");
-            if (f) {
-                fputs(report, f);
-                fclose(f);
-            }
+    c->command = cmd->name;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_command_help(stdout, cmd);
+            return -1;
         }
-        free(report);
-        if (st == TK_ERR_INTERRUPTED)
-            fprintf(stderr, "tkrun: %s\ntkrun: resume with: tkrun %s --resume %s\n",
-                    tk_errmsg(ctx), c->script, dir);
+        if (a[0] != '-' || a[1] == 0) {
+            if (!c->script)
+                c->script = a;
+            else if (cmd->max_inputs < 0 || c->n_inputs < cmd->max_inputs) {
+                if (!push(&c->inputs, &c->n_inputs, (void *)a))
+                    return TK_ERR_RUNTIME;
+            } else
+                return tk_cli_usage_error(cmd->name, "unexpected argument '%s' (tkrun %s takes "
+                                          "%s)", a, cmd->name, cmd->args);
+            continue;
+        }
+        const char *name = a[1] == '-' ? a + 2 : a + 1;
+        char flag[64];
+        const char *eq = strchr(name, '=');
+        snprintf(flag, sizeof flag, "%.*s", (int)(eq ? (size_t)(eq - name) : strlen(name)),
+                 name);
+        int k = 0;
+        while (k < N_OPTIONS && strcmp(options[k].name, flag) != 0)
+            k++;
+        if (k == N_OPTIONS)
+            return tk_cli_usage_error(cmd->name, "unknown option '%s'", a);
+        if (!accepts(cmd, flag))
+            return tk_cli_usage_error(cmd->name, "tkrun %s does not take --%s", cmd->name, flag);
+        if (options[k].kind == FLAG_BOOL) {
+            if (eq)
+                return tk_cli_usage_error(cmd->name, "--%s takes no value", flag);
+            *((bool *)((char *)c + options[k].offset)) = true;
+            continue;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value)
+            return tk_cli_usage_error(cmd->name, "--%s needs a value (%s)", flag,
+                                      options[k].value);
+        int rc = parse_value(cmd, k, value, c);
+        if (rc)
+            return rc;
     }
-    free(config);
-    return st;
+    if (!c->script)
+        return tk_cli_usage_error(cmd->name, "no script given (tkrun %s %s)", cmd->name,
+                                  cmd->args);
+    if (c->resume && c->init)
+        return tk_cli_usage_error(cmd->name, "--resume continues a run and --init starts one "
+                                  "from weights: use one");
+    if (c->resume && c->run_dir)
+        return tk_cli_usage_error(cmd->name, "--resume continues in the run's own directory: "
+                                  "drop --run-dir");
+    return 0;
+}
+
+/* argv[1] is a command, a script, or a mistyped command: `tkrun trian x.lua`. */
+static const tk_command *pick_command(int argc, char **argv, int *next, int *rc)
+{
+    *rc = 0;
+    *next = 1;
+    if (argc < 2)
+        return &commands[0];
+    const char *a = argv[1];
+    if (strcmp(a, "-i") == 0)
+        a = "repl";
+    const tk_command *cmd = find_command(a);
+    if (cmd) {
+        *next = 2;
+        return cmd;
+    }
+    struct stat st;
+    bool looks_like_script = a[0] == '-' || strchr(a, '/') || strchr(a, '.') ||
+                             stat(a, &st) == 0;
+    if (looks_like_script)
+        return &commands[0];
+    const char *near = nearest_command(a);
+    if (near)
+        *rc = tk_cli_usage_error(NULL, "unknown command '%s' (did you mean '%s'?)", a, near);
+    else
+        *rc = tk_cli_usage_error(NULL, "unknown command '%s'", a);
+    return NULL;
+}
+
+static int help(int argc, char **argv)
+{
+    if (argc < 3) {
+        print_overview(stdout);
+        return 0;
+    }
+    const tk_command *cmd = find_command(strcmp(argv[2], "-i") == 0 ? "repl" : argv[2]);
+    if (!cmd) {
+        const char *near = nearest_command(argv[2]);
+        return near ? tk_cli_usage_error(NULL, "no command '%s' (did you mean '%s'?)", argv[2],
+                                         near)
+                    : tk_cli_usage_error(NULL, "no command '%s'", argv[2]);
+    }
+    print_command_help(stdout, cmd);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    cli c;
-    int rc = parse_args(argc, argv, &c);
-    if (rc)
+    if (argc < 2) {
+        print_overview(stderr);
+        return TK_ERR_INPUT;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
+        return print_version();
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0)
+        return help(argc, argv);
+    int next, rc;
+    const tk_command *cmd = pick_command(argc, argv, &next, &rc);
+    if (!cmd)
         return rc;
-    tk_set_threads(c.threads);
-    tk_ctx *ctx = tk_ctx_new();
-    lua_State *L = tk_lua_new();
-    if (!ctx || !L) {
-        fprintf(stderr, "tkrun: out of memory\n");
-        return TK_ERR_RUNTIME;
-    }
-    tk_pipeline p = {0};
-    tk_status st = tk_lua_run_script(L, c.script, ctx);
-    for (int i = 0; st == TK_OK && i < c.n_sets; i++)
-        st = tk_lua_set(L, c.sets[i], ctx);
-    if (st == TK_OK)
-        st = tk_pipeline_build(L, &p, ctx);
-    if (st == TK_OK && p.threads > 0 && c.threads == 0)
-        tk_set_threads(p.threads);
-    if (st == TK_OK && strcmp(c.command, "train") != 0) {
-        tk_print_layers(stdout, p.model);
-        if (strcmp(c.command, "check") == 0) {
-            printf("\n");
-            tk_print_groups(stdout, p.model);
-            printf("\ndata\n%s", p.data_note ? p.data_note : "");
-            printf("\n%s: ok (nothing was run)\n", c.script);
-        }
-    } else if (st == TK_OK) {
-        st = train(&c, L, &p, ctx);
-    }
-    rc = finish(st, ctx);
-    tk_pipeline_free(&p);
-    lua_close(L);
-    tk_ctx_free(ctx);
+    tk_cli c = {0};
+    rc = parse_args(cmd, argc, argv, next, &c);
+    if (rc == 0)
+        rc = cmd->run(&c);
+    else if (rc < 0)
+        rc = 0;
+    free_cli(&c);
     return rc;
 }

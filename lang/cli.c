@@ -1,0 +1,54 @@
+/* cli.c - what every command does the same way: open a script into a built pipeline, and turn
+ * a status into a message and an exit code. Not here: parsing argv (main.c). */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+tk_status tk_session_open(tk_session *s, const tk_cli *c)
+{
+    memset(s, 0, sizeof *s);
+    tk_set_threads(c->threads);
+    s->ctx = tk_ctx_new();
+    s->L = s->ctx ? tk_lua_new() : NULL;
+    if (!s->ctx || !s->L)
+        return TK_ERR_RUNTIME;
+    tk_status st = tk_lua_run_script(s->L, c->script, s->ctx);
+    for (int i = 0; st == TK_OK && i < c->n_sets; i++)
+        st = tk_lua_set(s->L, c->sets[i], s->ctx);
+    if (st == TK_OK)
+        st = tk_pipeline_build(s->L, &s->p, s->ctx);
+    if (st == TK_OK && s->p.threads > 0 && c->threads == 0)
+        tk_set_threads(s->p.threads);
+    return st;
+}
+
+void tk_session_close(tk_session *s)
+{
+    tk_pipeline_free(&s->p);
+    if (s->L)
+        lua_close(s->L);
+    tk_ctx_free(s->ctx);
+    memset(s, 0, sizeof *s);
+}
+
+int tk_cli_exit(tk_status st, tk_ctx *ctx)
+{
+    if (st != TK_OK && st != TK_ERR_INTERRUPTED)
+        fprintf(stderr, "tkrun: %s\n", ctx ? tk_errmsg(ctx) : "out of memory");
+    return (int)st;
+}
+
+int tk_cli_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tkrun: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (command)
+        fprintf(stderr, "\n(tkrun help %s shows its options)\n", command);
+    else
+        fputs("\n(tkrun help lists the commands)\n", stderr);
+    return TK_ERR_INPUT;
+}

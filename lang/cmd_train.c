@@ -1,0 +1,361 @@
+/* cmd_train.c - the train, check and summary commands: the run directory and its note.log,
+ * resume and init, progress output (an updating line on a terminal, one line per epoch
+ * otherwise), signals. Not here: parsing the command line (main.c, cli.c). */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- progress */
+
+typedef struct {
+    bool tty, quiet, has_valid;
+    char pending[512];         /* the train half of an epoch line, waiting for valid */
+    double last_draw;
+} progress_state;
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void metric_text(char *buf, size_t cap, const tk_progress *p)
+{
+    int n = snprintf(buf, cap, "loss %.4f", p->loss);
+    if (p->accuracy == p->accuracy && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " accuracy %.4f", p->accuracy);
+}
+
+static void on_progress(const tk_progress *p, void *ud)
+{
+    progress_state *s = ud;
+    char m[128];
+    metric_text(m, sizeof m, p);
+    if (strcmp(p->split, "test") == 0) {
+        if (p->done)
+            printf("%stest: %s\n", s->tty ? "\r\033[K" : "", m);
+        return;
+    }
+    if (s->quiet)
+        return;
+    if (!p->done) {
+        double t = wall();
+        if (!s->tty || t - s->last_draw < 0.1)
+            return;
+        s->last_draw = t;
+        int width = 24, fill = (int)(width * p->batch / (p->batches ? p->batches : 1));
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        printf("\r\033[Kepoch %lld/%lld %s [%s] %lld/%lld %s %.0f samples/s",
+               (long long)p->epoch, (long long)p->epochs, p->split, bar, (long long)p->batch,
+               (long long)p->batches, m, p->samples_per_sec);
+        fflush(stdout);
+        return;
+    }
+    if (strcmp(p->split, "train") == 0) {
+        snprintf(s->pending, sizeof s->pending, "epoch %lld/%lld  train %s  (%.1f s, %.0f samples/s)",
+                 (long long)p->epoch, (long long)p->epochs, m, p->seconds, p->samples_per_sec);
+        if (s->has_valid)
+            return;
+        printf("%s%s\n", s->tty ? "\r\033[K" : "", s->pending);
+    } else {
+        printf("%s%s  valid %s\n", s->tty ? "\r\033[K" : "", s->pending, m);
+    }
+    fflush(stdout);
+}
+
+/* ---------------------------------------------------------------- run directory */
+
+static tk_status make_run_dir(const tk_cli *c, const tk_pipeline *p, char *out, size_t cap,
+                              tk_ctx *ctx)
+{
+    if (c->run_dir) {
+        snprintf(out, cap, "%s", c->run_dir);
+        return tk_mkdirs(out, ctx);
+    }
+    char stamp[32];
+    time_t t = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", localtime(&t));
+    struct stat st;
+    snprintf(out, cap, "runs/%s/%s", p->name, stamp);
+    for (int k = 2; stat(out, &st) == 0; k++)
+        snprintf(out, cap, "runs/%s/%s_%d", p->name, stamp, k);
+    return tk_mkdirs(out, ctx);
+}
+
+static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p,
+                            const char *init_report, tk_ctx *ctx)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/note.log", dir);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s", path);
+    char stamp[64];
+    time_t t = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime(&t));
+    lua_getglobal(L, "_VERSION");
+    fprintf(f, "tkrun %s  started %s\n%s, %s\nseed %lld, threads %d\n\n", TK_VERSION,
+            stamp, lua_tostring(L, -1), tk_blas_info(), (long long)p->seed, tk_threads());
+    lua_pop(L, 1);
+    fprintf(f, "data\n%s\n", p->data_note ? p->data_note : "");
+    if (init_report)
+        fprintf(f, "%s\n", init_report);
+    char *config = tk_lua_describe(L, ctx);
+    fprintf(f, "config\n%s\n\n", config ? config : "(unavailable)");
+    free(config);
+    tk_print_layers(f, p->model);
+    fputc('\n', f);
+    tk_print_groups(f, p->model);
+    fputc('\n', f);
+    return fclose(f) == 0 ? TK_OK : tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s", path);
+}
+
+/* ---------------------------------------------------------------- resume, init */
+
+/* The run directory a resume continues in: RUN for RUN or RUN/checkpoints/FILE. */
+static bool resume_run_dir(const char *from, char *out, size_t cap)
+{
+    struct stat st;
+    if (stat(from, &st) != 0)
+        return false;
+    snprintf(out, cap, "%s", from);
+    if (S_ISDIR(st.st_mode))
+        return true;
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        return snprintf(out, cap, ".") > 0;
+    *slash = 0;
+    slash = strrchr(out, '/');
+    const char *last = slash ? slash + 1 : out;
+    if (strcmp(last, "checkpoints") == 0) {
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(out, cap, ".");
+    }
+    return true;
+}
+
+/* Print what the script changed since the checkpoint: its resolved config, line by line.
+ * Structural changes are refused later by the runtime; this only tells. */
+static void print_config_changes(const char *run_dir, const char *config)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", run_dir);
+    tk_st_file *f = NULL;
+    if (!config || tk_st_load(path, &f, NULL) != TK_OK)
+        return;
+    const char *old = tk_st_meta(f, "config");
+    if (old && strcmp(old, config) != 0) {
+        printf("the script changed since the checkpoint:\n");
+        const char *texts[2] = {old, config};
+        const char *marks[2] = {"  - ", "  + "};
+        for (int k = 0; k < 2; k++) {
+            const char *other = texts[1 - k];
+            for (const char *line = texts[k]; *line;) {
+                const char *nl = strchr(line, '\n');
+                size_t n = nl ? (size_t)(nl - line) : strlen(line);
+                bool found = false;
+                for (const char *o = other; *o && !found;) {
+                    const char *onl = strchr(o, '\n');
+                    size_t on = onl ? (size_t)(onl - o) : strlen(o);
+                    found = on == n && strncmp(o, line, n) == 0;
+                    o += on + (onl ? 1 : 0);
+                }
+                if (!found)
+                    printf("%s%.*s\n", marks[k], (int)n, line);
+                line += n + (nl ? 1 : 0);
+            }
+        }
+    }
+    tk_st_free(f);
+}
+
+/* ---------------------------------------------------------------- signals, notices */
+
+static volatile int interrupted;
+
+static void on_signal(int sig)
+{
+    if (interrupted && sig == SIGINT)
+        _exit(TK_ERR_INTERRUPTED); /* second Ctrl-C: now, touching no checkpoint */
+    interrupted = 1;
+    static const char msg[] = "\ntkrun: interrupted: finishing the step and saving "
+                              "(Ctrl-C again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void on_notice(const char *msg, void *ud)
+{
+    (void)ud;
+    printf("%s\n", msg);
+    fflush(stdout);
+}
+
+/* Crash tests only: TK_TEST_CRASH=step:N kills the process (SIGKILL) when step N is done,
+ * save:N while the Nth checkpoint (.safetensors) is written but not yet renamed into place; int:N and
+ * int2:N send one or two SIGINTs (as Ctrl-C would) when step N is done. */
+static long crash_step = -1, crash_save = -1, saves, interrupt_step = -1, interrupts;
+
+static void crash_in_save(const char *tmp, const char *path)
+{
+    (void)tmp;
+    size_t n = strlen(path);
+    if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0 && ++saves == crash_save)
+        raise(SIGKILL);
+}
+
+static void setup_crash_test(void)
+{
+    const char *spec = getenv("TK_TEST_CRASH");
+    if (!spec)
+        return;
+    if (strncmp(spec, "step:", 5) == 0)
+        crash_step = strtol(spec + 5, NULL, 10);
+    if (strncmp(spec, "int:", 4) == 0 || strncmp(spec, "int2:", 5) == 0) {
+        interrupts = spec[3] == '2' ? 2 : 1;
+        interrupt_step = strtol(strchr(spec, ':') + 1, NULL, 10);
+    }
+    if (strncmp(spec, "save:", 5) == 0) {
+        crash_save = strtol(spec + 5, NULL, 10);
+        tk_set_write_hook(crash_in_save);
+    }
+}
+
+static void progress_and_crash(const tk_progress *p, void *ud)
+{
+    on_progress(p, ud);
+    if (strcmp(p->split, "train") != 0)
+        return;
+    if (crash_step >= 0 && p->step == crash_step)
+        raise(SIGKILL);
+    if (interrupt_step >= 0 && p->step == interrupt_step)
+        for (; interrupts > 0; interrupts--)
+            raise(SIGINT);
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ctx)
+{
+    char dir[4096];
+    tk_status st = TK_OK;
+    if (c->resume) {
+        if (!resume_run_dir(c->resume, dir, sizeof dir))
+            return tk_fail(ctx, TK_ERR_INPUT, "--resume %s: no such file or directory",
+                           c->resume);
+    } else {
+        st = make_run_dir(c, p, dir, sizeof dir, ctx);
+    }
+    char *config = st == TK_OK ? tk_lua_describe(L, ctx) : NULL;
+    if (st == TK_OK && !config)
+        st = TK_ERR_INPUT;
+    FILE *init_report = NULL;
+    char *init_text = NULL;
+    size_t init_len = 0;
+    const char *init = c->init ? c->init : p->init_path;
+    if (st == TK_OK && init) {
+        init_report = open_memstream(&init_text, &init_len);
+        st = tk_model_load_weights(p->model, init, p->renames, c->init ? 0 : p->n_renames,
+                                   p->init_strict, init_report, ctx);
+        fclose(init_report);
+        if (init_text)
+            fputs(init_text, stdout);
+    }
+    if (st == TK_OK)
+        st = write_note(dir, L, p, init_text, ctx);
+    free(init_text);
+    if (st == TK_OK) {
+        progress_state ps = {.tty = isatty(STDOUT_FILENO) && !c->quiet, .quiet = c->quiet,
+                             .has_valid = p->train.valid != NULL};
+        tk_train_opts *o = &p->train;
+        o->run_dir = dir;
+        o->resume = c->resume ? c->resume : NULL;
+        o->config = config;
+        o->interrupt = &interrupted;
+        o->progress = progress_and_crash;
+        o->progress_ud = &ps;
+        o->notice = on_notice;
+        char *report = NULL;
+        size_t report_len = 0;
+        o->report = open_memstream(&report, &report_len);
+        if (c->resume)
+            print_config_changes(dir, config);
+        else if (!c->quiet)
+            printf("run directory: %s\n", dir);
+        setup_crash_test();
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        st = tk_train(p->model, o, ctx);
+        if (o->report)
+            fclose(o->report);
+        /* The test split's per-class table and confusion matrix: shown and kept. */
+        if (report && report_len) {
+            fputs(report, stdout);
+            char path[4200];
+            snprintf(path, sizeof path, "%s/test_report.txt", dir);
+            FILE *f = fopen(path, "w");
+            if (f) {
+                fputs(report, f);
+                fclose(f);
+            }
+        }
+        free(report);
+        if (st == TK_ERR_INTERRUPTED)
+            fprintf(stderr, "tkrun: %s\ntkrun: resume with: tkrun %s --resume %s\n",
+                    tk_errmsg(ctx), c->script, dir);
+    }
+    free(config);
+    return st;
+}
+
+
+int tk_cmd_train(const tk_cli *c)
+{
+    tk_session s;
+    tk_status st = tk_session_open(&s, c);
+    if (st == TK_OK)
+        st = train(c, s.L, &s.p, s.ctx);
+    int rc = tk_cli_exit(st, s.ctx);
+    tk_session_close(&s);
+    return rc;
+}
+
+int tk_cmd_check(const tk_cli *c)
+{
+    tk_session s;
+    tk_status st = tk_session_open(&s, c);
+    if (st == TK_OK) {
+        tk_print_layers(stdout, s.p.model);
+        printf("\n");
+        tk_print_groups(stdout, s.p.model);
+        printf("\ndata\n%s", s.p.data_note ? s.p.data_note : "");
+        printf("\n%s: ok (nothing was run)\n", c->script);
+    }
+    int rc = tk_cli_exit(st, s.ctx);
+    tk_session_close(&s);
+    return rc;
+}
+
+int tk_cmd_summary(const tk_cli *c)
+{
+    tk_session s;
+    tk_status st = tk_session_open(&s, c);
+    if (st == TK_OK)
+        tk_print_layers(stdout, s.p.model);
+    int rc = tk_cli_exit(st, s.ctx);
+    tk_session_close(&s);
+    return rc;
+}
