@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 
 tk_status tk_session_open(tk_session *s, const tk_cli *c)
 {
@@ -30,6 +31,27 @@ void tk_session_close(tk_session *s)
         lua_close(s->L);
     tk_ctx_free(s->ctx);
     memset(s, 0, sizeof *s);
+}
+
+tk_status tk_session_load_weights(tk_session *s, const char *weights, char *used, size_t cap)
+{
+    char path[4200];
+    struct stat st;
+    if (stat(weights, &st) != 0)
+        return tk_fail(s->ctx, TK_ERR_INPUT, "--weights %s: no such file or directory", weights);
+    snprintf(path, sizeof path, "%s", weights);
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(path, sizeof path, "%s/checkpoints/best.safetensors", weights);
+        if (stat(path, &st) != 0)
+            snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", weights);
+        if (stat(path, &st) != 0)
+            return tk_fail(s->ctx, TK_ERR_INPUT, "--weights %s: a directory without "
+                           "checkpoints/best.safetensors or checkpoints/last.safetensors",
+                           weights);
+    }
+    if (used)
+        snprintf(used, cap, "%s", path);
+    return tk_model_load_weights(s->p.model, path, NULL, 0, true, NULL, s->ctx);
 }
 
 int tk_cli_exit(tk_status st, tk_ctx *ctx)

@@ -46,6 +46,11 @@ typedef struct {
 tk_status tk_session_open(tk_session *s, const tk_cli *c);
 void tk_session_close(tk_session *s);
 
+/* Loads --weights W into the session's model, strictly (every tensor present, same shapes):
+ * W is a .safetensors file, or a run directory (its checkpoints/best.safetensors, else
+ * checkpoints/last.safetensors). The path used is copied into `used` when not NULL. */
+tk_status tk_session_load_weights(tk_session *s, const char *weights, char *used, size_t cap);
+
 /* Prints "tkrun: <message>" for a failed status and returns the exit code. */
 int tk_cli_exit(tk_status st, tk_ctx *ctx);
 /* Prints "tkrun: <message>" and the command's usage; returns exit code 2. */
