@@ -87,7 +87,8 @@ local function define(short, spec, o)
         return d
     end
     S.register(kind, entry)
-    data[short] = function(a) return entry.build(S.args(spec, a)) end
+    data[short] = function(...) return entry.build(S.args(spec, ...)) end
+    S.public[data[short]] = spec
 end
 
 local csv_spec = S.spec("data.csv", {
@@ -131,7 +132,7 @@ define("idx", S.spec("data.idx", {
     {"labels", S.string, required = true},
     {"scale", S.number(), default = 1.0},
     {"normalize", normalize_t},
-}), {paths = {"images", "labels"}})
+}, {positional = {"images", "labels"}}), {paths = {"images", "labels"}})
 
 -- A seeded, disjoint slice of the training set (the only split source for now).
 define("split", S.spec("data.split", {

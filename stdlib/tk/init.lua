@@ -30,11 +30,24 @@ local function got(v)
     return S.repr(v)
 end
 
--- A field holding a constructor result whose _kind starts with `prefix`.
-local function kind_t(prefix, desc)
+-- A field holding a constructor result whose _kind starts with `prefix`. With `ns` (a
+-- constructor namespace), a name is accepted too, Keras-style: optimizer = "adam" is
+-- tk.optim.adam() with its defaults; a name that is no constructor gets a suggestion.
+local function kind_t(prefix, desc, ns)
     return {
         desc = desc,
         check = function(v)
+            if ns and type(v) == "string" then
+                local ctor = rawget(tk[ns], v)
+                if type(ctor) == "function" and constructors[ctor] then return ctor() end
+                local names = {}
+                for name, f in pairs(tk[ns]) do
+                    if type(f) == "function" and constructors[f] then names[#names + 1] = name end
+                end
+                local hint = S.suggest(v, names)
+                return nil, string.format(" names no tk.%s constructor: got '%s'%s", ns, v,
+                    hint and " (did you mean '" .. hint .. "'?)" or "")
+            end
             if type(v) == "table" and type(rawget(v, "_kind")) == "string"
                 and rawget(v, "_kind"):sub(1, #prefix) == prefix then
                 return v
@@ -216,9 +229,9 @@ local pipeline_spec = S.spec("pipeline", {
     {"seed", nonneg_int, default = 0},
     {"data", S.record(data_entry, "a table {train = ..., valid = ..., batch_size = ...}"), required = true},
     {"model", kind_t("nn.", "an nn layer (e.g. nn.sequential{...})"), required = true},
-    {"loss", kind_t("loss.", "a loss (e.g. tk.loss.cross_entropy{})"), required = true},
-    {"optimizer", kind_t("optim.", "an optimizer (e.g. tk.optim.adam{})"), required = true},
-    {"schedule", kind_t("sched.", "a schedule (e.g. tk.sched.cosine{})"),
+    {"loss", kind_t("loss.", "a loss (e.g. tk.loss.cross_entropy{})", "loss"), required = true},
+    {"optimizer", kind_t("optim.", "an optimizer (e.g. tk.optim.adam{})", "optim"), required = true},
+    {"schedule", kind_t("sched.", "a schedule (e.g. tk.sched.cosine{})", "sched"),
         default = function() return tk.sched.constant() end},
     {"epochs", posint, default = 10},
     {"metrics", metrics_t, default = function(p)
@@ -300,13 +313,27 @@ function pipeline_entry.build(raw)
     return p
 end
 
-function tk.pipeline(raw)
+-- The tables tk.pipeline built (tk.set changes them in place): the host accepts only these,
+-- never a look-alike such as {_kind = "pipeline"}.
+local built = setmetatable({}, {__mode = "k"})
+
+function tk.pipeline(raw, ...)
     S.tail_called(tk.pipeline, "pipeline%s*[{(]")
-    local ok, p = pcall(pipeline_entry.build, raw)
+    local extra, first_extra = select("#", ...), (...)
+    local ok, p = pcall(function()
+        if extra > 0 then
+            S.fail("pipeline", string.format("unexpected argument #2 (%s); write tk.pipeline { ... }",
+                S.repr(first_extra)))
+        end
+        return pipeline_entry.build(raw)
+    end)
     S.lost = nil
     if not ok then error(p, 0) end
+    built[p] = true
     return p
 end
+
+function tk.is_pipeline(v) return built[v] == true end
 
 -- ---------------------------------------------------------------- tk.set
 

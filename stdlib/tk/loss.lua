@@ -13,9 +13,11 @@ local reduction = {"reduction", S.enum{"mean", "sum"}, default = "mean"}
 local class_weight = {"weight", S.list(S.number{min = 0}, {min = 1})}
 local ignore_index = {"ignore_index", S.integer(), default = -100}
 
-local function define(op, fields)
+-- positional: PyTorch's positional order where it names options tkrun has (its deprecated
+-- size_average/reduce arguments come second in most losses, so only weight leads).
+local function define(op, fields, positional)
     local kind = "loss." .. op
-    local spec = S.spec(kind, fields)
+    local spec = S.spec(kind, fields, {positional = positional})
     local entry = {spec = spec}
     function entry.build(raw)
         return {_kind = kind, op = op, attrs = S.validate(spec, raw), _where = raw._where or S.where()}
@@ -26,19 +28,21 @@ local function define(op, fields)
         return raw
     end
     S.register(kind, entry)
-    loss[op] = function(a) return entry.build(S.args(spec, a)) end
+    loss[op] = function(...) return entry.build(S.args(spec, ...)) end
+    S.public[loss[op]] = spec
 end
 
 define("cross_entropy", {
     class_weight, ignore_index,
     {"label_smoothing", S.number{min = 0, max = 1}, default = 0.0},
     reduction,
-})
-define("nll", {class_weight, ignore_index, reduction})
+}, {"weight"})
+define("nll", {class_weight, ignore_index, reduction}, {"weight"})
 define("mse", {reduction})
 define("l1", {reduction})
 define("smooth_l1", {{"beta", S.number{min = 0}, default = 1.0}, reduction})
-define("huber", {{"delta", S.number{min = 0, min_open = true}, default = 1.0}, reduction})
+define("huber", {reduction, {"delta", S.number{min = 0, min_open = true}, default = 1.0}},
+    {"reduction", "delta"})
 define("bce_with_logits", {
     {"pos_weight", S.list(S.number{min = 0}, {scalar = true, min = 1})},
     reduction,

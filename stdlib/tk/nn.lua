@@ -68,9 +68,8 @@ local function leaf(short, fields, o)
     fields[#fields + 1] = {"name", name_t}
     local spec = S.spec(kind, fields, o)
     specs[kind] = spec
-    local function ctor(a)
-        if o.prepare then a = o.prepare(a) end
-        local layer = S.validate(spec, S.args(spec, a))
+    local function ctor(...)
+        local layer = S.validate(spec, S.args(spec, ...))
         if o.check then o.check(layer, function(msg) S.fail(kind, msg) end) end
         layer._kind = kind
         layer._where = S.where()
@@ -78,6 +77,7 @@ local function leaf(short, fields, o)
     end
     nn[short] = ctor
     constructors[ctor] = kind
+    S.public[ctor] = spec
 end
 
 local function no_options(short) leaf(short, {}) end
@@ -86,7 +86,7 @@ leaf("linear", {
     {"out_features", posint, required = true},
     {"in_features", posint},
     {"bias", S.boolean, default = true},
-}, {positional = {"out_features"}})
+}, {forms = {{"out_features"}, {"in_features", "out_features", "bias", min = 2}}})
 
 leaf("conv2d", {
     {"out_channels", posint, required = true},
@@ -98,7 +98,8 @@ leaf("conv2d", {
     {"bias", S.boolean, default = true},
     {"in_channels", posint},
 }, {
-    positional = {"out_channels", "kernel_size"},
+    forms = {{"out_channels", "kernel_size"}, {"in_channels", "out_channels", "kernel_size", "stride",
+        "padding", "dilation", "groups", "bias", min = 3}},
     check = function(l, fail)
         if l.padding == "same" and (l.stride[1] ~= 1 or l.stride[2] ~= 1) then
             fail("padding = 'same' needs stride = 1 (as in PyTorch)")
@@ -126,7 +127,7 @@ leaf("max_pool2d", {
     {"stride", S.pair(posint), default = function(l) return {l.kernel_size[1], l.kernel_size[2]} end},
     {"padding", S.pair(nonneg), default = {0, 0}},
     {"ceil_mode", S.boolean, default = false},
-}, {positional = {"kernel_size"}, check = pool_check})
+}, {forms = {{"kernel_size", "stride", "padding", min = 1}}, check = pool_check})
 
 leaf("avg_pool2d", {
     {"kernel_size", S.pair(posint), required = true},
@@ -134,7 +135,8 @@ leaf("avg_pool2d", {
     {"padding", S.pair(nonneg), default = {0, 0}},
     {"ceil_mode", S.boolean, default = false},
     {"count_include_pad", S.boolean, default = true},
-}, {positional = {"kernel_size"}, check = pool_check})
+}, {forms = {{"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", min = 1}},
+    check = pool_check})
 
 leaf("adaptive_avg_pool2d", {
     {"output_size", S.pair(posint), required = true},
@@ -146,14 +148,14 @@ for _, short in ipairs{"batch_norm1d", "batch_norm2d"} do
         {"eps", pos_number, default = 1e-5},
         {"momentum", probability, default = 0.1},
         {"affine", S.boolean, default = true},
-    }, {positional = {"num_features"}})
+    }, {forms = {{"num_features", "eps", "momentum", "affine", min = 1}}})
 end
 
 leaf("layer_norm", {
     {"normalized_shape", S.list(posint, {scalar = true, min = 1})},
     {"eps", pos_number, default = 1e-5},
     {"elementwise_affine", S.boolean, default = true},
-}, {positional = {"normalized_shape"}})
+}, {forms = {{"normalized_shape", "eps", "elementwise_affine", min = 1}}})
 
 leaf("dropout", {{"p", probability, default = 0.5}}, {positional = {"p"}})
 leaf("dropout2d", {{"p", probability, default = 0.5}}, {positional = {"p"}})
@@ -163,8 +165,9 @@ leaf("gelu", {{"approximate", S.enum{"none", "tanh"}, default = "none"}}, {posit
 leaf("softplus", {
     {"beta", pos_number, default = 1.0},
     {"threshold", number, default = 20.0},
-})
-leaf("hardtanh", {{"min_val", number, default = -1.0}, {"max_val", number, default = 1.0}})
+}, {positional = {"beta", "threshold"}})
+leaf("hardtanh", {{"min_val", number, default = -1.0}, {"max_val", number, default = 1.0}},
+    {positional = {"min_val", "max_val"}})
 leaf("softmax", {{"dim", dim_t, default = 1}}, {positional = {"dim"}})
 leaf("log_softmax", {{"dim", dim_t, default = 1}}, {positional = {"dim"}})
 for _, short in ipairs{"relu", "silu", "tanh", "sigmoid"} do no_options(short) end
@@ -182,18 +185,11 @@ leaf("flatten", {
 })
 
 -- The shape excludes the batch dimension; one entry may be -1 (inferred).
--- nn.reshape{1, 28, 28} is short for nn.reshape{shape = {1, 28, 28}}.
+-- nn.reshape(1, 28, 28) and nn.reshape{1, 28, 28} are short for nn.reshape{shape = {1, 28, 28}}.
 leaf("reshape", {
     {"shape", shape_t, required = true},
 }, {
-    prepare = function(a)
-        if type(a) ~= "table" or getmetatable(a) or a[1] == nil or a.shape ~= nil then return a end
-        local out = {shape = {}}
-        for k, v in pairs(a) do
-            if math.type(k) == "integer" then out.shape[k] = v else out[k] = v end
-        end
-        return out
-    end,
+    forms = {{"shape", variadic = true}},
     check = function(l, fail)
         local inferred = 0
         for i, d in ipairs(l.shape) do
@@ -208,7 +204,9 @@ leaf("reshape", {
 
 local function container(short)
     local kind = "nn." .. short
-    local function ctor(a)
+    -- PyTorch's nn.Sequential(a, b, c) form: the layers as arguments.
+    local function ctor(a, ...)
+        if is_layer(a) or select("#", ...) > 0 then a = {a, ...} end
         if type(a) ~= "table" or getmetatable(a) or rawget(a, "_kind") then
             S.fail(kind, "expects a list of layers, e.g. " .. kind .. "{nn.linear(10), nn.relu()}, got "
                 .. describe_item(a))
@@ -248,13 +246,14 @@ local graph_spec = S.spec("nn.graph", {{"fn", S.func, required = true}, {"name",
     {positional = {"fn"}})
 
 -- nn.graph(function(x) ... return y end): fn runs once per lowering, on symbolic tensors.
-function nn.graph(a)
-    local g = S.validate(graph_spec, S.args(graph_spec, a))
+function nn.graph(...)
+    local g = S.validate(graph_spec, S.args(graph_spec, ...))
     g._kind = "nn.graph"
     g._where = S.where()
     return setmetatable(g, Layer)
 end
 constructors[nn.graph] = "nn.graph"
+S.public[nn.graph] = graph_spec
 
 -- ---------------------------------------------------------------- lowering
 
@@ -376,7 +375,11 @@ end
 Tensor.__tostring = function(t) return "graph tensor (node " .. t._node .. ")" end
 
 -- nn.concat{a, b, ..., dim = 1, name = nil}: only inside a graph function.
-function nn.concat(a)
+function nn.concat(a, ...)
+    if select("#", ...) > 0 then
+        S.fail("nn.concat", string.format("unexpected argument #2 (%s); write nn.concat{a, b, dim = 1}",
+            S.repr((...))))
+    end
     if type(a) ~= "table" or getmetatable(a) then
         S.fail("nn.concat", "expects {tensor, tensor, ..., dim = 1}, got " .. S.repr(a))
     end

@@ -72,7 +72,8 @@ local function define(type_name)
         end,
     }}
     fields[#fields + 1] = {"freeze", globs, default = {}}
-    local spec = S.spec(kind, fields, {positional = {"lr"}})
+    -- PyTorch's positional order, without the params argument: optim.sgd(0.1, 0.9).
+    local spec = S.spec(kind, fields, {positional = option_names})
 
     -- A group accepts `match` and the optimizer's own options (all optional).
     local group_fields = {{"match", globs, required = true}}
@@ -140,7 +141,8 @@ local function define(type_name)
     }}
 
     S.register(kind, entry)
-    optim[type_name] = function(a) return entry.build(S.args(spec, a)) end
+    optim[type_name] = function(...) return entry.build(S.args(spec, ...)) end
+    S.public[optim[type_name]] = spec
 end
 
 for _, name in ipairs{"sgd", "adam", "adamw", "rmsprop", "adagrad"} do define(name) end

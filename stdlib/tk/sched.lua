@@ -23,11 +23,11 @@ local defs = {
     step = {fields = {
         {"step_size", posint, required = true},
         {"gamma", positive, default = 0.1},
-    }, positional = {"step_size"}},
+    }, positional = {"step_size", "gamma"}},
     multistep = {fields = {
         {"milestones", S.list(posint, {min = 1}), required = true},
         {"gamma", positive, default = 0.1},
-    }, positional = {"milestones"}, check = function(s, fail)
+    }, positional = {"milestones", "gamma"}, check = function(s, fail)
         for i = 2, #s.milestones do
             if s.milestones[i] <= s.milestones[i - 1] then fail("milestones must be increasing") end
         end
@@ -36,21 +36,21 @@ local defs = {
     cosine = {fields = {
         {"T_max", posint},
         {"eta_min", nonneg, default = 0.0},
-    }, positional = {"T_max"}},
+    }, positional = {"T_max", "eta_min"}},
     cosine_restarts = {fields = {
         {"T_0", posint, required = true},
         {"T_mult", posint, default = 1},
         {"eta_min", nonneg, default = 0.0},
-    }, positional = {"T_0"}},
+    }, positional = {"T_0", "T_mult", "eta_min"}},
     linear = {fields = {
         {"start_factor", S.number{min = 0, max = 1, min_open = true}, default = 1 / 3},
         {"end_factor", S.number{min = 0, max = 1}, default = 1.0},
         {"total_iters", posint},
-    }},
+    }, positional = {"start_factor", "end_factor", "total_iters"}},
     polynomial = {fields = {
         {"total_iters", posint},
         {"power", positive, default = 1.0},
-    }},
+    }, positional = {"total_iters", "power"}},
     onecycle = {fields = {
         {"max_lr", positive, required = true},
         {"pct_start", S.number{min = 0, max = 1, min_open = true, max_open = true}, default = 0.3},
@@ -67,7 +67,7 @@ local defs = {
         {"threshold_mode", S.enum{"rel", "abs"}, default = "rel"},
         {"cooldown", nonneg_int, default = 0},
         {"min_lr", nonneg, default = 0.0},
-    }},
+    }, positional = {"mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr"}},
 }
 
 local function define(type_name)
@@ -94,7 +94,8 @@ local function define(type_name)
         return raw
     end
     S.register(kind, entry)
-    sched[type_name] = function(a) return entry.build(S.args(spec, a)) end
+    sched[type_name] = function(...) return entry.build(S.args(spec, ...)) end
+    S.public[sched[type_name]] = spec
 end
 
 for type_name in pairs(defs) do define(type_name) end

@@ -15,6 +15,10 @@ S.kinds = {}      -- _kind -> {spec, build(raw), unbuild(obj)} for tables tk.set
 
 function S.register(kind, entry) S.kinds[kind] = entry end
 
+-- constructor function -> its spec, for every public constructor that takes options (the
+-- stdlib tests walk this to prove no positional value is ever dropped).
+S.public = {}
+
 -- ---------------------------------------------------------------- where the user is
 
 S.lost = nil       -- while a tail-called tk.pipeline runs: {func, info} (see S.tail_called)
@@ -310,6 +314,7 @@ function S.list(elem, o)
     if o.scalar then desc = elem.desc .. " or " .. desc end
     return {
         desc = desc,
+        list_valued = true,
         check = function(v)
             if o.scalar and not is_sequence(v) and elem.check(v) ~= nil then
                 return {elem.check(v)}
@@ -344,6 +349,7 @@ function S.pair(elem)
     local two = S.list(elem, {len = 2})
     return {
         desc = elem.desc .. " or a pair of them",
+        pair_valued = true,
         check = function(v)
             if type(v) == "table" then return (two.check(v)) end
             local x = elem.check(v)
@@ -400,41 +406,140 @@ S.mode_t = S.enum{"min", "max"}
 -- ---------------------------------------------------------------- records
 
 -- fields: list of {name, type, default = v | function(resolved_so_far), required = bool}.
--- o.positional: field names filled from a scalar argument or the table's array part.
+-- o.forms: the positional forms, each a list of field names filled in that order; a form
+--   accepts from `min` (default: all of them) to all of its names, so {"in", "out", "bias",
+--   min = 2} reads f(in, out) and f(in, out, bias). A form with `variadic = true` has one
+--   list field that takes every positional value (nn.reshape(1, 28, 28)).
+-- o.positional: shorthand for the single form {..., min = 1}.
 function S.spec(name, fields, o)
-    local spec = {name = name, fields = {}, by_name = {}, names = {},
-                  positional = o and o.positional or {}}
+    o = o or {}
+    local forms = o.forms or (o.positional and {S.copy(o.positional)}) or {}
+    if o.positional then forms[1].min = 1 end
+    local spec = {name = name, fields = {}, by_name = {}, names = {}, forms = forms}
     for _, f in ipairs(fields) do
         local field = {name = f[1], type = f[2], default = f.default, required = f.required}
         spec.fields[#spec.fields + 1] = field
         spec.by_name[field.name] = field
         spec.names[#spec.names + 1] = field.name
     end
+    for _, form in ipairs(forms) do
+        for _, n in ipairs(form) do
+            assert(spec.by_name[n], name .. ": positional form names unknown field " .. n)
+        end
+    end
     return spec
 end
 
--- Turns what the user passed to a constructor into a table of named options.
-function S.args(spec, a)
-    if a == nil then return {} end
-    local pos = spec.positional
-    if type(a) ~= "table" or getmetatable(a) or rawget(a, "_kind") then
-        if type(a) ~= "table" and pos[1] then return {[pos[1]] = a} end
-        S.fail(spec.name, "expects a table of options, got " .. S.repr(a))
+-- "nn.linear(out_features), nn.linear(in_features, out_features[, bias])", or a note that
+-- the constructor takes options by name only.
+function S.forms_text(spec)
+    if #spec.forms == 0 then
+        return spec.name .. "{...} with named options only"
+    end
+    local texts = {}
+    for _, form in ipairs(spec.forms) do
+        if form.variadic then
+            texts[#texts + 1] = string.format("%s(%s...)", spec.name, form[1])
+        else
+            local min = form.min or #form
+            local text = table.concat(form, ", ", 1, min)
+            for i = min + 1, #form do text = text .. (i == 1 and "[" or "[, ") .. form[i] end
+            texts[#texts + 1] = spec.name .. "(" .. text .. string.rep("]", #form - min) .. ")"
+        end
+    end
+    return table.concat(texts, ", ")
+end
+
+local function plain_table(v)
+    return type(v) == "table" and not getmetatable(v) and not rawget(v, "_kind")
+end
+
+-- Only consecutive integer keys from 1: a list value such as {28, 28} or {30, 60}.
+local function only_list(t)
+    local n = 0
+    for _ in pairs(t) do n = n + 1 end
+    return n > 0 and n == #t
+end
+
+-- Only string keys: a trailing table of named options, as in nn.linear(13, 32, {bias = false}).
+local function only_names(t)
+    for k in pairs(t) do if type(k) ~= "string" then return false end end
+    return true
+end
+
+-- The form that reads `count` positional values; nil when there are too many for every form.
+-- Fewer than any form needs picks the shortest, so the missing field is reported by name.
+local function pick_form(spec, count)
+    local shortest
+    for _, form in ipairs(spec.forms) do
+        if form.variadic then return form end
+        if count >= (form.min or #form) and count <= #form then return form end
+        if not shortest or (form.min or #form) < (shortest.min or #shortest) then shortest = form end
+    end
+    if shortest and count < (shortest.min or #shortest) then return shortest end
+end
+
+local function max_positional(spec)
+    local n = 0
+    for _, form in ipairs(spec.forms) do n = math.max(n, #form) end
+    return n
+end
+
+-- Turns what the user passed to a constructor into a table of named options: positional
+-- values (as arguments, or as the array part of a single table) are matched to one of the
+-- spec's forms, and any value that no form reads is an error naming its position.
+function S.args(spec, ...)
+    local n = select("#", ...)
+    if n == 0 then return {} end
+    local args = {...}
+    local pos, named, count = {}, {}, 0
+    -- A lone list is the value of the first positional field when that field holds a list
+    -- (nn.layer_norm({28, 28}), sched.multistep({30, 60})) or is a pair that is the only
+    -- positional value (nn.adaptive_avg_pool2d({7, 7})); otherwise its items are positional
+    -- values, as in nn.max_pool2d{3, 2} == nn.max_pool2d(3, 2).
+    local first = spec.forms[1] and spec.by_name[spec.forms[1][1]]
+    local lone_value = first and n == 1 and plain_table(args[1]) and only_list(args[1])
+        and (first.type.list_valued or (first.type.pair_valued and max_positional(spec) == 1))
+    if n == 1 and plain_table(args[1]) and not lone_value then
+        for k, v in pairs(args[1]) do
+            if math.type(k) == "integer" then
+                if k < 1 then S.fail(spec.name, string.format("unexpected key [%d] (%s)", k, S.repr(v))) end
+                pos[k] = v
+                count = math.max(count, k)
+            else
+                named[k] = v
+            end
+        end
+    else
+        if n > 1 and plain_table(args[n]) and only_names(args[n]) then
+            named = args[n]
+            n = n - 1
+        end
+        for i = 1, n do pos[i] = args[i] end
+        count = n
+    end
+    for i = 1, count do
+        if pos[i] == nil then
+            S.fail(spec.name, string.format("positional argument #%d is nil (a misspelled variable?)", i))
+        end
+    end
+    if count == 0 then return named end
+    local form = pick_form(spec, count)
+    if not form then
+        local extra = max_positional(spec) + 1
+        S.fail(spec.name, string.format("unexpected positional argument #%d (%s); accepted forms: %s",
+            extra, S.repr(pos[extra]), S.forms_text(spec)))
     end
     local out = {}
-    for k, v in pairs(a) do
-        if math.type(k) == "integer" then
-            local name = pos[k]
-            if not name then
-                S.fail(spec.name, string.format("unexpected positional value #%d (%s); %s", k,
-                    S.repr(v), pos[1] and "it takes " .. table.concat(pos, ", ") .. " positionally"
-                    or "it takes no positional values"))
-            end
-            if a[name] ~= nil then S.fail(spec.name, name .. " is given twice") end
-            out[name] = v
-        else
-            out[k] = v
-        end
+    for k, v in pairs(named) do out[k] = v end
+    local function put(name, v)
+        if named[name] ~= nil then S.fail(spec.name, name .. " is given twice") end
+        out[name] = v
+    end
+    if form.variadic then
+        put(form[1], (count == 1 and type(pos[1]) == "table") and pos[1] or pos)
+    else
+        for i = 1, count do put(form[i], pos[i]) end
     end
     return out
 end

@@ -21,7 +21,7 @@ T.test("loss checks", function()
     T.errors(function() tk.loss.cross_entropy{reduction = "none"} end, "reduction must be one of 'mean', 'sum', got 'none'")
     T.errors(function() tk.loss.cross_entropy{smoothing = 0.1} end, "loss.cross_entropy: unknown key 'smoothing'")
     T.errors(function() tk.loss.huber{delta = 0} end, "delta must be a number > 0, got 0")
-    T.errors(function() tk.loss.mse(1) end, "loss.mse: expects a table of options, got 1")
+    T.errors(function() tk.loss.mse(1) end, "loss.mse: unexpected positional argument #1 (1); accepted forms: loss.mse{...} with named options only")
 end)
 
 T.test("schedule defaults", function()

@@ -63,7 +63,7 @@ T.test("records: strict keys, required, defaults, positional", function()
     T.eq(S.validate(spec, {size = 1}).shape, {1, 2}, "defaults are copied")
     T.errors(function() S.validate(spec, {}) end, "thing: size is required")
     T.errors(function() S.validate(spec, {size = 1, sise = 2}) end, "thing: unknown key 'sise' (did you mean 'size'?)")
-    T.errors(function() S.args(spec, {1, 2}) end, "unexpected positional value #2 (2); it takes size positionally")
+    T.errors(function() S.args(spec, {1, 2}) end, "thing: unexpected positional argument #2 (2); accepted forms: thing(size)")
 end)
 
 T.done()
