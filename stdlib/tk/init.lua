@@ -23,6 +23,25 @@ for _, ns in ipairs{"nn", "data", "optim", "sched", "loss"} do
     end
 end
 
+-- A misspelled name (tk.loss.crossentropy{}) is an error that names the nearest one, not
+-- Lua's "attempt to call a nil value". `may_be_nil` lists fields that are legitimately unset;
+-- `aliases` maps other libraries' names to ours.
+local function guard(t, prefix, may_be_nil, aliases)
+    setmetatable(t, {__index = function(_, k)
+        if may_be_nil and may_be_nil[k] then return nil end
+        local names = {}
+        for name in pairs(t) do
+            if type(name) == "string" and name:sub(1, 1) ~= "_" then names[#names + 1] = name end
+        end
+        local hint = type(k) == "string" and ((aliases and aliases[k]) or S.suggest(k, names))
+        S.fail(nil, string.format("%s%s does not exist%s", prefix, tostring(k),
+            hint and " (did you mean " .. prefix .. hint .. "?)" or ""))
+    end})
+end
+for _, ns in ipairs{"nn", "data", "optim", "sched", "loss"} do guard(tk[ns], "tk." .. ns .. ".") end
+guard(tk, "tk.", {script_dir = true}, {optimizer = "optim", optimizers = "optim", scheduler = "sched",
+    lr_scheduler = "sched", losses = "loss", layers = "nn", dataset = "data", datasets = "data"})
+
 local function got(v)
     if type(v) == "function" and constructors[v] then
         return "a function; did you forget to call it? write " .. constructors[v] .. "{}"
@@ -290,6 +309,13 @@ local function check_pipeline(p)
                 S.fail(ctx, "monitor '" .. monitor .. "': the confusion matrix is not a single number", where)
             end
             if metric ~= "loss" and not has[metric] then
+                local known = {"loss"}
+                for m in pairs(has) do known[#known + 1] = m end
+                local near = S.suggest(metric, known)
+                if near then
+                    S.fail(ctx, string.format("monitor '%s' names no metric (did you mean '%s.%s'?)",
+                        monitor, split, near), where)
+                end
                 S.fail(ctx, string.format("monitor '%s' needs '%s' in metrics", monitor, metric), where)
             end
         end

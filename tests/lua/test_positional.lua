@@ -173,4 +173,25 @@ T.test("Keras-style names build the constructor with its defaults", function()
     T.errors(function() T.run("return tk.pipeline({}, 3)") end, "pipeline: unexpected argument #2 (3)")
 end)
 
+T.test("a misspelled constructor or monitor names the nearest one", function()
+    T.errors(function() T.run("local l = tk.loss.crossentropy{}") end,
+        "mlp.lua:1: tk.loss.crossentropy does not exist (did you mean tk.loss.cross_entropy?)")
+    T.errors(function() T.run("local l = tk.nn.Linear(3)") end, "tk.nn.Linear does not exist (did you mean tk.nn.linear?)")
+    T.errors(function() T.run("local o = tk.optimizer.adam()") end, "tk.optimizer does not exist (did you mean tk.optim?)")
+    T.eq(tk.script_dir, nil, "an unset script_dir reads as nil")
+    local dir = T.tmpdir()
+    T.touch(dir .. "/d.csv")
+    tk.script_dir = dir
+    T.errors(function() T.run([[
+        return tk.pipeline { data = { train = tk.data.csv 'd.csv', valid = tk.data.split(0.5) },
+                             model = tk.nn.linear(2), loss = "cross_entropy", optimizer = "adam",
+                             save = { best = "valid.los" } }]]) end,
+        "save.best: monitor 'valid.los' names no metric (did you mean 'valid.loss'?)")
+    T.errors(function() T.run([[
+        return tk.pipeline { data = { train = tk.data.csv 'd.csv', valid = tk.data.split(0.5) },
+                             model = tk.nn.linear(2), loss = "cross_entropy", optimizer = "adam",
+                             metrics = {"accuracy", "f1"}, early_stop = { monitor = "valid.accuracyy" } }]]) end,
+        "early_stop: monitor 'valid.accuracyy' names no metric (did you mean 'valid.accuracy'?)")
+end)
+
 T.done()
