@@ -105,6 +105,10 @@ static tk_status read_data(gzFile f, idx_file *x, tk_ctx *ctx)
     if (r > 0)
         return tk_fail(ctx, TK_ERR_INPUT, "%s: more data than the header's %lld bytes (a "
                        "wrong header?)", x->name, (long long)want);
+    /* All the bytes arrived but the gzip trailer (its CRC) did not: nothing vouches for them. */
+    if (cut)
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: truncated: the gzip stream ends before its "
+                       "checksum", x->name);
     return TK_OK;
 }
 
@@ -152,7 +156,8 @@ tk_status tk_dataset_idx(const tk_idx_opts *o, tk_dataset **out, tk_ctx *ctx)
     tk_dataset *ds = st ? NULL : tk_dataset_alloc(o->images, "record");
     if (!st && !ds)
         st = tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory", im.name);
-    if (!st && labels && !(ds->y = tk_malloc((size_t)lb.numel * sizeof(float))))
+    if (!st && labels && (!(ds->y = tk_malloc((size_t)lb.numel * sizeof(float))) ||
+                          !(ds->label_path = tk_strdup(labels))))
         st = tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory", lb.name);
     if (st) {
         tk_free(im.data);

@@ -147,6 +147,11 @@ static void test_errors(tk_ctx *ctx)
     CHECK(truncate(p, size / 2) == 0);
     expect_error(p, NULL, "cut.gz: truncated: expected 100000 bytes of data, found", ctx);
 
+    /* Every data byte present, only the gzip trailer (CRC and length) cut off. */
+    p = write_idx("trailer.gz", 0x08, 3, (uint32_t[]){1000, 10, 10}, big, sizeof big, true);
+    CHECK(truncate(p, size - 8) == 0);
+    expect_error(p, NULL, "trailer.gz: truncated: the gzip stream ends before its checksum", ctx);
+
     p = write_idx("padded", 0x08, 3, (uint32_t[]){5, 3, 3}, pixels, sizeof pixels, false);
     expect_error(p, lb, "padded: more data than the header's 45 bytes", ctx);
     p = write_idx("zero", 0x08, 3, (uint32_t[]){5, 0, 4}, pixels, 0, false);
