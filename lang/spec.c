@@ -127,6 +127,20 @@ static tk_status load_dataset(lua_State *L, int t, bool regression, tk_dataset *
         tk_idx_opts o = {str_field(L, t, "images", ""), str_field(L, t, "labels", "")};
         return tk_dataset_idx(&o, out, ctx);
     }
+    if (strcmp(kind, "data.images") == 0) {
+        tk_images_opts o = {str_field(L, t, "root", ""), (int)num_field(L, t, "channels", 3),
+                            0, 0};
+        lua_getfield(L, t, "size");
+        if (lua_istable(L, -1)) {
+            lua_rawgeti(L, -1, 1);
+            lua_rawgeti(L, -2, 2);
+            o.height = (int)lua_tointeger(L, -2);
+            o.width = (int)lua_tointeger(L, -1);
+            lua_pop(L, 2);
+        }
+        lua_pop(L, 1);
+        return tk_dataset_images(&o, out, ctx);
+    }
     return tk_fail(ctx, TK_ERR_INPUT, "%s: unknown dataset kind '%s'",
                    str_field(L, t, "_where", "data"), kind);
 }

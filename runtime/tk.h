@@ -118,6 +118,17 @@ typedef struct {
 
 tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx);
 tk_status tk_dataset_idx(const tk_idx_opts *o, tk_dataset **out, tk_ctx *ctx);
+
+typedef struct {
+    const char *root;          /* one folder per class; classes in sorted name order */
+    int channels;              /* 1 (grey) or 3 (RGB) */
+    int height, width;         /* resize to this; 0: every image must have the first's size */
+} tk_images_opts;
+/* PNG/JPEG image folders (torchvision ImageFolder layout) decoded into a uint8 dataset of
+ * (channels, height, width) samples; the class names are the folder names. */
+tk_status tk_dataset_images(const tk_images_opts *o, tk_dataset **out, tk_ctx *ctx);
+/* Decode a PNG or JPEG file (by content, not extension) into channels x height x width floats in [0, 255]: grey/RGB conversion to `channels` (1 or 3) and a bilinear resize to height x width (PIL's default) when the size differs. */
+tk_status tk_image_read(const char *path, int channels, int height, int width, float *out, tk_ctx *ctx);
 void tk_dataset_free(tk_dataset *ds);
 
 int64_t tk_dataset_len(const tk_dataset *ds);

@@ -1,6 +1,7 @@
 /* dataset.c - what every dataset shares whatever its file format: accessors, freeing,
  * "where did sample i come from", and the gzip-or-plain file helpers the readers use.
- * The format readers are csv.c and idx.c; views and batches live in split.c and loader.c. */
+ * The format readers are csv.c, idx.c and image_folder.c; views and batches live in
+ * split.c and loader.c. */
 #include "dataset.h"
 
 #include <errno.h>
@@ -41,6 +42,10 @@ void tk_dataset_free(tk_dataset *ds)
     tk_free(ds->x32);
     tk_free(ds->y);
     tk_free(ds->rows);
+    if (ds->files)
+        for (int64_t i = 0; i < ds->n; i++)
+            tk_free(ds->files[i]);
+    tk_free(ds->files);
     tk_free(ds->path);
     tk_free(ds);
 }
@@ -90,6 +95,10 @@ char *tk_dataset_where(const tk_dataset *ds, int64_t i, char *buf, size_t cap)
         return buf;
     if (i < 0 || i >= ds->n) {
         snprintf(buf, cap, "%s (no sample %lld)", ds->name, (long long)i);
+        return buf;
+    }
+    if (ds->files) {
+        snprintf(buf, cap, "%s/%s", ds->name, ds->files[i]);
         return buf;
     }
     /* 1-based, like the line numbers editors show and `head -n` counts. */

@@ -25,6 +25,7 @@ struct tk_dataset {
     int n_classes;             /* 0 for regression */
     char **class_names;        /* n_classes names (string labels), else NULL */
     int64_t *rows;             /* 1-based line of each sample in its file; NULL: i + 1 */
+    char **files;              /* the file each sample came from (image folders), or NULL */
 };
 
 /* A subset of a dataset plus the per-feature transform x' = x * mul[f] + add[f]. */
@@ -49,5 +50,17 @@ gzFile tk_data_open(const char *path, tk_ctx *ctx);
  * `cut` is given: then *cut is set and the bytes before the cut are returned. */
 int64_t tk_data_read(gzFile f, void *buf, size_t len, bool *cut, const char *name,
                      tk_ctx *ctx);
+
+/* A whole (plain) file into a tk_malloc'd buffer; at most 1 GiB. */
+tk_status tk_data_slurp(const char *path, unsigned char **out, size_t *len, tk_ctx *ctx);
+
+/* image.c: a PNG or JPEG in memory (`name` for messages) into channels x h x w bytes,
+ * tk_malloc'd. height/width 0: the image's own size; else resized to it. */
+tk_status tk_image_decode(const void *data, size_t len, const char *name, int channels,
+                          int height, int width, unsigned char **out, int *out_h, int *out_w,
+                          tk_ctx *ctx);
+/* The same from a file. */
+tk_status tk_image_load(const char *path, int channels, int height, int width,
+                        unsigned char **out, int *out_h, int *out_w, tk_ctx *ctx);
 
 #endif

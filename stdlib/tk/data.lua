@@ -1,5 +1,5 @@
--- Dataset constructors (tk.data): CSV files, IDX files (MNIST format, optionally .gz) and
--- seeded splits of the training set. Paths are resolved when the script runs, so a missing
+-- Dataset constructors (tk.data): CSV files, IDX files (MNIST format, optionally .gz), image
+-- folders and seeded splits of the training set. Paths are resolved when the script runs, so a missing
 -- file is reported at the user's line before anything is loaded.
 local S = require "tk.schema"
 S.internal(debug.getinfo(1, "S").source)
@@ -133,6 +133,26 @@ define("idx", S.spec("data.idx", {
     {"scale", S.number(), default = 1.0},
     {"normalize", normalize_t},
 }, {positional = {"images", "labels"}}), {paths = {"images", "labels"}})
+
+-- One folder per class (torchvision ImageFolder order), PNG/JPEG decoded at load into
+-- (channels, H, W) bytes; size = {H, W} (or one number for a square) resizes like PIL's
+-- bilinear, channels = 1 converts to grey, 3 to RGB (ImageFolder's default).
+define("images", S.spec("data.images", {
+    {"root", S.string, required = true},
+    {"size", S.list(posint, {scalar = true, min = 1})},
+    {"channels", {
+        desc = "1 (grey) or 3 (RGB)",
+        check = function(v) if v == 1 or v == 3 then return math.tointeger(v) end end,
+        coerce = tonumber,
+    }, default = 3},
+    {"scale", S.number(), default = 1.0},
+    {"normalize", normalize_t},
+}, {positional = {"root"}}), {paths = {"root"}, check = function(d)
+    if d.size and #d.size > 2 then
+        S.fail("data.images", "size must be {H, W} or one number, got " .. #d.size .. " values")
+    end
+    if d.size and #d.size == 1 then d.size = {d.size[1], d.size[1]} end
+end})
 
 -- A seeded, disjoint slice of the training set (the only split source for now).
 define("split", S.spec("data.split", {
