@@ -1,0 +1,1 @@
+return { _kind = "pipeline" }

@@ -1,0 +1,9 @@
+return tk.pipeline {
+  data = { train = tk.data.csv { path = "d.csv" }, batch_size = 4 },
+  model = tk.nn.graph(function(x)
+    local a = tk.nn.linear(8)(x)
+    return tk.nn.linear(3)(a + x)
+  end),
+  loss = tk.loss.cross_entropy {},
+  optimizer = tk.optim.sgd { lr = 0.1 },
+}
