@@ -141,6 +141,11 @@ static tk_status load_dataset(lua_State *L, int t, bool regression, tk_dataset *
         lua_pop(L, 1);
         return tk_dataset_images(&o, out, ctx);
     }
+    if (strcmp(kind, "data.npy") == 0) {
+        tk_npy_opts o = {str_field(L, t, "x", ""), str_field(L, t, "y", NULL),
+                         str_field(L, t, "npz", NULL), regression};
+        return tk_dataset_npy(&o, out, ctx);
+    }
     return tk_fail(ctx, TK_ERR_INPUT, "%s: unknown dataset kind '%s'",
                    str_field(L, t, "_where", "data"), kind);
 }

@@ -127,6 +127,18 @@ typedef struct {
 /* PNG/JPEG image folders (torchvision ImageFolder layout) decoded into a uint8 dataset of
  * (channels, height, width) samples; the class names are the folder names. */
 tk_status tk_dataset_images(const tk_images_opts *o, tk_dataset **out, tk_ctx *ctx);
+typedef struct {
+    const char *x;             /* features (N, ...): a .npy file, or a member of `npz` */
+    const char *y;             /* labels (N) or (N, T) the same way; NULL: none */
+    const char *npz;           /* an .npz archive holding both, or NULL */
+    bool regression;           /* labels are float targets, not class ids */
+} tk_npy_opts;
+/* NumPy arrays (bool, int8..int64, uint8..uint64, float32/64; C order, little-endian):
+ * uint8 features stay bytes, others become float32. */
+tk_status tk_dataset_npy(const tk_npy_opts *o, tk_dataset **out, tk_ctx *ctx);
+/* A .npy file's array as float32 (any supported dtype converted); the caller frees *data with
+ * free(). */
+tk_status tk_npy_read(const char *path, tk_shape *shape, float **data, tk_ctx *ctx);
 /* Decode a PNG or JPEG file (by content, not extension) into channels x height x width floats in [0, 255]: grey/RGB conversion to `channels` (1 or 3) and a bilinear resize to height x width (PIL's default) when the size differs. */
 tk_status tk_image_read(const char *path, int channels, int height, int width, float *out, tk_ctx *ctx);
 void tk_dataset_free(tk_dataset *ds);

@@ -1,6 +1,6 @@
 /* dataset.c - what every dataset shares whatever its file format: accessors, freeing,
  * "where did sample i come from", and the gzip-or-plain file helpers the readers use.
- * The format readers are csv.c, idx.c and image_folder.c; views and batches live in
+ * The format readers are csv.c, idx.c, image_folder.c and npy.c; views and batches live in
  * split.c and loader.c. */
 #include "dataset.h"
 

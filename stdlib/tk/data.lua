@@ -1,5 +1,5 @@
 -- Dataset constructors (tk.data): CSV files, IDX files (MNIST format, optionally .gz), image
--- folders and seeded splits of the training set. Paths are resolved when the script runs, so a missing
+-- folders, NumPy .npy/.npz arrays and seeded splits of the training set. Paths are resolved when the script runs, so a missing
 -- file is reported at the user's line before anything is loaded.
 local S = require "tk.schema"
 S.internal(debug.getinfo(1, "S").source)
@@ -152,6 +152,23 @@ define("images", S.spec("data.images", {
         S.fail("data.images", "size must be {H, W} or one number, got " .. #d.size .. " values")
     end
     if d.size and #d.size == 1 then d.size = {d.size[1], d.size[1]} end
+end})
+
+-- NumPy arrays: x = "x.npy", y = "y.npy" (files), or npz = "train.npz" with x, y naming
+-- its members ("x" or "x.npy"). Integer labels are class ids; float ones need regression.
+define("npy", S.spec("data.npy", {
+    {"x", S.string, required = true},
+    {"y", S.string},
+    {"npz", S.string},
+    {"scale", S.number(), default = 1.0},
+    {"normalize", normalize_t},
+}, {positional = {"x", "y"}}), {check = function(d)
+    if d.npz then
+        d.npz = resolve("data.npy", "npz", d.npz)
+    else
+        d.x = resolve("data.npy", "x", d.x)
+        if d.y then d.y = resolve("data.npy", "y", d.y) end
+    end
 end})
 
 -- A seeded, disjoint slice of the training set (the only split source for now).
