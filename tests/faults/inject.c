@@ -1,16 +1,18 @@
-/* inject.c - an LD_PRELOAD fault injector for the full-disk tests (tests/cli/full_disk.sh).
+/* inject.c - an LD_PRELOAD fault injector for the full-disk and kill tests
+ * (tests/cli/full_disk.sh, tests/cli/kill_anywhere.sh).
  *
- * TK_FAULT="CALL:PATTERN:N:ERRNO" makes the Nth call of CALL (write, fsync or rename) on a
- * path matching the fnmatch PATTERN fail with ERRNO (ENOSPC or EIO); "N+" fails that call and
- * every later one, as a disk that stays full. A write's or fsync's path is its descriptor's
+ * TK_FAULT="CALL:PATTERN:N:ERRNO" makes the Nth call of CALL (write, fsync, rename or fflush)
+ * on a path matching the fnmatch PATTERN fail with ERRNO (ENOSPC or EIO), or with KILL
+ * SIGKILL the process just before the call; "N+" fails that call and every later one, as a
+ * disk that stays full. A write's, fsync's or fflush's path is its descriptor's
  * (/proc/self/fd); a rename matches on either name. Every other call passes through.
- * Not here: stdio's buffered writes (glibc calls its own internal write), which a small
- * tmpfs covers instead.
+ * Not here: stdio's own writes inside glibc (not interposable), which a small tmpfs covers.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,7 @@ static struct {
     char pattern[512];
     long nth;
     int persist;
-    int err;
+    int err;                   /* 0: SIGKILL instead of an error */
     long seen;
 } fault;
 
@@ -40,7 +42,7 @@ static void parse(void)
     }
     fault.nth = strtol(nth, NULL, 10);
     fault.persist = strchr(nth, '+') != NULL;
-    fault.err = strcmp(err, "EIO") == 0 ? EIO : ENOSPC;
+    fault.err = strcmp(err, "EIO") == 0 ? EIO : strcmp(err, "KILL") == 0 ? 0 : ENOSPC;
 }
 
 /* Does this call on `path` (or `path2`) fail now? */
@@ -52,7 +54,10 @@ static int hit(const char *call, const char *path, const char *path2)
     if (fnmatch(fault.pattern, path, 0) != 0 && (!path2 || fnmatch(fault.pattern, path2, 0)))
         return 0;
     fault.seen++;
-    return fault.seen == fault.nth || (fault.persist && fault.seen > fault.nth);
+    int now = fault.seen == fault.nth || (fault.persist && fault.seen > fault.nth);
+    if (now && fault.err == 0)
+        raise(SIGKILL);
+    return now;
 }
 
 static int fd_hit(const char *call, int fd)
@@ -100,4 +105,16 @@ int rename(const char *from, const char *to)
         return -1;
     }
     return real(from, to);
+}
+
+int fflush(FILE *f)
+{
+    static int (*real)(FILE *);
+    if (!real)
+        real = (int (*)(FILE *))dlsym(RTLD_NEXT, "fflush");
+    if (f && fd_hit("fflush", fileno(f))) {
+        errno = fault.err;
+        return EOF;
+    }
+    return real(f);
 }
