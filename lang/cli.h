@@ -57,9 +57,11 @@ int tk_cli_exit(tk_status st, tk_ctx *ctx);
 int tk_cli_usage_error(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* The train, check and summary commands (cmd_train.c). */
+/* The train and check commands (cmd_train.c), summary (cmd_summary.c). */
 int tk_cmd_train(const tk_cli *c);
 int tk_cmd_check(const tk_cli *c);
 int tk_cmd_summary(const tk_cli *c);
+/* tkrun eval (cmd_eval.c). */
+int tk_cmd_eval(const tk_cli *c);
 
 #endif

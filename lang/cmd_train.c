@@ -348,14 +348,3 @@ int tk_cmd_check(const tk_cli *c)
     tk_session_close(&s);
     return rc;
 }
-
-int tk_cmd_summary(const tk_cli *c)
-{
-    tk_session s;
-    tk_status st = tk_session_open(&s, c);
-    if (st == TK_OK)
-        tk_print_layers(stdout, s.p.model);
-    int rc = tk_cli_exit(st, s.ctx);
-    tk_session_close(&s);
-    return rc;
-}

@@ -48,5 +48,9 @@ void tk_pipeline_free(tk_pipeline *p);
 /* The layer table (name, type, output shape, params, script line) and the group table. */
 void tk_print_layers(FILE *f, const tk_model *m);
 void tk_print_groups(FILE *f, const tk_model *m);
+/* torchinfo 1.8's summary of the model at the script's batch size: "Layer (type:depth-idx)",
+ * Output Shape, Param #, Mult-Adds, then the totals and sizes in MB; `model_class` names the
+ * top row ("Sequential"). */
+void tk_print_summary(FILE *f, const tk_model *m, const char *model_class);
 
 #endif

@@ -14,8 +14,10 @@ static const tk_command commands[] = {
      "set epochs threads run-dir resume init quiet", 0, tk_cmd_train},
     {"check", "SCRIPT [options]", "compile and validate everything, run no batch",
      "set epochs threads", 0, tk_cmd_check},
-    {"summary", "SCRIPT [options]", "the layer table: output shapes, parameters, script lines",
+    {"summary", "SCRIPT [options]", "torchinfo's table: shapes, parameters, mult-adds, sizes",
      "set threads", 0, tk_cmd_summary},
+    {"eval", "SCRIPT --weights W [options]", "loss, metrics, per-class table and confusion "
+     "matrix of a split", "set threads weights split json", 0, tk_cmd_eval},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

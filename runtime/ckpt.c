@@ -369,6 +369,9 @@ tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *
         for (int t = 0; t < m->n_state && i < 0; t++)
             if (strcmp(m->tensors[t].name, name) == 0)
                 i = t;
+        /* A full checkpoint's optimizer slots are training state, not weights. */
+        if (i < 0 && strncmp(tk_st_name(f, j), "optim.", 6) == 0 && tk_st_meta(f, "epoch"))
+            continue;
         if (i < 0) {
             n_unexpected++;
             list_add(unexpected, sizeof unexpected, tk_st_name(f, j));

@@ -377,6 +377,34 @@ int64_t tk_metrics_state_size(const tk_metrics *mt);
 void tk_metrics_get_state(const tk_metrics *mt, double *out);
 void tk_metrics_set_state(tk_metrics *mt, const double *in);
 
+/* ---------------------------------------------------------------- evaluation, prediction */
+
+/* One eval-mode pass (dropout off, running statistics) over a view, in order. */
+typedef struct {
+    int64_t samples;
+    double loss;               /* mean over the samples */
+    tk_metrics *metrics;       /* everything accumulated (report, per-class scores) */
+    double *values;            /* the requested metrics' values, in order (NAN: not defined) */
+    int n_values;
+    double seconds;
+} tk_eval_result;
+/* batch_size <= 0 or above the model's: the model's batch. Metric names are checked against
+ * the task (tk_metric_check) before any batch. Free the result with tk_eval_result_free. */
+tk_status tk_evaluate(tk_model *m, tk_view *v, int batch_size, const char *const *metrics,
+                      int n_metrics, tk_eval_result *out, tk_ctx *ctx);
+void tk_eval_result_free(tk_eval_result *r);
+/* Values per sample the model predicts (logits per class, or regression targets). */
+int tk_model_output_width(const tk_model *m);
+/* The sample shape the model takes (without the batch dim). */
+tk_shape tk_model_input_shape(const tk_model *m);
+/* Eval-mode forward of n samples x (already transformed, see tk_view_transform) into
+ * out (n x tk_model_output_width floats), in batches of the model's batch. */
+tk_status tk_model_predict(tk_model *m, const float *x, int64_t n, float *out, tk_ctx *ctx);
+/* Apply v's feature transform (scale, normalisation: x * mul + add per feature) to n raw
+ * samples of v's feature count, in place: inputs read from other files become what the
+ * training batches were. */
+void tk_view_transform(const tk_view *v, float *x, int64_t n);
+
 /* ---------------------------------------------------------------- LR schedules */
 
 typedef enum {

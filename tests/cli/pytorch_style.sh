@@ -27,8 +27,8 @@ LUA
 iris_script 'nn.linear(4, 32),' 'nn.batch_norm1d(32),' 'nn.relu(),' 'nn.linear(32, 3)' > torch_way.lua
 run summary torch_way.lua
 expect_rc 0
-expect_out "(16, 32)"
-expect_out "total params 323"     # 4*32+32 + 2*32 (bn) + 32*3+3
+expect_out "[16, 32]"
+expect_out "Total params: 323"     # 4*32+32 + 2*32 (bn) + 32*3+3
 run torch_way.lua --run-dir run1 --quiet
 expect_rc 0
 acc=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "valid_accuracy") c = i } END { print $c }' \
@@ -85,9 +85,9 @@ LUA
 cnn_script 1 64 > cnn.lua
 run summary cnn.lua
 expect_rc 0
-expect_out "(64, 32, 28, 28)"
-expect_out "(64, 64, 7, 7)"
-expect_out "total params 50,314"   # 320 + 18,496 + 128 (bn) + 31,370, as torch counts them
+expect_out "[64, 32, 28, 28]"
+expect_out "[64, 64, 7, 7]"
+expect_out "Total params: 50,314"   # 320 + 18,496 + 128 (bn) + 31,370, as torch counts them
 cnn_script 3 64 > cnn_rgb.lua
 run check cnn_rgb.lua
 expect_rc 2
