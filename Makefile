@@ -39,12 +39,13 @@ asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure --no-tests=error -j $(JOBS)
 
-# libFuzzer over the parsers of untrusted files (safetensors; CSV and IDX, plain and gzip),
+# libFuzzer over the parsers of untrusted files (safetensors; CSV and IDX, plain and gzip;
+# PNG/JPEG images; .npy/.npz),
 # FUZZ_SECONDS each, under ASan + UBSan. Needs clang (installed here if missing).
 fuzz: deps
 	@command -v clang >/dev/null || $(SUDO) apt-get install -y -qq clang
 	mkdir -p $(BUILD)-fuzz
-	for t in safetensors data; do \
+	for t in safetensors data image npy; do \
 	  clang $(FUZZ_FLAGS) tests/fuzz/fuzz_$$t.c $(FUZZ_SOURCES) $(FUZZ_LIBS) \
 	    -o $(BUILD)-fuzz/fuzz_$$t && \
 	  mkdir -p $(BUILD)-fuzz/corpus_$$t && \
