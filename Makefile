@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 DEPS = build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev libcsv-dev \
-       zlib1g-dev libedit-dev libpng-dev libjpeg-dev dataset-fashion-mnist python3-sklearn \
+       zlib1g-dev libedit-dev tmux libpng-dev libjpeg-dev dataset-fashion-mnist python3-sklearn \
        python3-numpy python3-pil
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

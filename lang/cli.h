@@ -61,6 +61,8 @@ int tk_cli_usage_error(const char *command, const char *fmt, ...)
 int tk_cmd_train(const tk_cli *c);
 int tk_cmd_check(const tk_cli *c);
 int tk_cmd_summary(const tk_cli *c);
+/* The Lua REPL over the compiled pipeline (repl.c). */
+int tk_cmd_repl(const tk_cli *c);
 /* tkrun eval (cmd_eval.c). */
 int tk_cmd_eval(const tk_cli *c);
 

@@ -16,6 +16,8 @@ static const tk_command commands[] = {
      "set epochs threads", 0, tk_cmd_check},
     {"summary", "SCRIPT [options]", "torchinfo's table: shapes, parameters, mult-adds, sizes",
      "set threads", 0, tk_cmd_summary},
+    {"repl", "SCRIPT [options]", "a Lua REPL over the compiled pipeline (also: tkrun -i SCRIPT)",
+     "set epochs threads", 0, tk_cmd_repl},
     {"eval", "SCRIPT --weights W [options]", "loss, metrics, per-class table and confusion "
      "matrix of a split", "set threads weights split json", 0, tk_cmd_eval},
 };
@@ -76,8 +78,7 @@ static void print_overview(FILE *f)
     fputs("usage: tkrun [COMMAND] SCRIPT [options]\n\ncommands:\n", f);
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fputs("  repl      also: tkrun -i SCRIPT\n"
-          "  help      tkrun help COMMAND shows a command's options\n\n"
+    fputs("  help      tkrun help COMMAND shows a command's options\n\n"
           "tkrun --version prints the versions of tkrun, Lua and OpenBLAS.\n"
           "Exit codes: 0 done, 1 runtime failure, 2 usage/script/data error, 130 interrupted.\n",
           f);

@@ -519,6 +519,58 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
  * signal, with last.safetensors written. */
 tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
 
+/* ---------------------------------------------------------------- stepping (the REPL) */
+
+/* Training driven step by step (stepper.c): tk_train's updates, shuffle order and dropout
+ * keys, continuing across calls; no logs, checkpoints or early stopping. The options (views,
+ * batch, schedule, clipping, accumulation, on_nonfinite) are copied; the views must outlive
+ * the stepper. */
+typedef struct tk_stepper tk_stepper;
+typedef struct {
+    int64_t epoch;             /* completed epochs */
+    int64_t cursor, batches;   /* micro-batches done of epoch + 1, of this many */
+    int64_t step;              /* optimizer updates */
+    int64_t skips;             /* updates dropped as non-finite (on_nonfinite = "skip") */
+} tk_stepper_state;
+typedef struct {
+    int64_t steps;             /* updates applied by the call */
+    double loss_sum;           /* over the rows of the call's micro-batches */
+    int64_t rows;
+    double last_loss;          /* of the last micro-batch */
+    double loss, accuracy;     /* running means of the epoch's train pass so far */
+    bool epoch_done;           /* the call ended an epoch */
+} tk_stepper_result;
+tk_status tk_stepper_new(tk_model *m, const tk_train_opts *o, tk_stepper **out, tk_ctx *ctx);
+void tk_stepper_free(tk_stepper *s);
+tk_stepper_state tk_stepper_get_state(const tk_stepper *s);
+/* n updates (an epoch's end starts the next epoch), or the rest of the current epoch.
+ * *interrupt set (a signal) stops at the next step boundary: TK_ERR_INTERRUPTED. */
+tk_status tk_stepper_step(tk_stepper *s, int64_t n, volatile int *interrupt,
+                          tk_stepper_result *r, tk_ctx *ctx);
+tk_status tk_stepper_epoch(tk_stepper *s, volatile int *interrupt, tk_stepper_result *r,
+                           tk_ctx *ctx);
+/* The current epoch's train-pass metrics (reset when an epoch starts). */
+const tk_metrics *tk_stepper_train_metrics(const tk_stepper *s);
+/* reduce_on_plateau: the monitored value after an evaluation. */
+void tk_stepper_observe(tk_stepper *s, double value);
+/* The lr of every group for the next update: the schedule's, or the group's override. */
+void tk_stepper_lrs(tk_stepper *s, double *lrs);
+/* Fix group g's lr from now on (NAN: follow the schedule again). */
+tk_status tk_stepper_set_lr(tk_stepper *s, int group, double lr, tk_ctx *ctx);
+/* Split 0 train, 1 valid, 2 test, in order (no shuffle, every row), in eval mode. The
+ * metrics stay valid until the next evaluate. */
+tk_status tk_stepper_evaluate(tk_stepper *s, int split, double *loss,
+                              const tk_metrics **metrics, tk_ctx *ctx);
+int64_t tk_stepper_batches(const tk_stepper *s, int split); /* 0: no such split */
+/* Batch i (0-based, in order) of a split into x (batch_size * features) and y; returns its
+ * rows, or -1 with the message set. */
+int tk_stepper_batch(tk_stepper *s, int split, int64_t i, float *x, float *y, tk_ctx *ctx);
+
+/* The gradient of tensor i (tk_model_tensor's index); NULL for buffers, slots, frozen ones. */
+float *tk_model_tensor_grad(const tk_model *m, int i);
+/* The model's output (prediction) shape, with the compiled batch as the first dim. */
+tk_shape tk_model_output_shape(const tk_model *m);
+
 /* ---------------------------------------------------------------- weights */
 
 /* Fine-tuning: copy tensors from a safetensors file by name (after the first matching rename,

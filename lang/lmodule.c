@@ -1,0 +1,863 @@
+/* lmodule.c - the REPL's globals over an open session: P (the compiled pipeline: tables,
+ * tensors, batches, forward, predict, step, fit, evaluate, lr, save, load), model, data, opt
+ * (plain tables describing them; opt.groups[i].lr changes an lr live) and help(). Training
+ * goes through the runtime's stepper, so P:step and P:fit continue one run. Not here: the
+ * read-eval-print loop (repl.c), the tensor userdata (ltensor.c). */
+#include "lmodule.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TK_LPIPELINE "tk.pipeline"
+
+typedef struct {
+    tk_session *s;
+    tk_stepper *st;
+} pipeline;
+
+static const char *const split_names[] = {"train", "valid", "test", NULL};
+
+void tk_set_fields(lua_State *L, int metatable, const char *const *names)
+{
+    metatable = lua_absindex(L, metatable);
+    lua_newtable(L);
+    for (int i = 0; names[i]; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, metatable, "__fields");
+}
+
+static pipeline *check_p(lua_State *L)
+{
+    pipeline *p = luaL_testudata(L, 1, TK_LPIPELINE);
+    if (!p)
+        luaL_error(L, "call it as a method: P:%s(...)", lua_tostring(L, lua_upvalueindex(1)));
+    return p;
+}
+
+static int fail(lua_State *L, const pipeline *p)
+{
+    return luaL_error(L, "%s", tk_errmsg(p->s->ctx));
+}
+
+static tk_model *model_of(const pipeline *p)
+{
+    return p->s->p.model;
+}
+
+static const tk_dataset *train_ds(const pipeline *p)
+{
+    return tk_view_dataset(p->s->p.views[0]);
+}
+
+/* The model's input with the compiled batch first (the train samples' shape: checked). */
+static tk_shape input_shape(const pipeline *p)
+{
+    tk_shape s = tk_dataset_sample_shape(train_ds(p)), in = {s.ndim + 1, {0}};
+    in.d[0] = tk_model_batch(model_of(p));
+    memcpy(in.d + 1, s.d, sizeof(int64_t) * (size_t)s.ndim);
+    return in;
+}
+
+static bool classification(const pipeline *p)
+{
+    return tk_dataset_label_kind(train_ds(p)) == TK_LABEL_CLASS;
+}
+
+static void print_report(void (*fn)(FILE *, const tk_model *), const tk_model *m)
+{
+    fn(stdout, m);
+    fflush(stdout);
+}
+
+/* ---------------------------------------------------------------- tables, tensors */
+
+static int p_layers(lua_State *L)
+{
+    print_report(tk_print_layers, model_of(check_p(L)));
+    return 0;
+}
+
+static int p_groups(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    print_report(tk_print_groups, model_of(p));
+    int n = tk_model_group_count(model_of(p));
+    double lrs[n];
+    tk_stepper_lrs(p->st, lrs);
+    printf("lr now:");
+    for (int g = 0; g < n; g++)
+        printf(" group %d %g", g, lrs[g]);
+    printf("\n");
+    fflush(stdout);
+    return 0;
+}
+
+/* The nearest tensor names to a wrong one, for the error message. */
+static void suggest(char *buf, size_t cap, const tk_model *m, const char *name, bool grads)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < tk_model_tensor_count(m) && o + 40 < cap; i++) {
+        tk_tensor_info ti = tk_model_tensor(m, i);
+        if (grads && !tk_model_tensor_grad(m, i))
+            continue;
+        if (ti.kind == TK_TENSOR_SLOT && !strstr(name, "optim."))
+            continue;
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", ti.name);
+    }
+}
+
+static int push_tensor(lua_State *L, const pipeline *p, const char *name, bool grad, bool raise)
+{
+    const tk_model *m = model_of(p);
+    int i = tk_model_find_tensor(m, name);
+    float *data = i < 0 ? NULL : grad ? tk_model_tensor_grad(m, i) : tk_model_tensor(m, i).data;
+    if (!data) {
+        if (!raise)
+            return 0;
+        char names[2048];
+        suggest(names, sizeof names, m, name, grad);
+        return luaL_error(L, "no %s '%s' (%s: %s)", grad ? "gradient" : "tensor", name,
+                          grad ? "the trained parameters" : "the model has", names);
+    }
+    tk_shape shape = tk_model_tensor(m, i).shape;
+    tk_lt_view(L, data, &shape);
+    return 1;
+}
+
+static int p_param(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    return push_tensor(L, p, luaL_checkstring(L, 2), false, true);
+}
+
+static int p_grad(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    return push_tensor(L, p, luaL_checkstring(L, 2), true, true);
+}
+
+/* P.params / P.grads: name -> live tensor view. */
+static void push_tensor_table(lua_State *L, const pipeline *p, bool grads)
+{
+    const tk_model *m = model_of(p);
+    lua_newtable(L);
+    for (int i = 0; i < tk_model_tensor_count(m); i++) {
+        tk_tensor_info ti = tk_model_tensor(m, i);
+        if (push_tensor(L, p, ti.name, grads, false))
+            lua_setfield(L, -2, ti.name);
+    }
+}
+
+/* ---------------------------------------------------------------- batches, forward */
+
+static int check_split(lua_State *L, int idx, const char *dflt)
+{
+    return luaL_checkoption(L, idx, dflt, split_names);
+}
+
+static void label_shape(const pipeline *p, int64_t rows, int *ndim, int64_t *shape)
+{
+    shape[0] = rows;
+    *ndim = 1;
+    if (!classification(p))
+        shape[(*ndim)++] = tk_dataset_label_width(train_ds(p));
+}
+
+/* P:batch(split, i): batch i (1-based, in order, every row) as x, y. */
+static int p_batch(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    int split = check_split(L, 2, "train");
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    tk_model *m = model_of(p);
+    int batch = tk_model_batch(m);
+    tk_shape in = input_shape(p);
+    in.d[0] = batch;
+    tk_ltensor *x = tk_lt_new(L, in.ndim, in.d, false);
+    int ndim;
+    int64_t ys[2];
+    label_shape(p, batch, &ndim, ys);
+    tk_ltensor *y = tk_lt_new(L, ndim, ys, classification(p));
+    int rows = tk_stepper_batch(p->st, split, (int64_t)i - 1, x->data, y->data, p->s->ctx);
+    if (rows < 0)
+        return fail(L, p);
+    x->shape[0] = y->shape[0] = rows;
+    return 2;
+}
+
+/* Runs the model in eval mode over x (any number of rows, in chunks of the compiled batch),
+ * with targets y when given. Pushes the output; returns the mean loss (NAN without y). */
+static double forward(lua_State *L, pipeline *p, int xi, int yi)
+{
+    tk_model *m = model_of(p);
+    tk_ltensor *x = tk_lt_check(L, xi);
+    tk_shape in = input_shape(p), out = tk_model_output_shape(m);
+    bool fits = x->ndim == in.ndim;
+    for (int d = 1; fits && d < in.ndim; d++)
+        fits = x->shape[d] == in.d[d];
+    if (!fits) {
+        char want[96];
+        in.d[0] = 1;
+        tk_shape_str(&in, want, sizeof want);
+        luaL_error(L, "x must have shape (N, ...) with samples like %s (the batch dim first); "
+                   "got a %d-dimensional tensor", want, x->ndim);
+    }
+    int64_t rows = x->shape[0], in_w = tk_shape_numel(&in) / in.d[0];
+    int64_t out_w = tk_shape_numel(&out) / out.d[0];
+    int label_w = tk_dataset_label_width(train_ds(p));
+    tk_ltensor *y = NULL;
+    if (yi && !lua_isnoneornil(L, yi)) {
+        y = tk_lt_check(L, yi);
+        if (y->ndim < 1 || y->shape[0] != rows || tk_lt_numel(y) != rows * label_w)
+            luaL_error(L, "y must hold %d target value%s for each of the %d rows of x",
+                       label_w, label_w == 1 ? "" : "s", (int)rows);
+    }
+    float *xs = lua_newuserdatauv(L, (size_t)(rows * in_w + 1) * sizeof(float), 0);
+    tk_lt_gather(x, xs);
+    float *ys = NULL;
+    if (y) {
+        ys = lua_newuserdatauv(L, (size_t)(rows * label_w + 1) * sizeof(float), 0);
+        tk_lt_gather(y, ys);
+    }
+    out.d[0] = rows;
+    tk_ltensor *o = tk_lt_new(L, out.ndim, out.d, false); /* on top, above the scratch */
+    double loss_sum = 0;
+    int batch = tk_model_batch(m);
+    for (int64_t start = 0; start < rows; start += batch) {
+        int n = (int)(rows - start < batch ? rows - start : batch);
+        memcpy(tk_model_input(m), xs + start * in_w, sizeof(float) * (size_t)(n * in_w));
+        if (ys)
+            memcpy(tk_model_target(m), ys + start * label_w, sizeof(float) * (size_t)n * label_w);
+        else /* a valid target for every loss: class 0, or 0.0 */
+            memset(tk_model_target(m), 0, sizeof(float) * (size_t)n * label_w);
+        float loss;
+        if (tk_model_eval(m, n, &loss, p->s->ctx) != TK_OK)
+            fail(L, p);
+        loss_sum += (double)loss * n;
+        memcpy(o->data + start * out_w, tk_model_output(m), sizeof(float) * (size_t)(n * out_w));
+    }
+    return y && rows ? loss_sum / (double)rows : NAN;
+}
+
+/* P:forward(x [, y]) -> output [, loss] */
+static int p_forward(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    lua_settop(L, 3);
+    double loss = forward(L, p, 2, 3);
+    if (lua_isnil(L, 3))
+        return 1;
+    lua_pushnumber(L, loss);
+    return 2;
+}
+
+/* P:predict(x): class ids and softmax probabilities (and class names for string labels), or
+ * the outputs of a regression. */
+static int p_predict(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    lua_settop(L, 2);
+    forward(L, p, 2, 0);
+    if (!classification(p))
+        return 1;
+    tk_ltensor *o = tk_lt_check(L, -1);
+    int64_t rows = o->shape[0], w = tk_lt_numel(o) / (rows ? rows : 1);
+    int64_t rs[2] = {rows, w};
+    tk_ltensor *ids = tk_lt_new(L, 1, rs, true);
+    tk_ltensor *probs = tk_lt_new(L, 2, rs, false);
+    const tk_dataset *ds = train_ds(p);
+    bool named = tk_dataset_class_name(ds, 0) != NULL;
+    if (named)
+        lua_createtable(L, (int)rows, 0);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *z = o->data + r * w;
+        float *q = probs->data + r * w;
+        int64_t best = 0;
+        for (int64_t j = 1; j < w; j++)
+            best = z[j] > z[best] ? j : best;
+        double sum = 0;
+        for (int64_t j = 0; j < w; j++)
+            sum += q[j] = expf(z[j] - z[best]);
+        for (int64_t j = 0; j < w; j++)
+            q[j] = (float)(q[j] / sum);
+        ids->data[r] = (float)best;
+        if (named) {
+            const char *name = tk_dataset_class_name(ds, (int)best);
+            lua_pushstring(L, name ? name : "?");
+            lua_rawseti(L, -2, r + 1);
+        }
+    }
+    return named ? 3 : 2;
+}
+
+/* ---------------------------------------------------------------- training */
+
+static void push_metrics(lua_State *L, const pipeline *p, double loss, const tk_metrics *mt)
+{
+    const tk_pipeline *pl = &p->s->p;
+    lua_newtable(L);
+    lua_pushnumber(L, loss);
+    lua_setfield(L, -2, "loss");
+    static const char *const regression[] = {"mae", "rmse", "r2"};
+    if (classification(p)) {
+        lua_pushnumber(L, tk_metrics_accuracy(mt));
+        lua_setfield(L, -2, "accuracy");
+    } else {
+        for (int k = 0; k < 3; k++) {
+            lua_pushnumber(L, tk_metrics_value(mt, regression[k]));
+            lua_setfield(L, -2, regression[k]);
+        }
+    }
+    for (int k = 0; k < pl->train.n_metrics; k++) {
+        const char *name = pl->metrics[k];
+        if (strcmp(name, "confusion") == 0) {
+            int c = tk_dataset_num_classes(train_ds(p));
+            lua_createtable(L, c, 0);
+            for (int i = 0; i < c; i++) {
+                lua_createtable(L, c, 0);
+                for (int j = 0; j < c; j++) {
+                    lua_pushinteger(L, tk_metrics_confusion(mt, i, j));
+                    lua_rawseti(L, -2, j + 1);
+                }
+                lua_rawseti(L, -2, i + 1);
+            }
+        } else {
+            lua_pushnumber(L, tk_metrics_value(mt, name));
+        }
+        lua_setfield(L, -2, name);
+    }
+    lua_pushinteger(L, tk_metrics_count(mt));
+    lua_setfield(L, -2, "samples");
+}
+
+/* P:evaluate([split = "valid"]) -> {loss=, accuracy= | mae=, rmse=, r2=, <metrics>..., samples=} */
+static int p_evaluate(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    int split = check_split(L, 2, "valid");
+    double loss;
+    const tk_metrics *mt;
+    if (tk_stepper_evaluate(p->st, split, &loss, &mt, p->s->ctx) != TK_OK)
+        return fail(L, p);
+    push_metrics(L, p, loss, mt);
+    return 1;
+}
+
+/* Ctrl-C came during the stepper's work: an error naming where training stands. */
+static int check_interrupt(lua_State *L, const pipeline *p)
+{
+    if (!tk_repl_interrupted)
+        return 0;
+    tk_stepper_state s = tk_stepper_get_state(p->st);
+    return luaL_error(L, "interrupted at epoch %d, batch %d of %d (step %d)",
+                      (int)s.epoch + (s.cursor ? 1 : 0), (int)s.cursor, (int)s.batches,
+                      (int)s.step);
+}
+
+static tk_status train_call(pipeline *p, bool epoch, int64_t n, tk_stepper_result *r)
+{
+    tk_repl_training = 1;
+    tk_status st = epoch ? tk_stepper_epoch(p->st, &tk_repl_interrupted, r, p->s->ctx)
+                         : tk_stepper_step(p->st, n, &tk_repl_interrupted, r, p->s->ctx);
+    tk_repl_training = 0;
+    return st;
+}
+
+/* P:step([n = 1]) -> the mean loss over the micro-batches of those steps */
+static int p_step(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    lua_Integer n = luaL_optinteger(L, 2, 1);
+    luaL_argcheck(L, n >= 1, 2, "the number of steps must be at least 1");
+    check_interrupt(L, p);
+    tk_stepper_result r;
+    tk_status st = train_call(p, false, n, &r);
+    check_interrupt(L, p);
+    if (st != TK_OK)
+        return fail(L, p);
+    lua_pushnumber(L, r.rows ? r.loss_sum / (double)r.rows : NAN);
+    return 1;
+}
+
+static void print_pass(const char *split, double loss, double acc)
+{
+    printf("  %s loss %.4f", split, loss);
+    if (acc == acc)
+        printf(" accuracy %.4f", acc);
+}
+
+/* The value a reduce_on_plateau schedule watches, from the epoch's passes. */
+static double monitored(const pipeline *p, const char *name, const tk_stepper_result *r,
+                        double valid_loss, const tk_metrics *valid)
+{
+    bool is_valid = strncmp(name, "valid.", 6) == 0;
+    const char *metric = strchr(name, '.') ? strchr(name, '.') + 1 : name;
+    if (strcmp(metric, "loss") == 0)
+        return is_valid ? valid_loss : r->loss;
+    return tk_metrics_value(is_valid ? valid : tk_stepper_train_metrics(p->st), metric);
+}
+
+/* P:fit{epochs = k [, quiet = true]}: k epochs (finishing a partial one first), each with a
+ * valid pass when the script has one; one line per epoch. Returns the last epoch's
+ * {train = {...}, valid = {...}}. */
+static int p_fit(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "epochs");
+    lua_Integer epochs = lua_isnil(L, -1) ? 1 : luaL_checkinteger(L, -1);
+    lua_getfield(L, 2, "quiet");
+    bool quiet = lua_toboolean(L, -1);
+    lua_settop(L, 2);
+    luaL_argcheck(L, epochs >= 1, 2, "epochs must be at least 1");
+    const tk_train_opts *o = &p->s->p.train;
+    for (lua_Integer e = 0; e < epochs; e++) {
+        tk_stepper_result r;
+        check_interrupt(L, p);
+        tk_status st = train_call(p, true, 0, &r);
+        check_interrupt(L, p);
+        if (st != TK_OK)
+            return fail(L, p);
+        lua_settop(L, 2);
+        lua_newtable(L);
+        push_metrics(L, p, r.loss, tk_stepper_train_metrics(p->st));
+        lua_setfield(L, -2, "train");
+        double vloss = NAN;
+        const tk_metrics *vm = NULL;
+        if (o->valid) {
+            if (tk_stepper_evaluate(p->st, 1, &vloss, &vm, p->s->ctx) != TK_OK)
+                return fail(L, p);
+            push_metrics(L, p, vloss, vm);
+            lua_setfield(L, -2, "valid");
+        }
+        if (o->sched && o->sched->kind == TK_SCHED_PLATEAU && o->sched->monitor &&
+            (vm || strncmp(o->sched->monitor, "valid.", 6) != 0))
+            tk_stepper_observe(p->st, monitored(p, o->sched->monitor, &r, vloss, vm));
+        tk_stepper_state s = tk_stepper_get_state(p->st);
+        if (!quiet) {
+            printf("epoch %lld (step %lld)", (long long)s.epoch, (long long)s.step);
+            print_pass("train", r.loss, r.accuracy);
+            if (vm)
+                print_pass("valid", vloss, tk_metrics_accuracy(vm));
+            printf("\n");
+            fflush(stdout);
+        }
+    }
+    return 1;
+}
+
+/* P:lr([g]) -> the lr of group g (as the group table numbers them) or a list of all */
+static int p_lr(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    int n = tk_model_group_count(model_of(p));
+    double lrs[n];
+    tk_stepper_lrs(p->st, lrs);
+    if (!lua_isnoneornil(L, 2)) {
+        lua_Integer g = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, g >= 0 && g < n, 2, "no such parameter group");
+        lua_pushnumber(L, lrs[g]);
+        return 1;
+    }
+    lua_createtable(L, n, 0);
+    for (int g = 0; g < n; g++) {
+        lua_pushnumber(L, lrs[g]);
+        lua_rawseti(L, -2, g + 1);
+    }
+    return 1;
+}
+
+static void set_lr(lua_State *L, pipeline *p, lua_Integer g, int idx)
+{
+    double lr = lua_isnil(L, idx) ? NAN : luaL_checknumber(L, idx);
+    if (tk_stepper_set_lr(p->st, (int)g, lr, p->s->ctx) != TK_OK)
+        fail(L, p);
+}
+
+/* P:set_lr(g, lr) fixes group g's lr (nil: back to the schedule); P:set_lr(lr): every group */
+static int p_set_lr(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    if (lua_gettop(L) == 2) {
+        for (int g = 0; g < tk_model_group_count(model_of(p)); g++)
+            set_lr(L, p, g, 2);
+        return 0;
+    }
+    set_lr(L, p, luaL_checkinteger(L, 2), 3);
+    return 0;
+}
+
+static int p_state(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    tk_stepper_state s = tk_stepper_get_state(p->st);
+    lua_newtable(L);
+    lua_pushinteger(L, s.epoch);
+    lua_setfield(L, -2, "epoch");
+    lua_pushinteger(L, s.cursor);
+    lua_setfield(L, -2, "batch");
+    lua_pushinteger(L, s.batches);
+    lua_setfield(L, -2, "batches");
+    lua_pushinteger(L, s.step);
+    lua_setfield(L, -2, "step");
+    return 1;
+}
+
+/* ---------------------------------------------------------------- weights */
+
+static int p_save(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    const char *path = luaL_checkstring(L, 2);
+    if (tk_model_save_weights(model_of(p), path, p->s->ctx) != TK_OK)
+        return fail(L, p);
+    return 0;
+}
+
+/* P:load(path): weights of this model (a .safetensors file or a run directory), strictly. */
+static int p_load(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    const char *path = luaL_checkstring(L, 2);
+    char used[4200];
+    if (tk_session_load_weights(p->s, path, used, sizeof used) != TK_OK)
+        return fail(L, p);
+    lua_pushstring(L, used);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- P itself */
+
+static const luaL_Reg p_methods[] = {
+    {"layers", p_layers}, {"groups", p_groups}, {"param", p_param}, {"grad", p_grad},
+    {"batch", p_batch}, {"forward", p_forward}, {"predict", p_predict}, {"step", p_step},
+    {"fit", p_fit}, {"evaluate", p_evaluate}, {"lr", p_lr}, {"set_lr", p_set_lr},
+    {"state", p_state}, {"save", p_save}, {"load", p_load}, {NULL, NULL},
+};
+
+static const char *const p_fields[] = {"params", "grads", "name", "spec", "layers", "groups",
+                                       "param", "grad", "batch", "forward", "predict", "step",
+                                       "fit", "evaluate", "lr", "set_lr", "state", "save",
+                                       "load", NULL};
+
+/* P.params and P.grads are built on each access (cheap views), the rest from the method
+ * table and the uservalue (name, spec). */
+static int p_index(lua_State *L)
+{
+    pipeline *p = luaL_checkudata(L, 1, TK_LPIPELINE);
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "params") == 0 || strcmp(k, "grads") == 0) {
+        push_tensor_table(L, p, k[0] == 'g');
+        return 1;
+    }
+    if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
+        return 1;
+    lua_getiuservalue(L, 1, 1);
+    lua_getfield(L, -1, k);
+    return 1;
+}
+
+static int p_newindex(lua_State *L)
+{
+    return luaL_error(L, "P is read-only (change an lr with P:set_lr(g, lr) or "
+                      "opt.groups[i].lr = x)");
+}
+
+static int p_tostring(lua_State *L)
+{
+    pipeline *p = luaL_checkudata(L, 1, TK_LPIPELINE);
+    tk_stepper_state s = tk_stepper_get_state(p->st);
+    lua_pushfstring(L, "pipeline '%s': %d epochs done, batch %d of %d, step %d", p->s->p.name,
+                    (int)s.epoch, (int)s.cursor, (int)s.batches, (int)s.step);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- model, data, opt */
+
+static void set_shape(lua_State *L, const char *key, tk_shape s)
+{
+    lua_createtable(L, s.ndim, 0);
+    for (int i = 0; i < s.ndim; i++) {
+        lua_pushinteger(L, s.d[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, key);
+}
+
+/* A table whose tostring is a report (model: the layer table, opt: the group table). */
+static int report_tostring(lua_State *L)
+{
+    pipeline *p = luaL_checkudata(L, lua_upvalueindex(2), TK_LPIPELINE);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return luaL_error(L, "out of memory");
+    if (lua_toboolean(L, lua_upvalueindex(1)))
+        tk_print_groups(f, model_of(p));
+    else
+        tk_print_layers(f, model_of(p));
+    fclose(f);
+    lua_pushlstring(L, text, len && text[len - 1] == '\n' ? len - 1 : len);
+    free(text);
+    return 1;
+}
+
+static void set_report_meta(lua_State *L, bool groups, int pidx)
+{
+    lua_newtable(L);
+    lua_pushboolean(L, groups);
+    lua_pushvalue(L, pidx);
+    lua_pushcclosure(L, report_tostring, 2);
+    lua_setfield(L, -2, "__tostring");
+    lua_setmetatable(L, -2);
+}
+
+static void push_model(lua_State *L, const pipeline *p, int spec, int pidx)
+{
+    const tk_model *m = model_of(p);
+    lua_newtable(L);
+    lua_newtable(L);
+    for (int i = 0; i < tk_model_layer_count(m); i++) {
+        tk_layer_info l = tk_model_layer(m, i);
+        lua_newtable(L);
+        lua_pushstring(L, l.name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, l.type);
+        lua_setfield(L, -2, "type");
+        set_shape(L, "shape", l.shape);
+        lua_pushinteger(L, l.params);
+        lua_setfield(L, -2, "params");
+        lua_pushstring(L, l.where);
+        lua_setfield(L, -2, "where");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "layers");
+    set_shape(L, "input_shape", input_shape(p));
+    set_shape(L, "output_shape", tk_model_output_shape(m));
+    lua_pushinteger(L, tk_model_param_count(m, false));
+    lua_setfield(L, -2, "param_count");
+    lua_getfield(L, spec, "model");
+    lua_setfield(L, -2, "spec");
+    set_report_meta(L, false, pidx);
+}
+
+static void push_data(lua_State *L, const pipeline *p, int spec)
+{
+    const tk_pipeline *pl = &p->s->p;
+    lua_newtable(L);
+    for (int k = 0; k < 3; k++) {
+        if (!pl->views[k])
+            continue;
+        const tk_dataset *ds = tk_view_dataset(pl->views[k]);
+        lua_newtable(L);
+        lua_pushinteger(L, tk_view_len(pl->views[k]));
+        lua_setfield(L, -2, "size");
+        lua_pushinteger(L, tk_stepper_batches(p->st, k));
+        lua_setfield(L, -2, "batches");
+        set_shape(L, "sample_shape", tk_dataset_sample_shape(ds));
+        lua_pushstring(L, tk_dataset_source(ds));
+        lua_setfield(L, -2, "source");
+        lua_setfield(L, -2, split_names[k]);
+    }
+    lua_pushinteger(L, pl->train.batch_size);
+    lua_setfield(L, -2, "batch_size");
+    const tk_dataset *ds = train_ds(p);
+    if (classification(p)) {
+        int c = tk_dataset_num_classes(ds);
+        lua_createtable(L, c, 0);
+        for (int i = 0; i < c; i++) {
+            const char *name = tk_dataset_class_name(ds, i);
+            if (name)
+                lua_pushstring(L, name);
+            else
+                lua_pushinteger(L, i);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "classes");
+    }
+    lua_getfield(L, spec, "data");
+    lua_setfield(L, -2, "spec");
+}
+
+/* opt.groups[i] (group i - 1 of the group table): its settings, and a live lr. */
+static int group_index(lua_State *L)
+{
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "lr") == 0) {
+        pipeline *p = luaL_checkudata(L, lua_upvalueindex(3), TK_LPIPELINE);
+        int n = tk_model_group_count(model_of(p));
+        double lrs[n];
+        tk_stepper_lrs(p->st, lrs);
+        lua_pushnumber(L, lrs[lua_tointeger(L, lua_upvalueindex(1))]);
+        return 1;
+    }
+    lua_getfield(L, lua_upvalueindex(2), k);
+    return 1;
+}
+
+static int group_newindex(lua_State *L)
+{
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "lr") != 0)
+        return luaL_error(L, "only lr changes live ('%s' is compiled into the model: edit the "
+                          "script)", k);
+    pipeline *p = luaL_checkudata(L, lua_upvalueindex(3), TK_LPIPELINE);
+    set_lr(L, p, lua_tointeger(L, lua_upvalueindex(1)), 3);
+    return 0;
+}
+
+static int group_tostring(lua_State *L)
+{
+    pipeline *p = luaL_checkudata(L, lua_upvalueindex(3), TK_LPIPELINE);
+    int g = (int)lua_tointeger(L, lua_upvalueindex(1));
+    int n = tk_model_group_count(model_of(p));
+    double lrs[n];
+    tk_stepper_lrs(p->st, lrs);
+    tk_group_info gi = tk_model_group(model_of(p), g);
+    char text[512];
+    snprintf(text, sizeof text, "group %d %s: lr %g, weight_decay %g, %d tensors", g,
+             gi.patterns, lrs[g], gi.h.weight_decay, gi.tensors);
+    lua_pushstring(L, text);
+    return 1;
+}
+
+static void push_opt(lua_State *L, const pipeline *p, int spec, int pidx)
+{
+    static const char *const group_fields[] = {"lr", "group", "patterns", "tensors",
+                                               "elements", "weight_decay", NULL};
+    const tk_model *m = model_of(p);
+    lua_newtable(L);
+    lua_pushstring(L, tk_optim_kind_name(tk_model_optim_kind(m)));
+    lua_setfield(L, -2, "kind");
+    lua_newtable(L);
+    for (int g = 0; g < tk_model_group_count(m); g++) {
+        tk_group_info gi = tk_model_group(m, g);
+        lua_newtable(L);              /* the proxy */
+        lua_newtable(L);              /* its metatable */
+        lua_pushinteger(L, g);
+        lua_newtable(L);              /* the settings */
+        lua_pushinteger(L, g);
+        lua_setfield(L, -2, "group");
+        lua_pushstring(L, gi.patterns);
+        lua_setfield(L, -2, "patterns");
+        lua_pushinteger(L, gi.tensors);
+        lua_setfield(L, -2, "tensors");
+        lua_pushinteger(L, gi.elements);
+        lua_setfield(L, -2, "elements");
+        lua_pushnumber(L, gi.h.weight_decay);
+        lua_setfield(L, -2, "weight_decay");
+        lua_pushvalue(L, pidx);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        lua_pushcclosure(L, group_tostring, 3);
+        lua_setfield(L, -8, "__tostring");
+        lua_pushcclosure(L, group_index, 3);
+        lua_setfield(L, -5, "__index");
+        lua_pushcclosure(L, group_newindex, 3);
+        lua_setfield(L, -2, "__newindex");
+        tk_set_fields(L, -1, group_fields);
+        lua_setmetatable(L, -2);
+        lua_rawseti(L, -2, g + 1);
+    }
+    lua_setfield(L, -2, "groups");
+    lua_getfield(L, spec, "optimizer");
+    lua_setfield(L, -2, "spec");
+    set_report_meta(L, true, pidx);
+}
+
+static const char help_text[] =
+    "P is the compiled pipeline; model, data and opt describe it (print them).\n"
+    "  P:layers()  P:groups()            the layer table; the parameter groups and lrs now\n"
+    "  P.params[name]  P:param(name)     a parameter or buffer as a live tensor view\n"
+    "  P.grads[name]   P:grad(name)      its gradient after the last step\n"
+    "  t.shape t.dtype #t t[i] t:narrow(dim, start, len)   (1-based, like Lua)\n"
+    "  t:mean() :std() :min() :max() :sum() :norm() :argmax() :clone() :totable()\n"
+    "  x, y = P:batch(\"train\", i)          batch i of a split, in order\n"
+    "  out, loss = P:forward(x [, y])    the model in eval mode (any number of rows)\n"
+    "  ids, probs = P:predict(x)         classes (0-based) and softmax (+ names)\n"
+    "  P:step(n)                         n optimizer steps; returns their mean loss\n"
+    "  P:fit{epochs = k}                 k epochs with valid passes; Ctrl-C stops at a step\n"
+    "  P:evaluate(\"valid\")               {loss=, accuracy=, ...} of a split\n"
+    "  P:lr()  P:set_lr(g, lr)  P:set_lr(lr)   lrs now; fix group g's lr (g as in\n"
+    "      P:groups(), from 0; nil: back to the schedule); or opt.groups[g + 1].lr = lr\n"
+    "  P:save(path)  P:load(path)        weights (.safetensors; a run directory loads)\n"
+    "  P:state()                         epoch, batch, step so far\n"
+    "  tensor{{5.1, 3.5, 1.4, 0.2}}      a tensor from nested lists (\"int64\" as 2nd arg)\n"
+    "=expr or a bare expression prints its values; Tab completes fields (P:, model., tk.nn.).\n";
+
+static int l_help(lua_State *L)
+{
+    (void)L;
+    fputs(help_text, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+tk_status tk_lmodule_open(lua_State *L, tk_session *s)
+{
+    int spec = lua_gettop(L);
+    tk_lt_open(L);
+    pipeline *p = lua_newuserdatauv(L, sizeof *p, 1);
+    p->s = s;
+    p->st = NULL;
+    tk_status st = tk_stepper_new(s->p.model, &s->p.train, &p->st, s->ctx);
+    if (st != TK_OK) {
+        lua_settop(L, spec);
+        return st;
+    }
+    lua_newtable(L);
+    lua_pushstring(L, s->p.name);
+    lua_setfield(L, -2, "name");
+    lua_pushvalue(L, spec);
+    lua_setfield(L, -2, "spec");
+    lua_setiuservalue(L, -2, 1);
+    luaL_newmetatable(L, TK_LPIPELINE);
+    lua_newtable(L);
+    for (const luaL_Reg *r = p_methods; r->name; r++) {
+        lua_pushstring(L, r->name);
+        lua_pushcclosure(L, r->func, 1);
+        lua_setfield(L, -2, r->name);
+    }
+    lua_pushcclosure(L, p_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, p_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, p_tostring);
+    lua_setfield(L, -2, "__tostring");
+    tk_set_fields(L, -1, p_fields);
+    lua_setmetatable(L, -2);
+    int pidx = lua_gettop(L);
+    lua_pushvalue(L, pidx);
+    lua_setglobal(L, "P");
+    push_model(L, p, spec, pidx);
+    lua_setglobal(L, "model");
+    push_data(L, p, spec);
+    lua_setglobal(L, "data");
+    push_opt(L, p, spec, pidx);
+    lua_setglobal(L, "opt");
+    lua_pushcfunction(L, l_help);
+    lua_setglobal(L, "help");
+    lua_settop(L, spec);
+    return TK_OK;
+}
+
+void tk_lmodule_close(lua_State *L)
+{
+    lua_getglobal(L, "P");
+    pipeline *p = luaL_testudata(L, -1, TK_LPIPELINE);
+    if (p) {
+        tk_stepper_free(p->st);
+        p->st = NULL;
+    }
+    lua_pop(L, 1);
+}
