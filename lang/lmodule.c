@@ -192,21 +192,32 @@ static int p_batch(lua_State *L)
 
 /* Runs the model in eval mode over x (any number of rows, in chunks of the compiled batch),
  * with targets y when given. Pushes the output; returns the mean loss (NAN without y). */
-static double forward(lua_State *L, pipeline *p, int xi, int yi)
+/* The tensor at xi, if it is a batch of the model's samples (any number of rows). */
+static tk_ltensor *check_input(lua_State *L, const pipeline *p, int xi)
 {
-    tk_model *m = model_of(p);
     tk_ltensor *x = tk_lt_check(L, xi);
-    tk_shape in = input_shape(p), out = tk_model_output_shape(m);
+    tk_shape in = input_shape(p);
     bool fits = x->ndim == in.ndim;
     for (int d = 1; fits && d < in.ndim; d++)
         fits = x->shape[d] == in.d[d];
     if (!fits) {
-        char want[96];
-        in.d[0] = 1;
+        tk_shape got = {x->ndim, {0}};
+        memcpy(got.d, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+        char want[96], have[96];
         tk_shape_str(&in, want, sizeof want);
-        luaL_error(L, "x must have shape (N, ...) with samples like %s (the batch dim first); "
-                   "got a %d-dimensional tensor", want, x->ndim);
+        tk_shape_str(&got, have, sizeof have);
+        char *n = strchr(want, ',');
+        luaL_error(L, "x has shape %s but the model takes (N%s: N samples first", have,
+                   n ? n : ")");
     }
+    return x;
+}
+
+static double forward(lua_State *L, pipeline *p, int xi, int yi)
+{
+    tk_model *m = model_of(p);
+    tk_ltensor *x = check_input(L, p, xi);
+    tk_shape in = input_shape(p), out = tk_model_output_shape(m);
     int64_t rows = x->shape[0], in_w = tk_shape_numel(&in) / in.d[0];
     int64_t out_w = tk_shape_numel(&out) / out.d[0];
     int label_w = tk_dataset_label_width(train_ds(p));
@@ -254,6 +265,18 @@ static int p_forward(lua_State *L)
         return 1;
     lua_pushnumber(L, loss);
     return 2;
+}
+
+/* P:transform(x): raw features (as the data files hold them) scaled and normalised the way
+ * the training batches were, ready for P:forward or P:predict. */
+static int p_transform(lua_State *L)
+{
+    pipeline *p = check_p(L);
+    tk_ltensor *x = check_input(L, p, 2);
+    tk_ltensor *t = tk_lt_new(L, x->ndim, x->shape, false);
+    tk_lt_gather(x, t->data);
+    tk_view_transform(p->s->p.views[0], t->data, x->shape[0]);
+    return 1;
 }
 
 /* P:predict(x): class ids and softmax probabilities (and class names for string labels), or
@@ -535,15 +558,15 @@ static int p_load(lua_State *L)
 
 static const luaL_Reg p_methods[] = {
     {"layers", p_layers}, {"groups", p_groups}, {"param", p_param}, {"grad", p_grad},
-    {"batch", p_batch}, {"forward", p_forward}, {"predict", p_predict}, {"step", p_step},
+    {"batch", p_batch}, {"forward", p_forward}, {"predict", p_predict}, {"transform", p_transform}, {"step", p_step},
     {"fit", p_fit}, {"evaluate", p_evaluate}, {"lr", p_lr}, {"set_lr", p_set_lr},
     {"state", p_state}, {"save", p_save}, {"load", p_load}, {NULL, NULL},
 };
 
 static const char *const p_fields[] = {"params", "grads", "name", "spec", "layers", "groups",
-                                       "param", "grad", "batch", "forward", "predict", "step",
-                                       "fit", "evaluate", "lr", "set_lr", "state", "save",
-                                       "load", NULL};
+                                       "param", "grad", "batch", "forward", "predict",
+                                       "transform", "step", "fit", "evaluate", "lr", "set_lr",
+                                       "state", "save", "load", NULL};
 
 /* P.params and P.grads are built on each access (cheap views), the rest from the method
  * table and the uservalue (name, spec). */
@@ -785,6 +808,7 @@ static const char help_text[] =
     "  x, y = P:batch(\"train\", i)          batch i of a split, in order\n"
     "  out, loss = P:forward(x [, y])    the model in eval mode (any number of rows)\n"
     "  ids, probs = P:predict(x)         classes (0-based) and softmax (+ names)\n"
+    "  P:transform(x)                    raw features scaled/normalised as in training\n"
     "  P:step(n)                         n optimizer steps; returns their mean loss\n"
     "  P:fit{epochs = k}                 k epochs with valid passes; Ctrl-C stops at a step\n"
     "  P:evaluate(\"valid\")               {loss=, accuracy=, ...} of a split\n"

@@ -172,9 +172,29 @@ expect_rc 0
 [ "$(line 2)" = $'true\ttrue\ttrue' ] && ok || bad "forward/predict vs evaluate: $(line 2)"
 [ "$(line 3)" = $'1\ttrue' ] && ok || bad "forward/predict of a hand-made tensor: $(line 3)"
 [ "$(line 4)" = $'15\t7\tlinear\tadam\ttrue' ] && ok || bad "data/model/opt: $(line 4)"
-expect_err "x must have shape (N, ...) with samples like (1, 4)"
+expect_err "x has shape (1, 3) but the model takes (N, 4): N samples first"
 expect_err "batch 2 out of range: the split has 1 batches (1 to 1)"
 expect_err "call it as a method: P:step(...)"
+
+#    Raw rows of the CSV, transformed as the training batches were, are classified well.
+repl "$IRIS" <<'EOF'
+r = P:fit{epochs = 20, quiet = true}
+rows, labels = {}, {}
+for l in io.lines("/usr/lib/python3/dist-packages/sklearn/datasets/data/iris.csv") do
+  local v = {}
+  for f in l:gmatch("[^,]+") do v[#v + 1] = tonumber(f) end
+  if skipped then rows[#rows + 1] = {v[1], v[2], v[3], v[4]}; labels[#rows] = v[5] end
+  skipped = true
+end
+raw, norm = P:predict(tensor(rows)), P:predict(P:transform(tensor(rows)))
+right, right_raw = 0, 0
+for i = 1, #rows do
+  right = right + (norm[i] == labels[i] and 1 or 0)
+  right_raw = right_raw + (raw[i] == labels[i] and 1 or 0)
+end
+print(#rows, right / #rows >= 0.9, right_raw < right)
+EOF
+[ "$OUT" = $'150\ttrue\ttrue' ] && ok || bad "P:transform of raw CSV rows: $OUT $ERR"
 
 # 8. Interactive, under tmux: prompt, a line edit, Tab completion, Ctrl-C in P:fit, history.
 S="tkrun-repl-test-$$"
@@ -189,6 +209,10 @@ tmux -f /dev/null new-session -d -s "$S" -x 120 -y 50 \
 wait_for "help() shows what it can do" && screen | grep -q '^>' && ok || bad "no prompt: $(screen)"
 tmux send-keys -t "$S" '=10 * 4' Left Left Left BSpace 2 Enter
 wait_for "408" && ok || bad "line editing (=10 * 4 -> =102* 4): $(screen)"
+tmux send-keys -t "$S" '1 +' C-c
+sleep 0.3
+tmux send-keys -t "$S" '=5 * 5' Enter
+wait_for "25" && ok || bad "Ctrl-C at the prompt did not drop the line: $(screen)"
 tmux send-keys -t "$S" 'P:eva' Tab
 wait_for "> P:evaluate" && ok || bad "Tab did not complete P:eva: $(screen)"
 tmux send-keys -t "$S" C-u 'tk.nn.li' Tab
