@@ -63,6 +63,20 @@ int tk_cmd_check(const tk_cli *c);
 int tk_cmd_summary(const tk_cli *c);
 /* The Lua REPL over the compiled pipeline (repl.c). */
 int tk_cmd_repl(const tk_cli *c);
+/* Training's progress output (progress.c): a tqdm-style bar on stderr when it is a terminal
+ * (and not quiet), the epoch lines on stdout (--quiet: only the last one). Pass
+ * tk_progress_out_report as the progress callback, the tk_progress_out as its user data. */
+typedef struct {
+    bool bar, quiet, has_valid, drawn;
+    char pending[512];         /* the train half of an epoch line, waiting for valid */
+    char last[720];            /* --quiet: the latest epoch line, shown once at the end */
+    double last_draw;
+} tk_progress_out;
+void tk_progress_out_init(tk_progress_out *po, bool quiet, bool has_valid);
+void tk_progress_out_report(const tk_progress *p, void *ud);
+/* When training ends: clears the bar; under --quiet prints the last epoch line. */
+void tk_progress_out_finish(tk_progress_out *po);
+
 /* tkrun eval (cmd_eval.c). */
 int tk_cmd_eval(const tk_cli *c);
 

@@ -1,6 +1,6 @@
-/* cmd_train.c - the train, check and summary commands: the run directory and its note.log,
- * resume and init, progress output (an updating line on a terminal, one line per epoch
- * otherwise), signals. Not here: parsing the command line (main.c, cli.c). */
+/* cmd_train.c - the train and check commands: the run directory and its note.log, resume
+ * and init, the progress callback (progress.c draws the bar and the epoch lines), signals.
+ * Not here: parsing the command line (main.c, cli.c). */
 #include "cli.h"
 
 #include <signal.h>
@@ -9,68 +9,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---------------------------------------------------------------- progress */
-
-typedef struct {
-    bool tty, quiet, has_valid;
-    char pending[512];         /* the train half of an epoch line, waiting for valid */
-    double last_draw;
-} progress_state;
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void metric_text(char *buf, size_t cap, const tk_progress *p)
-{
-    int n = snprintf(buf, cap, "loss %.4f", p->loss);
-    if (p->accuracy == p->accuracy && n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, " accuracy %.4f", p->accuracy);
-}
-
-static void on_progress(const tk_progress *p, void *ud)
-{
-    progress_state *s = ud;
-    char m[128];
-    metric_text(m, sizeof m, p);
-    if (strcmp(p->split, "test") == 0) {
-        if (p->done)
-            printf("%stest: %s\n", s->tty ? "\r\033[K" : "", m);
-        return;
-    }
-    if (s->quiet)
-        return;
-    if (!p->done) {
-        double t = wall();
-        if (!s->tty || t - s->last_draw < 0.1)
-            return;
-        s->last_draw = t;
-        int width = 24, fill = (int)(width * p->batch / (p->batches ? p->batches : 1));
-        char bar[32];
-        for (int i = 0; i < width; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[width] = 0;
-        printf("\r\033[Kepoch %lld/%lld %s [%s] %lld/%lld %s %.0f samples/s",
-               (long long)p->epoch, (long long)p->epochs, p->split, bar, (long long)p->batch,
-               (long long)p->batches, m, p->samples_per_sec);
-        fflush(stdout);
-        return;
-    }
-    if (strcmp(p->split, "train") == 0) {
-        snprintf(s->pending, sizeof s->pending, "epoch %lld/%lld  train %s  (%.1f s, %.0f samples/s)",
-                 (long long)p->epoch, (long long)p->epochs, m, p->seconds, p->samples_per_sec);
-        if (s->has_valid)
-            return;
-        printf("%s%s\n", s->tty ? "\r\033[K" : "", s->pending);
-    } else {
-        printf("%s%s  valid %s\n", s->tty ? "\r\033[K" : "", s->pending, m);
-    }
-    fflush(stdout);
-}
 
 /* ---------------------------------------------------------------- run directory */
 
@@ -234,7 +172,7 @@ static void setup_crash_test(void)
 
 static void progress_and_crash(const tk_progress *p, void *ud)
 {
-    on_progress(p, ud);
+    tk_progress_out_report(p, ud);
     if (strcmp(p->split, "train") != 0)
         return;
     if (crash_step >= 0 && p->step == crash_step)
@@ -276,8 +214,8 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         st = write_note(dir, L, p, init_text, ctx);
     free(init_text);
     if (st == TK_OK) {
-        progress_state ps = {.tty = isatty(STDOUT_FILENO) && !c->quiet, .quiet = c->quiet,
-                             .has_valid = p->train.valid != NULL};
+        tk_progress_out ps;
+        tk_progress_out_init(&ps, c->quiet, p->train.valid != NULL);
         tk_train_opts *o = &p->train;
         o->run_dir = dir;
         o->resume = c->resume ? c->resume : NULL;
@@ -299,6 +237,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         st = tk_train(p->model, o, ctx);
+        tk_progress_out_finish(&ps);
         if (o->report)
             fclose(o->report);
         /* The test split's per-class table and confusion matrix: shown and kept. */
