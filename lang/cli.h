@@ -79,5 +79,7 @@ void tk_progress_out_finish(tk_progress_out *po);
 
 /* tkrun eval (cmd_eval.c). */
 int tk_cmd_eval(const tk_cli *c);
+/* tkrun export (cmd_export.c). */
+int tk_cmd_export(const tk_cli *c);
 
 #endif

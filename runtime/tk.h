@@ -585,6 +585,13 @@ tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *
 /* Parameters and buffers under their PyTorch names (weights only: PyTorch loads it). */
 tk_status tk_model_save_weights(const tk_model *m, const char *path, tk_ctx *ctx);
 
+/* The model's inference graph as an ONNX file (opset 13, IR version 7), written atomically:
+ * input "input" and output "output" (the model's prediction; no loss) with a dynamic
+ * "batch" first axis, parameters and buffers as initializers under their PyTorch names,
+ * eval-mode semantics (dropout off, running statistics). An op without an ONNX form is an
+ * error naming the layer. */
+tk_status tk_model_export_onnx(const tk_model *m, const char *path, tk_ctx *ctx);
+
 /* ---------------------------------------------------------------- safetensors */
 
 /* A safetensors file read whole into memory and validated (header JSON, dtypes, shapes,
