@@ -574,30 +574,6 @@ static const char *lower_layer_norm(exporter *e, const tk_node *n, const char *c
     return binary(e, n, "Add", t, param(e, n, 1), y);
 }
 
-static const char *lower_identity(exporter *e, const tk_node *n, const char *const *x,
-                                  const char *y)
-{
-    return unary(e, n, "Identity", x[0], NULL, y);
-}
-
-static const char *lower_relu(exporter *e, const tk_node *n, const char *const *x,
-                              const char *y)
-{
-    return unary(e, n, "Relu", x[0], NULL, y);
-}
-
-static const char *lower_tanh(exporter *e, const tk_node *n, const char *const *x,
-                              const char *y)
-{
-    return unary(e, n, "Tanh", x[0], NULL, y);
-}
-
-static const char *lower_sigmoid(exporter *e, const tk_node *n, const char *const *x,
-                                 const char *y)
-{
-    return unary(e, n, "Sigmoid", x[0], NULL, y);
-}
-
 static const char *lower_silu(exporter *e, const tk_node *n, const char *const *x,
                               const char *y)
 {
@@ -712,42 +688,46 @@ static const char *lower_reshape(exporter *e, const tk_node *n, const char *cons
     return reshape_to(e, n, x[0], &n->shape, y);
 }
 
-static const struct {
+/* An op with a lowering function, or one that is a single ONNX op without attributes. */
+typedef struct {
     const char *op;
     lower_fn lower;
-} lowerings[] = {
-    {"linear", lower_linear},
-    {"conv2d", lower_conv2d},
-    {"max_pool2d", lower_max_pool2d},
-    {"avg_pool2d", lower_avg_pool2d},
-    {"adaptive_avg_pool2d", lower_adaptive_avg_pool2d},
-    {"batch_norm1d", lower_batch_norm},
-    {"batch_norm2d", lower_batch_norm},
-    {"layer_norm", lower_layer_norm},
-    {"dropout", lower_identity},
-    {"dropout2d", lower_identity},
-    {"relu", lower_relu},
-    {"leaky_relu", lower_leaky_relu},
-    {"elu", lower_elu},
-    {"gelu", lower_gelu},
-    {"silu", lower_silu},
-    {"tanh", lower_tanh},
-    {"sigmoid", lower_sigmoid},
-    {"softplus", lower_softplus},
-    {"hardtanh", lower_hardtanh},
-    {"softmax", lower_softmax},
-    {"log_softmax", lower_log_softmax},
-    {"flatten", lower_reshape},
-    {"reshape", lower_reshape},
-    {"add", lower_add},
-    {"concat", lower_concat},
+    const char *onnx;
+} lowering;
+
+static const lowering lowerings[] = {
+    {"linear", lower_linear, NULL},
+    {"conv2d", lower_conv2d, NULL},
+    {"max_pool2d", lower_max_pool2d, NULL},
+    {"avg_pool2d", lower_avg_pool2d, NULL},
+    {"adaptive_avg_pool2d", lower_adaptive_avg_pool2d, NULL},
+    {"batch_norm1d", lower_batch_norm, NULL},
+    {"batch_norm2d", lower_batch_norm, NULL},
+    {"layer_norm", lower_layer_norm, NULL},
+    {"dropout", NULL, "Identity"},
+    {"dropout2d", NULL, "Identity"},
+    {"relu", NULL, "Relu"},
+    {"leaky_relu", lower_leaky_relu, NULL},
+    {"elu", lower_elu, NULL},
+    {"gelu", lower_gelu, NULL},
+    {"silu", lower_silu, NULL},
+    {"tanh", NULL, "Tanh"},
+    {"sigmoid", NULL, "Sigmoid"},
+    {"softplus", lower_softplus, NULL},
+    {"hardtanh", lower_hardtanh, NULL},
+    {"softmax", lower_softmax, NULL},
+    {"log_softmax", lower_log_softmax, NULL},
+    {"flatten", lower_reshape, NULL},
+    {"reshape", lower_reshape, NULL},
+    {"add", lower_add, NULL},
+    {"concat", lower_concat, NULL},
 };
 
-static lower_fn lowering_of(const char *op)
+static const lowering *lowering_of(const char *op)
 {
     for (size_t i = 0; i < sizeof lowerings / sizeof lowerings[0]; i++)
         if (strcmp(lowerings[i].op, op) == 0)
-            return lowerings[i].lower;
+            return &lowerings[i];
     return NULL;
 }
 
@@ -776,14 +756,15 @@ static tk_status lower_graph(exporter *e)
         if (!n->op)
             return tk_node_fail(e->ctx, n, "the model's output depends on the targets, which "
                                 "an ONNX model does not have");
-        lower_fn lower = lowering_of(n->op->name);
-        if (!lower || (n->op->flags & TK_OP_LOSS))
+        const lowering *l = lowering_of(n->op->name);
+        if (!l)
             return tk_node_fail(e->ctx, n, "cannot be exported to ONNX: the exporter has no "
                                 "ONNX form for op '%s'", n->op->name);
         const char *x[TK_MAX_INPUTS];
         for (int k = 0; k < n->n_inputs; k++)
             x[k] = e->value[n->inputs[k]];
-        e->value[v] = lower(e, n, x, v == g->output ? "output" : NULL);
+        const char *y = v == g->output ? "output" : NULL;
+        e->value[v] = l->lower ? l->lower(e, n, x, y) : unary(e, n, l->onnx, x[0], NULL, y);
         if (!e->value[v])
             return e->oom ? tk_fail(e->ctx, TK_ERR_RUNTIME, "out of memory") : TK_ERR_INPUT;
     }
@@ -822,13 +803,12 @@ tk_status tk_model_export_onnx(const tk_model *m, const char *path, tk_ctx *ctx)
     e.used = tk_calloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof *e.used);
     e.value = tk_calloc((size_t)(m->g->n_nodes ? m->g->n_nodes : 1), sizeof *e.value);
     pb model = {0};
-    tk_status st = e.used && e.value ? lower_graph(&e) : TK_ERR_RUNTIME;
-    if (st == TK_OK)
+    bool allocated = e.used && e.value;
+    tk_status st = allocated ? lower_graph(&e) : TK_OK;
+    if (st == TK_OK && allocated)
         encode_model(&e, &model);
-    if (st == TK_OK && (e.oom || model.oom))
-        st = TK_ERR_RUNTIME;
-    if (st == TK_ERR_RUNTIME && (e.oom || model.oom || !e.used || !e.value))
-        tk_fail(ctx, st, "out of memory while encoding the ONNX model");
+    if (st == TK_OK && (!allocated || e.oom || model.oom))
+        st = tk_fail(ctx, TK_ERR_RUNTIME, "out of memory while encoding the ONNX model");
     if (st == TK_OK) {
         st = tk_write_atomic(path, model.p, model.n, ctx);
         if (st != TK_OK) {
