@@ -1,8 +1,8 @@
-/* lmodule.c - the REPL's globals over an open session: P (the compiled pipeline: tables,
- * tensors, batches, forward, predict, step, fit, evaluate, lr, save, load), model, data, opt
- * (plain tables describing them; opt.groups[i].lr changes an lr live) and help(). Training
- * goes through the runtime's stepper, so P:step and P:fit continue one run. Not here: the
- * read-eval-print loop (repl.c), the tensor userdata (ltensor.c). */
+/* lmodule.c - the REPL's P over an open session: the compiled pipeline's tables, tensors,
+ * batches, forward, transform, predict, step, fit, evaluate, lr, save, load. Training goes
+ * through the runtime's stepper, so P:step and P:fit continue one run. Not here: the
+ * read-eval-print loop (repl.c), the tensor userdata (ltensor.c), the model, data, opt and
+ * help globals (lglobals.c). */
 #include "lmodule.h"
 
 #include <lauxlib.h>
@@ -10,14 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TK_LPIPELINE "tk.pipeline"
+typedef tk_lpipeline pipeline;
 
-typedef struct {
-    tk_session *s;
-    tk_stepper *st;
-} pipeline;
-
-static const char *const split_names[] = {"train", "valid", "test", NULL};
+const char *const tk_split_names[] = {"train", "valid", "test", NULL};
 
 void tk_set_fields(lua_State *L, int metatable, const char *const *names)
 {
@@ -48,23 +43,22 @@ static tk_model *model_of(const pipeline *p)
     return p->s->p.model;
 }
 
-static const tk_dataset *train_ds(const pipeline *p)
+const tk_dataset *tk_lp_train(const pipeline *p)
 {
     return tk_view_dataset(p->s->p.views[0]);
 }
 
-/* The model's input with the compiled batch first (the train samples' shape: checked). */
-static tk_shape input_shape(const pipeline *p)
+tk_shape tk_lp_input_shape(const pipeline *p)
 {
-    tk_shape s = tk_dataset_sample_shape(train_ds(p)), in = {s.ndim + 1, {0}};
+    tk_shape s = tk_dataset_sample_shape(tk_lp_train(p)), in = {s.ndim + 1, {0}};
     in.d[0] = tk_model_batch(model_of(p));
     memcpy(in.d + 1, s.d, sizeof(int64_t) * (size_t)s.ndim);
     return in;
 }
 
-static bool classification(const pipeline *p)
+bool tk_lp_classification(const pipeline *p)
 {
-    return tk_dataset_label_kind(train_ds(p)) == TK_LABEL_CLASS;
+    return tk_dataset_label_kind(tk_lp_train(p)) == TK_LABEL_CLASS;
 }
 
 static void print_report(void (*fn)(FILE *, const tk_model *), const tk_model *m)
@@ -157,15 +151,15 @@ static void push_tensor_table(lua_State *L, const pipeline *p, bool grads)
 
 static int check_split(lua_State *L, int idx, const char *dflt)
 {
-    return luaL_checkoption(L, idx, dflt, split_names);
+    return luaL_checkoption(L, idx, dflt, tk_split_names);
 }
 
 static void label_shape(const pipeline *p, int64_t rows, int *ndim, int64_t *shape)
 {
     shape[0] = rows;
     *ndim = 1;
-    if (!classification(p))
-        shape[(*ndim)++] = tk_dataset_label_width(train_ds(p));
+    if (!tk_lp_classification(p))
+        shape[(*ndim)++] = tk_dataset_label_width(tk_lp_train(p));
 }
 
 /* P:batch(split, i): batch i (1-based, in order, every row) as x, y. */
@@ -176,13 +170,13 @@ static int p_batch(lua_State *L)
     lua_Integer i = luaL_optinteger(L, 3, 1);
     tk_model *m = model_of(p);
     int batch = tk_model_batch(m);
-    tk_shape in = input_shape(p);
+    tk_shape in = tk_lp_input_shape(p);
     in.d[0] = batch;
     tk_ltensor *x = tk_lt_new(L, in.ndim, in.d, false);
     int ndim;
     int64_t ys[2];
     label_shape(p, batch, &ndim, ys);
-    tk_ltensor *y = tk_lt_new(L, ndim, ys, classification(p));
+    tk_ltensor *y = tk_lt_new(L, ndim, ys, tk_lp_classification(p));
     int rows = tk_stepper_batch(p->st, split, (int64_t)i - 1, x->data, y->data, p->s->ctx);
     if (rows < 0)
         return fail(L, p);
@@ -196,7 +190,7 @@ static int p_batch(lua_State *L)
 static tk_ltensor *check_input(lua_State *L, const pipeline *p, int xi)
 {
     tk_ltensor *x = tk_lt_check(L, xi);
-    tk_shape in = input_shape(p);
+    tk_shape in = tk_lp_input_shape(p);
     bool fits = x->ndim == in.ndim;
     for (int d = 1; fits && d < in.ndim; d++)
         fits = x->shape[d] == in.d[d];
@@ -217,10 +211,10 @@ static double forward(lua_State *L, pipeline *p, int xi, int yi)
 {
     tk_model *m = model_of(p);
     tk_ltensor *x = check_input(L, p, xi);
-    tk_shape in = input_shape(p), out = tk_model_output_shape(m);
+    tk_shape in = tk_lp_input_shape(p), out = tk_model_output_shape(m);
     int64_t rows = x->shape[0], in_w = tk_shape_numel(&in) / in.d[0];
     int64_t out_w = tk_shape_numel(&out) / out.d[0];
-    int label_w = tk_dataset_label_width(train_ds(p));
+    int label_w = tk_dataset_label_width(tk_lp_train(p));
     tk_ltensor *y = NULL;
     if (yi && !lua_isnoneornil(L, yi)) {
         y = tk_lt_check(L, yi);
@@ -286,14 +280,14 @@ static int p_predict(lua_State *L)
     pipeline *p = check_p(L);
     lua_settop(L, 2);
     forward(L, p, 2, 0);
-    if (!classification(p))
+    if (!tk_lp_classification(p))
         return 1;
     tk_ltensor *o = tk_lt_check(L, -1);
     int64_t rows = o->shape[0], w = tk_lt_numel(o) / (rows ? rows : 1);
     int64_t rs[2] = {rows, w};
     tk_ltensor *ids = tk_lt_new(L, 1, rs, true);
     tk_ltensor *probs = tk_lt_new(L, 2, rs, false);
-    const tk_dataset *ds = train_ds(p);
+    const tk_dataset *ds = tk_lp_train(p);
     bool named = tk_dataset_class_name(ds, 0) != NULL;
     if (named)
         lua_createtable(L, (int)rows, 0);
@@ -327,7 +321,7 @@ static void push_metrics(lua_State *L, const pipeline *p, double loss, const tk_
     lua_pushnumber(L, loss);
     lua_setfield(L, -2, "loss");
     static const char *const regression[] = {"mae", "rmse", "r2"};
-    if (classification(p)) {
+    if (tk_lp_classification(p)) {
         lua_pushnumber(L, tk_metrics_accuracy(mt));
         lua_setfield(L, -2, "accuracy");
     } else {
@@ -339,7 +333,7 @@ static void push_metrics(lua_State *L, const pipeline *p, double loss, const tk_
     for (int k = 0; k < pl->train.n_metrics; k++) {
         const char *name = pl->metrics[k];
         if (strcmp(name, "confusion") == 0) {
-            int c = tk_dataset_num_classes(train_ds(p));
+            int c = tk_dataset_num_classes(tk_lp_train(p));
             lua_createtable(L, c, 0);
             for (int i = 0; i < c; i++) {
                 lua_createtable(L, c, 0);
@@ -391,7 +385,8 @@ static tk_status train_call(pipeline *p, bool epoch, int64_t n, tk_stepper_resul
     return st;
 }
 
-/* P:step([n = 1]) -> the mean loss over the micro-batches of those steps */
+/* P:step([n = 1]) -> the mean loss over the micro-batches of those steps, and the number of
+ * updates applied (fewer when on_nonfinite = "skip" dropped some) */
 static int p_step(lua_State *L)
 {
     pipeline *p = check_p(L);
@@ -404,7 +399,8 @@ static int p_step(lua_State *L)
     if (st != TK_OK)
         return fail(L, p);
     lua_pushnumber(L, r.rows ? r.loss_sum / (double)r.rows : NAN);
-    return 1;
+    lua_pushinteger(L, r.steps);
+    return 2;
 }
 
 static void print_pass(const char *split, double loss, double acc)
@@ -495,7 +491,7 @@ static int p_lr(lua_State *L)
     return 1;
 }
 
-static void set_lr(lua_State *L, pipeline *p, lua_Integer g, int idx)
+void tk_lp_set_lr(lua_State *L, pipeline *p, lua_Integer g, int idx)
 {
     double lr = lua_isnil(L, idx) ? NAN : luaL_checknumber(L, idx);
     if (tk_stepper_set_lr(p->st, (int)g, lr, p->s->ctx) != TK_OK)
@@ -508,10 +504,10 @@ static int p_set_lr(lua_State *L)
     pipeline *p = check_p(L);
     if (lua_gettop(L) == 2) {
         for (int g = 0; g < tk_model_group_count(model_of(p)); g++)
-            set_lr(L, p, g, 2);
+            tk_lp_set_lr(L, p, g, 2);
         return 0;
     }
-    set_lr(L, p, luaL_checkinteger(L, 2), 3);
+    tk_lp_set_lr(L, p, luaL_checkinteger(L, 2), 3);
     return 0;
 }
 
@@ -600,233 +596,6 @@ static int p_tostring(lua_State *L)
     return 1;
 }
 
-/* ---------------------------------------------------------------- model, data, opt */
-
-static void set_shape(lua_State *L, const char *key, tk_shape s)
-{
-    lua_createtable(L, s.ndim, 0);
-    for (int i = 0; i < s.ndim; i++) {
-        lua_pushinteger(L, s.d[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_setfield(L, -2, key);
-}
-
-/* A table whose tostring is a report (model: the layer table, opt: the group table). */
-static int report_tostring(lua_State *L)
-{
-    pipeline *p = luaL_checkudata(L, lua_upvalueindex(2), TK_LPIPELINE);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        return luaL_error(L, "out of memory");
-    if (lua_toboolean(L, lua_upvalueindex(1)))
-        tk_print_groups(f, model_of(p));
-    else
-        tk_print_layers(f, model_of(p));
-    fclose(f);
-    lua_pushlstring(L, text, len && text[len - 1] == '\n' ? len - 1 : len);
-    free(text);
-    return 1;
-}
-
-static void set_report_meta(lua_State *L, bool groups, int pidx)
-{
-    lua_newtable(L);
-    lua_pushboolean(L, groups);
-    lua_pushvalue(L, pidx);
-    lua_pushcclosure(L, report_tostring, 2);
-    lua_setfield(L, -2, "__tostring");
-    lua_setmetatable(L, -2);
-}
-
-static void push_model(lua_State *L, const pipeline *p, int spec, int pidx)
-{
-    const tk_model *m = model_of(p);
-    lua_newtable(L);
-    lua_newtable(L);
-    for (int i = 0; i < tk_model_layer_count(m); i++) {
-        tk_layer_info l = tk_model_layer(m, i);
-        lua_newtable(L);
-        lua_pushstring(L, l.name);
-        lua_setfield(L, -2, "name");
-        lua_pushstring(L, l.type);
-        lua_setfield(L, -2, "type");
-        set_shape(L, "shape", l.shape);
-        lua_pushinteger(L, l.params);
-        lua_setfield(L, -2, "params");
-        lua_pushstring(L, l.where);
-        lua_setfield(L, -2, "where");
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_setfield(L, -2, "layers");
-    set_shape(L, "input_shape", input_shape(p));
-    set_shape(L, "output_shape", tk_model_output_shape(m));
-    lua_pushinteger(L, tk_model_param_count(m, false));
-    lua_setfield(L, -2, "param_count");
-    lua_getfield(L, spec, "model");
-    lua_setfield(L, -2, "spec");
-    set_report_meta(L, false, pidx);
-}
-
-static void push_data(lua_State *L, const pipeline *p, int spec)
-{
-    const tk_pipeline *pl = &p->s->p;
-    lua_newtable(L);
-    for (int k = 0; k < 3; k++) {
-        if (!pl->views[k])
-            continue;
-        const tk_dataset *ds = tk_view_dataset(pl->views[k]);
-        lua_newtable(L);
-        lua_pushinteger(L, tk_view_len(pl->views[k]));
-        lua_setfield(L, -2, "size");
-        lua_pushinteger(L, tk_stepper_batches(p->st, k));
-        lua_setfield(L, -2, "batches");
-        set_shape(L, "sample_shape", tk_dataset_sample_shape(ds));
-        lua_pushstring(L, tk_dataset_source(ds));
-        lua_setfield(L, -2, "source");
-        lua_setfield(L, -2, split_names[k]);
-    }
-    lua_pushinteger(L, pl->train.batch_size);
-    lua_setfield(L, -2, "batch_size");
-    const tk_dataset *ds = train_ds(p);
-    if (classification(p)) {
-        int c = tk_dataset_num_classes(ds);
-        lua_createtable(L, c, 0);
-        for (int i = 0; i < c; i++) {
-            const char *name = tk_dataset_class_name(ds, i);
-            if (name)
-                lua_pushstring(L, name);
-            else
-                lua_pushinteger(L, i);
-            lua_rawseti(L, -2, i + 1);
-        }
-        lua_setfield(L, -2, "classes");
-    }
-    lua_getfield(L, spec, "data");
-    lua_setfield(L, -2, "spec");
-}
-
-/* opt.groups[i] (group i - 1 of the group table): its settings, and a live lr. */
-static int group_index(lua_State *L)
-{
-    const char *k = luaL_checkstring(L, 2);
-    if (strcmp(k, "lr") == 0) {
-        pipeline *p = luaL_checkudata(L, lua_upvalueindex(3), TK_LPIPELINE);
-        int n = tk_model_group_count(model_of(p));
-        double lrs[n];
-        tk_stepper_lrs(p->st, lrs);
-        lua_pushnumber(L, lrs[lua_tointeger(L, lua_upvalueindex(1))]);
-        return 1;
-    }
-    lua_getfield(L, lua_upvalueindex(2), k);
-    return 1;
-}
-
-static int group_newindex(lua_State *L)
-{
-    const char *k = luaL_checkstring(L, 2);
-    if (strcmp(k, "lr") != 0)
-        return luaL_error(L, "only lr changes live ('%s' is compiled into the model: edit the "
-                          "script)", k);
-    pipeline *p = luaL_checkudata(L, lua_upvalueindex(3), TK_LPIPELINE);
-    set_lr(L, p, lua_tointeger(L, lua_upvalueindex(1)), 3);
-    return 0;
-}
-
-static int group_tostring(lua_State *L)
-{
-    pipeline *p = luaL_checkudata(L, lua_upvalueindex(3), TK_LPIPELINE);
-    int g = (int)lua_tointeger(L, lua_upvalueindex(1));
-    int n = tk_model_group_count(model_of(p));
-    double lrs[n];
-    tk_stepper_lrs(p->st, lrs);
-    tk_group_info gi = tk_model_group(model_of(p), g);
-    char text[512];
-    snprintf(text, sizeof text, "group %d %s: lr %g, weight_decay %g, %d tensors", g,
-             gi.patterns, lrs[g], gi.h.weight_decay, gi.tensors);
-    lua_pushstring(L, text);
-    return 1;
-}
-
-static void push_opt(lua_State *L, const pipeline *p, int spec, int pidx)
-{
-    static const char *const group_fields[] = {"lr", "group", "patterns", "tensors",
-                                               "elements", "weight_decay", NULL};
-    const tk_model *m = model_of(p);
-    lua_newtable(L);
-    lua_pushstring(L, tk_optim_kind_name(tk_model_optim_kind(m)));
-    lua_setfield(L, -2, "kind");
-    lua_newtable(L);
-    for (int g = 0; g < tk_model_group_count(m); g++) {
-        tk_group_info gi = tk_model_group(m, g);
-        lua_newtable(L);              /* the proxy */
-        lua_newtable(L);              /* its metatable */
-        lua_pushinteger(L, g);
-        lua_newtable(L);              /* the settings */
-        lua_pushinteger(L, g);
-        lua_setfield(L, -2, "group");
-        lua_pushstring(L, gi.patterns);
-        lua_setfield(L, -2, "patterns");
-        lua_pushinteger(L, gi.tensors);
-        lua_setfield(L, -2, "tensors");
-        lua_pushinteger(L, gi.elements);
-        lua_setfield(L, -2, "elements");
-        lua_pushnumber(L, gi.h.weight_decay);
-        lua_setfield(L, -2, "weight_decay");
-        lua_pushvalue(L, pidx);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -3);
-        lua_pushcclosure(L, group_tostring, 3);
-        lua_setfield(L, -8, "__tostring");
-        lua_pushcclosure(L, group_index, 3);
-        lua_setfield(L, -5, "__index");
-        lua_pushcclosure(L, group_newindex, 3);
-        lua_setfield(L, -2, "__newindex");
-        tk_set_fields(L, -1, group_fields);
-        lua_setmetatable(L, -2);
-        lua_rawseti(L, -2, g + 1);
-    }
-    lua_setfield(L, -2, "groups");
-    lua_getfield(L, spec, "optimizer");
-    lua_setfield(L, -2, "spec");
-    set_report_meta(L, true, pidx);
-}
-
-static const char help_text[] =
-    "P is the compiled pipeline; model, data and opt describe it (print them).\n"
-    "  P:layers()  P:groups()            the layer table; the parameter groups and lrs now\n"
-    "  P.params[name]  P:param(name)     a parameter or buffer as a live tensor view\n"
-    "  P.grads[name]   P:grad(name)      its gradient after the last step\n"
-    "  t.shape t.dtype #t t[i] t:narrow(dim, start, len)   (1-based, like Lua)\n"
-    "  t:mean() :std() :min() :max() :sum() :norm() :argmax() :clone() :totable()\n"
-    "  x, y = P:batch(\"train\", i)          batch i of a split, in order\n"
-    "  out, loss = P:forward(x [, y])    the model in eval mode (any number of rows)\n"
-    "  ids, probs = P:predict(x)         classes (0-based) and softmax (+ names)\n"
-    "  P:transform(x)                    raw features scaled/normalised as in training\n"
-    "  P:step(n)                         n optimizer steps; returns their mean loss\n"
-    "  P:fit{epochs = k}                 k epochs with valid passes; Ctrl-C stops at a step\n"
-    "  P:evaluate(\"valid\")               {loss=, accuracy=, ...} of a split\n"
-    "  P:lr()  P:set_lr(g, lr)  P:set_lr(lr)   lrs now; fix group g's lr (g as in\n"
-    "      P:groups(), from 0; nil: back to the schedule); or opt.groups[g + 1].lr = lr\n"
-    "  P:save(path)  P:load(path)        weights (.safetensors; a run directory loads)\n"
-    "  P:state()                         epoch, batch, step so far\n"
-    "  tensor{{5.1, 3.5, 1.4, 0.2}}      a tensor from nested lists (\"int64\" as 2nd arg)\n"
-    "=expr or a bare expression prints its values; Tab completes fields (P:, model., tk.nn.).\n";
-
-static int l_help(lua_State *L)
-{
-    (void)L;
-    fputs(help_text, stdout);
-    fflush(stdout);
-    return 0;
-}
-
 tk_status tk_lmodule_open(lua_State *L, tk_session *s)
 {
     int spec = lua_gettop(L);
@@ -863,14 +632,7 @@ tk_status tk_lmodule_open(lua_State *L, tk_session *s)
     int pidx = lua_gettop(L);
     lua_pushvalue(L, pidx);
     lua_setglobal(L, "P");
-    push_model(L, p, spec, pidx);
-    lua_setglobal(L, "model");
-    push_data(L, p, spec);
-    lua_setglobal(L, "data");
-    push_opt(L, p, spec, pidx);
-    lua_setglobal(L, "opt");
-    lua_pushcfunction(L, l_help);
-    lua_setglobal(L, "help");
+    tk_lglobals_open(L, pidx, spec);
     lua_settop(L, spec);
     return TK_OK;
 }

@@ -33,6 +33,22 @@ void tk_lt_gather(const tk_ltensor *t, float *dst);
  * caller raises the error, naming where training stopped. */
 extern volatile int tk_repl_interrupted, tk_repl_training;
 
+/* P: the session and the stepper that trains it (lmodule.c). */
+#define TK_LPIPELINE "tk.pipeline"
+typedef struct {
+    tk_session *s;
+    tk_stepper *st;
+} tk_lpipeline;
+extern const char *const tk_split_names[]; /* "train", "valid", "test": splits 0, 1, 2 */
+const tk_dataset *tk_lp_train(const tk_lpipeline *p);
+/* The model's input with the compiled batch first (the train samples' shape: checked). */
+tk_shape tk_lp_input_shape(const tk_lpipeline *p);
+bool tk_lp_classification(const tk_lpipeline *p);
+/* Sets group g's lr to the number at idx (nil: back to the schedule); raises on error. */
+void tk_lp_set_lr(lua_State *L, tk_lpipeline *p, lua_Integer g, int idx);
+/* The globals model, data, opt and help (lglobals.c); P at pidx, the spec table at spec. */
+void tk_lglobals_open(lua_State *L, int pidx, int spec);
+
 /* Defines the globals P, model, data, opt and help for an open session; the stepper is
  * created here and freed by tk_lmodule_close. The spec table is at the top of the stack. */
 tk_status tk_lmodule_open(lua_State *L, tk_session *s);

@@ -198,7 +198,6 @@ static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
      * with the batches after it instead of meeting the same non-finite values again. */
     tk_status st = update(s, loss, in_window, ctx);
     s->cursor += in_window;
-    r->last_loss = loss;
     r->loss = s->loss_sum / (double)s->rows;
     r->accuracy = tk_metrics_accuracy(s->train_mt);
     if (st == TK_OK)

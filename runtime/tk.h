@@ -536,7 +536,6 @@ typedef struct {
     int64_t steps;             /* updates applied by the call */
     double loss_sum;           /* over the rows of the call's micro-batches */
     int64_t rows;
-    double last_loss;          /* of the last micro-batch */
     double loss, accuracy;     /* running means of the epoch's train pass so far */
     bool epoch_done;           /* the call ended an epoch */
 } tk_stepper_result;

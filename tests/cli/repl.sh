@@ -89,8 +89,8 @@ repl "$IRIS" < <(sed -n 's/^### \(.*\)$/print("### " .. [==[\1]==]); print(\1)/p
 "$TKRUN" "$BC" --epochs 3 --run-dir bc --quiet >/dev/null || bad "training run failed"
 repl "$BC" --epochs 3 <<'EOF'
 l0 = P:evaluate("train").loss
-s = P:step(10)
-print(type(s), P:evaluate("train").loss < l0, P:state().step, P:state().batch)
+s, k = P:step(10)
+print(type(s), P:evaluate("train").loss < l0, P:state().step, P:state().batch, k)
 r = P:fit{epochs = 3, quiet = true}
 print(P:state().epoch, P:state().step, type(r.train.loss), type(r.valid.accuracy))
 P:save("fit.safetensors")
@@ -98,7 +98,7 @@ e = P:evaluate("valid")
 print(string.format("%.6f %.4f %d", e.loss, e.accuracy, e.samples))
 EOF
 expect_rc 0
-[ "$(line 1)" = $'number\ttrue\t10\t10' ] && ok || bad "P:step: $(line 1)"
+[ "$(line 1)" = $'number\ttrue\t10\t10\t10' ] && ok || bad "P:step: $(line 1)"
 [ "$(line 2)" = $'3\t39\tnumber\tnumber' ] && ok || bad "P:fit: $(line 2)"
 cmp -s fit.safetensors bc/checkpoints/final.safetensors && ok ||
     bad "P:step(10) + P:fit{epochs = 3} differs from tkrun --epochs 3"
@@ -225,6 +225,10 @@ tmux send-keys -t "$S" C-c
 wait_for "interrupted at epoch" && ok || bad "Ctrl-C did not stop P:fit: $(screen)"
 tmux send-keys -t "$S" '=P:state().step > 0 and "back at the prompt"' Enter
 wait_for "back at the prompt" && ok || bad "no prompt after Ctrl-C: $(screen)"
+tmux send-keys -t "$S" 'while true do end' Enter
+sleep 0.5
+tmux send-keys -t "$S" C-c
+wait_for "interrupted!" && ok || bad "Ctrl-C did not stop a Lua loop: $(screen)"
 tmux send-keys -t "$S" C-d
 wait_for "exit=0" && ok || bad "Ctrl-D did not exit with 0: $(screen)"
 tmux kill-session -t "$S" 2>/dev/null
