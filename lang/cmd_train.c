@@ -83,8 +83,115 @@ static bool resume_run_dir(const char *from, char *out, size_t cap)
     return true;
 }
 
-/* Print what the script changed since the checkpoint: its resolved config, line by line.
- * Structural changes are refused later by the runtime; this only tells. */
+/* The resolved config (tk.describe) as (key path, value) pairs: "optimizer.lr" -> "0.01".
+ * Indentation (two spaces a level) gives the parent keys; "(file:N)" tags are dropped, so a
+ * line added to the script, which moves every later tag, changes no value. */
+typedef struct {
+    char *path, *value;
+} config_entry;
+
+static void strip_tags(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r;) {
+        const char *e = r + 1;
+        while (*r == '(' && *e && !strchr("() ", *e))
+            e++;
+        const char *digits = e;
+        while (digits > r + 1 && digits[-1] >= '0' && digits[-1] <= '9')
+            digits--;
+        if (*r == '(' && *e == ')' && digits < e && digits > r + 2 && digits[-1] == ':') {
+            while (w > s && w[-1] == ' ')
+                w--;
+            r = e + 1;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    while (w > s && w[-1] == ' ')
+        w--;
+    *w = 0;
+}
+
+static void free_entries(config_entry *e, int n)
+{
+    for (int i = 0; e && i < n; i++) {
+        free(e[i].path);
+        free(e[i].value);
+    }
+    free(e);
+}
+
+/* One entry per line of `text`; NULL when out of memory. */
+static config_entry *config_entries(const char *text, int *n)
+{
+    enum { DEPTH = 32 };
+    char *parents[DEPTH] = {0};
+    size_t lines = 1;
+    for (const char *c = text; *c; c++)
+        lines += *c == '\n';
+    config_entry *e = calloc(lines, sizeof *e);
+    bool oom = !e;
+    *n = 0;
+    for (const char *line = text; !oom && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line), indent = 0;
+        while (indent < len && line[indent] == ' ')
+            indent++;
+        int depth = indent / 2 < DEPTH ? (int)(indent / 2) : DEPTH - 1;
+        char *body = strndup(line + indent, len - indent);
+        line += len + (nl ? 1 : 0);
+        if ((oom = !body))
+            break;
+        strip_tags(body);
+        /* "key: value", "key:" (a parent), or a model node "#3 2 = linear(...) <- #2". */
+        char *sep = body[0] == '#' ? strchr(body, ' ') : strchr(body, ':');
+        const char *value = "";
+        if (sep) {
+            *sep = 0;
+            value = sep[1] == ' ' ? sep + 2 : sep + 1;
+        }
+        for (int k = depth; k < DEPTH; k++) {
+            free(parents[k]);
+            parents[k] = NULL;
+        }
+        parents[depth] = strdup(body);
+        size_t plen = 1;
+        for (int k = 0; k <= depth; k++)
+            plen += (parents[k] ? strlen(parents[k]) : 0) + 1;
+        char *path = malloc(plen), *v = strdup(value);
+        free(body);
+        if ((oom = !path || !v || !parents[depth])) {
+            free(path);
+            free(v);
+            break;
+        }
+        path[0] = 0;
+        for (int k = 0; k <= depth; k++)
+            if (parents[k])
+                strcat(strcat(path, path[0] ? "." : ""), parents[k]);
+        e[(*n)++] = (config_entry){path, v};
+    }
+    for (int k = 0; k < DEPTH; k++)
+        free(parents[k]);
+    if (oom) {
+        free_entries(e, *n);
+        return NULL;
+    }
+    return e;
+}
+
+static const config_entry *find_entry(const config_entry *e, int n, const char *path)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(e[i].path, path) == 0)
+            return &e[i];
+    return NULL;
+}
+
+/* Print what the script changed since the checkpoint, value by key path:
+ * "optimizer.lr: 0.05 -> 0.01", "- key: old", "+ key: new". Structural changes are refused
+ * later by the runtime; this only tells. */
 static void print_config_changes(const char *run_dir, const char *config)
 {
     char path[4400];
@@ -93,28 +200,25 @@ static void print_config_changes(const char *run_dir, const char *config)
     if (!config || tk_st_load(path, &f, NULL) != TK_OK)
         return;
     const char *old = tk_st_meta(f, "config");
-    if (old && strcmp(old, config) != 0) {
-        printf("the script changed since the checkpoint:\n");
-        const char *texts[2] = {old, config};
-        const char *marks[2] = {"  - ", "  + "};
-        for (int k = 0; k < 2; k++) {
-            const char *other = texts[1 - k];
-            for (const char *line = texts[k]; *line;) {
-                const char *nl = strchr(line, '\n');
-                size_t n = nl ? (size_t)(nl - line) : strlen(line);
-                bool found = false;
-                for (const char *o = other; *o && !found;) {
-                    const char *onl = strchr(o, '\n');
-                    size_t on = onl ? (size_t)(onl - o) : strlen(o);
-                    found = on == n && strncmp(o, line, n) == 0;
-                    o += on + (onl ? 1 : 0);
-                }
-                if (!found)
-                    printf("%s%.*s\n", marks[k], (int)n, line);
-                line += n + (nl ? 1 : 0);
-            }
-        }
+    int na = 0, nb = 0;
+    config_entry *a = old ? config_entries(old, &na) : NULL, *b = config_entries(config, &nb);
+    bool any = false;
+    for (int i = 0; a && b && i < na + nb; i++) {
+        bool was = i < na;
+        const config_entry *e = was ? &a[i] : &b[i - na];
+        const config_entry *other = find_entry(was ? b : a, was ? nb : na, e->path);
+        if (other && (!was || strcmp(other->value, e->value) == 0))
+            continue;
+        if (!any)
+            printf("the script changed since the checkpoint:\n");
+        any = true;
+        if (other)
+            printf("  %s: %s -> %s\n", e->path, e->value, other->value);
+        else
+            printf("  %s %s%s%s\n", was ? "-" : "+", e->path, e->value[0] ? ": " : "", e->value);
     }
+    free_entries(a, na);
+    free_entries(b, nb);
     tk_st_free(f);
 }
 
@@ -184,6 +288,40 @@ static void progress_and_crash(const tk_progress *p, void *ud)
 
 /* ---------------------------------------------------------------- commands */
 
+/* An argument as the shell reads it back: quoted unless it is plain. */
+static void put_arg(FILE *f, const char *a)
+{
+    bool plain = *a != 0;
+    for (const char *c = a; *c && plain; c++)
+        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                       "_-+=.,/:@%", *c) != NULL;
+    if (plain) {
+        fprintf(f, " %s", a);
+        return;
+    }
+    fputs(" '", f);
+    for (const char *c = a; *c; c++)
+        fputs(*c == '\'' ? "'\\''" : (char[2]){*c, 0}, f);
+    fputc('\'', f);
+}
+
+/* The command that continues this run as an uninterrupted one would have gone: the same
+ * thread count (bit-exactness depends on it) and every --set/--epochs of this invocation. */
+static void print_resume_hint(const tk_cli *c, const char *dir, const char *msg)
+{
+    fprintf(stderr, "tkrun: %s\ntkrun: resume with: tkrun", msg);
+    put_arg(stderr, c->script);
+    fputs(" --resume", stderr);
+    put_arg(stderr, dir);
+    fprintf(stderr, " --threads %d", tk_threads());
+    for (int i = 0; i < c->n_sets; i++) {
+        fputs(" --set", stderr);
+        put_arg(stderr, c->sets[i]);
+    }
+    fputc('\n', stderr);
+}
+
+
 static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ctx)
 {
     char dir[4096];
@@ -219,6 +357,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         tk_train_opts *o = &p->train;
         o->run_dir = dir;
         o->resume = c->resume ? c->resume : NULL;
+        o->keep_threads = c->threads > 0;
         o->config = config;
         o->interrupt = &interrupted;
         o->progress = progress_and_crash;
@@ -229,7 +368,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         o->report = open_memstream(&report, &report_len);
         if (c->resume)
             print_config_changes(dir, config);
-        else if (!c->quiet)
+        else
             printf("run directory: %s\n", dir);
         setup_crash_test();
         struct sigaction sa = {.sa_handler = on_signal};
@@ -253,8 +392,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         }
         free(report);
         if (st == TK_ERR_INTERRUPTED)
-            fprintf(stderr, "tkrun: %s\ntkrun: resume with: tkrun %s --resume %s\n",
-                    tk_errmsg(ctx), c->script, dir);
+            print_resume_hint(c, dir, tk_errmsg(ctx));
     }
     free(config);
     return st;

@@ -45,6 +45,10 @@ typedef struct {
 tk_status tk_pipeline_build(lua_State *L, tk_pipeline *p, tk_ctx *ctx);
 void tk_pipeline_free(tk_pipeline *p);
 
+/* Record the data preprocessing (transform, splits, classes) as "data.*" metadata on
+ * p->model, for every checkpoint, and append it to p->data_note (preprocess.c). */
+tk_status tk_preprocess_record(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *ctx);
+
 /* The layer table (name, type, output shape, params, script line) and the group table. */
 void tk_print_layers(FILE *f, const tk_model *m);
 void tk_print_groups(FILE *f, const tk_model *m);

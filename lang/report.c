@@ -251,6 +251,35 @@ void tk_print_summary(FILE *f, const tk_model *m, const char *model_class)
     free(used);
 }
 
+/* The trained tensors of group g (g < 0: the frozen ones) on one indented line; a long list
+ * keeps its first names and says how many more there are. */
+static void print_names(FILE *f, const tk_model *m, int g)
+{
+    enum { WIDTH = 96 };
+    char line[WIDTH + 64];
+    size_t used = 0;
+    int shown = 0, total = 0;
+    line[0] = 0;
+    for (int i = 0; i < tk_model_tensor_count(m); i++) {
+        tk_tensor_info t = tk_model_tensor(m, i);
+        if (t.kind != TK_TENSOR_PARAM || t.group != g)
+            continue;
+        total++;
+        size_t n = strlen(t.name) + (shown ? 2 : 0);
+        if (shown == total - 1 && used + n <= WIDTH) {
+            used += (size_t)snprintf(line + used, sizeof line - used, "%s%s", shown ? ", " : "",
+                                     t.name);
+            shown++;
+        }
+    }
+    if (total == 0)
+        return;
+    fprintf(f, "      %s", line);
+    if (shown < total)
+        fprintf(f, "%s... (%d more)", shown ? ", " : "", total - shown);
+    fputc('\n', f);
+}
+
 void tk_print_groups(FILE *f, const tk_model *m)
 {
     tk_optim_kind kind = tk_model_optim_kind(m);
@@ -282,6 +311,29 @@ void tk_print_groups(FILE *f, const tk_model *m)
         }
         fprintf(f, "%-5d %-24s %7d %10s %10g %12g  %s\n", g, gi.patterns, gi.tensors, elements,
                 h->lr, h->weight_decay, opts);
+        print_names(f, m, g);
+    }
+    int frozen = 0;
+    int64_t frozen_elements = 0;
+    for (int i = 0; i < tk_model_tensor_count(m); i++) {
+        tk_tensor_info t = tk_model_tensor(m, i);
+        if (t.kind == TK_TENSOR_PARAM && t.group < 0) {
+            frozen++;
+            frozen_elements += tk_shape_numel(&t.shape);
+        }
+    }
+    if (frozen) {
+        char elements[32];
+        thousands(elements, sizeof elements, frozen_elements);
+        fprintf(f, "%-30s %7d %10s  (not trained)\n", "frozen", frozen, elements);
+        print_names(f, m, -1);
+    }
+    for (int g = 0; g < tk_model_group_count(m); g++) {
+        tk_group_info gi = tk_model_group(m, g);
+        if (gi.tensors == 0)
+            fprintf(f, "warning: group %d (%s) has no tensors: what it matches is frozen or "
+                    "taken by an earlier group, so its settings apply to nothing\n", g,
+                    gi.patterns);
     }
 }
 

@@ -211,21 +211,36 @@ static unsigned long file_crc(const char *path)
     return crc;
 }
 
-static void note_split(tk_pipeline *p, int s, const char *source)
+/* One line per split: samples, shape, and every file its dataset spec (at index t) read with
+ * its CRC-32: IDX images and labels, a CSV and its separate label CSV. */
+static void note_split(lua_State *L, tk_pipeline *p, int s, int t)
 {
     tk_view *v = p->views[s];
     if (!v)
         return;
-    tk_dataset *ds = tk_view_dataset(v);
-    tk_shape shape = tk_dataset_sample_shape(ds);
+    const char *files[2] = {str_field(L, t, "images", NULL), str_field(L, t, "labels", NULL)};
+    if (!files[0]) {
+        files[0] = str_field(L, t, "path", NULL);
+        lua_getfield(L, t, "label");
+        files[1] = lua_istable(L, -1) ? str_field(L, -1, "path", NULL) : NULL;
+        lua_pop(L, 1);
+    }
+    tk_shape shape = tk_dataset_sample_shape(tk_view_dataset(v));
     char sh[96];
-    size_t old = p->data_note ? strlen(p->data_note) : 0, cap = old + strlen(source) + 256;
+    size_t old = p->data_note ? strlen(p->data_note) : 0, cap = old + 256;
+    for (int k = 0; k < 2; k++)
+        cap += files[k] ? strlen(files[k]) + 32 : 0;
     char *note = realloc(p->data_note, cap);
     if (!note)
         return;
-    snprintf(note + old, cap - old, "%-5s  %7lld samples  %s  %s (crc32 %08lx)\n",
-             split_names[s], (long long)tk_view_len(v), tk_shape_str(&shape, sh, sizeof sh),
-             source, file_crc(source));
+    size_t used = old + (size_t)snprintf(note + old, cap - old, "%-5s  %7lld samples  %s ",
+                                         split_names[s], (long long)tk_view_len(v),
+                                         tk_shape_str(&shape, sh, sizeof sh));
+    for (int k = 0; k < 2; k++)
+        if (files[k] && *files[k])
+            used += (size_t)snprintf(note + used, cap - used, "%s %s (crc32 %08lx)",
+                                     k ? "," : "", files[k], file_crc(files[k]));
+    snprintf(note + used, cap - used, "\n");
     p->data_note = note;
 }
 
@@ -264,7 +279,7 @@ static tk_status build_data(lua_State *L, int pipe, tk_pipeline *p, bool regress
             continue;
         int own = p->datasets[s] ? spec[s] : spec[TRAIN];
         st = normalize(L, own, p->views[s], p->views[TRAIN], ctx);
-        note_split(p, s, tk_dataset_source(tk_view_dataset(p->views[s])));
+        note_split(L, p, s, own);
     }
     lua_settop(L, data - 1);
     return st;
@@ -713,6 +728,8 @@ tk_status tk_pipeline_build(lua_State *L, tk_pipeline *p, tk_ctx *ctx)
         st = add_loss(L, pipe, p, output, target, ctx);
     if (st == TK_OK)
         st = compile_model(L, pipe, p, ctx);
+    if (st == TK_OK)
+        st = tk_preprocess_record(L, pipe, p, ctx);
     if (st == TK_OK)
         st = tk_check_data(p->model, &p->train, ctx);
     lua_settop(L, pipe);

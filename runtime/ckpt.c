@@ -12,9 +12,9 @@
 /* ---------------------------------------------------------------- metadata values */
 
 typedef struct {
-    const char *keys[32];
-    const char *values[32];
-    char text[32][64];
+    const char *keys[96];
+    const char *values[96];
+    char text[96][64];
     int n;
 } meta;
 
@@ -102,6 +102,16 @@ static char *group_signature(const tk_model *m)
     return s;
 }
 
+/* batch norm's num_batches_tracked is an int64 in PyTorch (the one integer buffer of its
+ * modules); kept as a float here, it is stored as I64 so load_state_dict sees its own dtype.
+ * The reader converts either back. */
+static bool integer_counter(const char *name)
+{
+    size_t n = strlen(name), k = strlen("num_batches_tracked");
+    return n >= k && strcmp(name + n - k, "num_batches_tracked") == 0 &&
+           (n == k || name[n - k - 1] == '.');
+}
+
 /* The checksum covers tensor bytes in name order: the order the writer stores them. */
 static int by_name(const void *a, const void *b)
 {
@@ -132,9 +142,16 @@ tk_status tk_ckpt_save(const tk_model *m, const char *path, const tk_train_state
     tk_st_tensor *t = tk_calloc((size_t)(n ? n : 1), sizeof *t);
     if (!t)
         return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    bool *i64 = tk_calloc((size_t)(n ? n : 1), sizeof *i64);
+    if (!i64) {
+        tk_free(t);
+        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    }
     for (int i = 0; i < n; i++)
         t[i] = (tk_st_tensor){m->tensors[i].name, m->tensors[i].shape, m->tensors[i].data};
     qsort(t, (size_t)n, sizeof *t, by_name);
+    for (int i = 0; i < n; i++)
+        i64[i] = integer_counter(t[i].name);
     meta md = {.n = 0};
     char crc[16];
     snprintf(crc, sizeof crc, "%08x", checksum(t, n));
@@ -152,6 +169,7 @@ tk_status tk_ckpt_save(const tk_model *m, const char *path, const tk_train_state
             tk_free(sched);
             tk_free(metrics);
             tk_free(t);
+            tk_free(i64);
             return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
         }
         put(&md, "optimizer", m->opt->name);
@@ -166,19 +184,24 @@ tk_status tk_ckpt_save(const tk_model *m, const char *path, const tk_train_state
         put_int(&md, "skips", st->skips);
         put_int(&md, "rows", st->rows);
         put_int(&md, "seed", (int64_t)m->seed);
+        put_int(&md, "threads", tk_threads());
         put_double(&md, "best", st->best);
         put_double(&md, "stop_best", st->stop_best);
         put_double(&md, "loss_sum", st->loss_sum);
+        put_double(&md, "loss_weight", st->loss_weight);
         put(&md, "sched", sched);
         put(&md, "metrics", metrics);
     }
     if (config)
         put(&md, "config", config);
-    tk_status s = tk_st_save(path, t, n, md.keys, md.values, md.n, ctx);
+    for (int i = 0; i < m->n_meta && md.n < 96; i++)
+        put(&md, m->meta[2 * i], m->meta[2 * i + 1]);
+    tk_status s = tk_st_save_typed(path, t, i64, n, md.keys, md.values, md.n, ctx);
     tk_free(groups);
     tk_free(sched);
     tk_free(metrics);
     tk_free(t);
+    tk_free(i64);
     return s;
 }
 
@@ -290,6 +313,11 @@ tk_status tk_ckpt_load(tk_model *m, const char *path, tk_train_state *st, tk_ctx
     if (s == TK_OK && !ok)
         s = tk_fail(ctx, TK_ERR_INPUT, "%s: the training state in the metadata is incomplete "
                     "or does not fit this pipeline (schedule or metrics changed?)", path);
+    if (s == TK_OK && !get_int(f, "threads", &in.threads))
+        in.threads = 0;
+    /* Older checkpoints weighed every row by 1. */
+    if (s == TK_OK && !get_double(f, "loss_weight", &in.loss_weight))
+        in.loss_weight = (double)in.rows;
     if (s == TK_OK) {
         for (int i = 0; i < m->n_tensors; i++) {
             const tk_tensor_rec *r = &m->tensors[i];
@@ -431,4 +459,63 @@ tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *
 tk_status tk_model_save_weights(const tk_model *m, const char *path, tk_ctx *ctx)
 {
     return tk_ckpt_save(m, path, NULL, NULL, ctx);
+}
+
+/* ---------------------------------------------------------------- the model's own metadata */
+
+/* Keys the checkpoint writer sets itself: a model key of the same name would be a duplicate. */
+static const char *const reserved[] = {
+    "format", "tkrun", "kind", "checksum", "optimizer", "groups", "epoch", "cursor", "step",
+    "optim_steps", "batches_seen", "bad_epochs", "best_epoch", "skips", "rows", "seed",
+    "threads", "best", "stop_best", "loss_sum", "loss_weight", "sched", "metrics", "config",
+};
+
+tk_status tk_model_set_meta(tk_model *m, const char *key, const char *value, tk_ctx *ctx)
+{
+    for (size_t k = 0; k < sizeof reserved / sizeof reserved[0]; k++)
+        if (strcmp(key, reserved[k]) == 0)
+            return tk_fail(ctx, TK_ERR_INPUT, "metadata key '%s' is the checkpoint's own", key);
+    char *v = tk_strdup(value);
+    if (!v)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    for (int i = 0; i < m->n_meta; i++)
+        if (strcmp(m->meta[2 * i], key) == 0) {
+            tk_free(m->meta[2 * i + 1]);
+            m->meta[2 * i + 1] = v;
+            return TK_OK;
+        }
+    /* A checkpoint's metadata has 96 slots; the writer's own keys take fewer than 32. */
+    if (m->n_meta >= 64) {
+        tk_free(v);
+        return tk_fail(ctx, TK_ERR_RUNTIME, "more than 64 metadata keys on a model");
+    }
+    char **grown = tk_realloc(m->meta, sizeof(char *) * 2 * (size_t)m->n_meta,
+                              sizeof(char *) * 2 * (size_t)(m->n_meta + 1));
+    if (grown)
+        m->meta = grown;
+    char *k = grown ? tk_strdup(key) : NULL;
+    if (!k) {
+        tk_free(v);
+        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    }
+    m->meta[2 * m->n_meta] = k;
+    m->meta[2 * m->n_meta + 1] = v;
+    m->n_meta++;
+    return TK_OK;
+}
+
+int64_t tk_meta_numbers(const char *s, double *out, int64_t cap)
+{
+    if (!s)
+        return -1;
+    int64_t n = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || n >= cap || (*end && *end != ',') || (*end == ',' && !end[1]))
+            return -1;
+        out[n++] = v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n;
 }

@@ -46,6 +46,16 @@ tk_status tk_model_eval(tk_model *m, int n, float *loss, tk_ctx *ctx)
     return TK_OK;
 }
 
+double tk_model_loss_weight(const tk_model *m, int n)
+{
+    const tk_node *loss = &m->g->nodes[m->g->loss];
+    if (!loss->op->loss_weight)
+        return (double)n;
+    tk_kernel_args a = m->eval.args[m->g->loss];
+    a.n = n;
+    return loss->op->loss_weight(&a);
+}
+
 float *tk_model_input(tk_model *m)
 {
     return m->input;

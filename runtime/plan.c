@@ -566,5 +566,8 @@ void tk_model_free(tk_model *m)
     free_schedule(&m->train);
     free_schedule(&m->eval);
     tk_graph_free(m->g);
+    for (int i = 0; i < 2 * m->n_meta; i++)
+        tk_free(m->meta[i]);
+    tk_free(m->meta);
     tk_free(m);
 }

@@ -1,9 +1,11 @@
-/* safetensors_write.c - the F32 safetensors writer: header JSON (tensors sorted by name,
- * __metadata__ as a string map, padded with spaces to a multiple of 8 as the reference
- * implementation does), data, and one atomic write. Not here: reading (safetensors.c). */
+/* safetensors_write.c - the safetensors writer (F32, and I64 for integer counters): header
+ * JSON (tensors sorted by name, __metadata__ as a string map, padded with spaces to a multiple
+ * of 8 as the reference implementation does), data, and one atomic write. Not here: reading
+ * (safetensors.c). */
 #include "tk_int.h"
 #include "safetensors.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,8 +78,8 @@ static int64_t shape_numel(const tk_shape *s)
 }
 
 /* Validate what tk_st_save was given; *data_len receives the data section's size. */
-static tk_status check_save_args(const char *path, const tk_st_tensor *t, int n,
-                                 const char *const *mk, const char *const *mv, int n_meta,
+static tk_status check_save_args(const char *path, const tk_st_tensor *t, const bool *i64,
+                                 int n, const char *const *mk, const char *const *mv, int n_meta,
                                  size_t *data_len, tk_ctx *ctx)
 {
     *data_len = 0;
@@ -98,9 +100,10 @@ static tk_status check_save_args(const char *path, const tk_st_tensor *t, int n,
         }
         if (numel && !t[i].data)
             return tk_fail(ctx, TK_ERR_INPUT, "%s: tensor '%s' has no data", path, t[i].name);
-        if ((uint64_t)numel > (SIZE_MAX / 2 - *data_len) / 4)
+        size_t size = (i64 && i64[i]) ? 8 : 4;
+        if ((uint64_t)numel > (SIZE_MAX / 2 - *data_len) / size)
             return tk_st_oom(ctx, path);
-        *data_len += (size_t)numel * 4;
+        *data_len += (size_t)numel * size;
     }
     for (int i = 0; i < n_meta; i++)
         if (!mk[i] || !mv[i] || !tk_st_utf8_valid(mk[i]) || !tk_st_utf8_valid(mv[i]))
@@ -111,8 +114,8 @@ static tk_status check_save_args(const char *path, const tk_st_tensor *t, int n,
 
 /* The header JSON, tensors in `order`, padded to a multiple of 8 like the reference writer
  * does, so the data section is aligned. */
-static void build_header(sbuf *b, const tk_st_tensor *t, const st_key *order, int n,
-                         const char *const *mk, const char *const *mv, int n_meta)
+static void build_header(sbuf *b, const tk_st_tensor *t, const bool *i64, const st_key *order,
+                         int n, const char *const *mk, const char *const *mv, int n_meta)
 {
     sb_puts(b, "{");
     if (n_meta) {
@@ -128,10 +131,12 @@ static void build_header(sbuf *b, const tk_st_tensor *t, const st_key *order, in
     uint64_t off = 0;
     for (int k = 0; k < n; k++) {
         const tk_st_tensor *x = &t[order[k].idx];
-        uint64_t bytes = (uint64_t)shape_numel(&x->shape) * 4;
+        bool wide = i64 && i64[order[k].idx];
+        uint64_t bytes = (uint64_t)shape_numel(&x->shape) * (wide ? 8 : 4);
         sb_puts(b, k || n_meta ? "," : "");
         sb_putjs(b, x->name);
-        sb_puts(b, ":{\"dtype\":\"F32\",\"shape\":[");
+        sb_puts(b, wide ? ":{\"dtype\":\"I64\",\"shape\":["
+                          : ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < x->shape.ndim; d++) {
             sb_puts(b, d ? "," : "");
             sb_putu(b, (uint64_t)x->shape.d[d]);
@@ -152,9 +157,16 @@ tk_status tk_st_save(const char *path, const tk_st_tensor *tensors, int n,
                      const char *const *meta_keys, const char *const *meta_values, int n_meta,
                      tk_ctx *ctx)
 {
+    return tk_st_save_typed(path, tensors, NULL, n, meta_keys, meta_values, n_meta, ctx);
+}
+
+tk_status tk_st_save_typed(const char *path, const tk_st_tensor *tensors, const bool *i64,
+                           int n, const char *const *meta_keys,
+                           const char *const *meta_values, int n_meta, tk_ctx *ctx)
+{
     size_t data_len;
-    tk_status st = check_save_args(path, tensors, n, meta_keys, meta_values, n_meta, &data_len,
-                                   ctx);
+    tk_status st = check_save_args(path, tensors, i64, n, meta_keys, meta_values, n_meta,
+                                   &data_len, ctx);
     if (st != TK_OK)
         return st;
     /* Tensors go out sorted by name; the same sorts find duplicates. */
@@ -176,7 +188,7 @@ tk_status tk_st_save(const char *path, const tk_st_tensor *tensors, int n,
                        meta_keys[kdup]);
     }
     sbuf h = {0};
-    build_header(&h, tensors, order, n, meta_keys, meta_values, n_meta);
+    build_header(&h, tensors, i64, order, n, meta_keys, meta_values, n_meta);
     size_t total = 8 + h.len + data_len;
     unsigned char *out = h.oom || h.len > SIZE_MAX / 2 ? NULL : tk_malloc(total);
     if (!out) {
@@ -190,11 +202,19 @@ tk_status tk_st_save(const char *path, const tk_st_tensor *tensors, int n,
     unsigned char *w = out + 8 + h.len;
     for (int k = 0; k < n; k++) {
         const tk_st_tensor *x = &tensors[order[k].idx];
+        bool wide = i64 && i64[order[k].idx];
         int64_t numel = shape_numel(&x->shape);
         for (int64_t j = 0; j < numel; j++) {
-            uint32_t bits;
-            memcpy(&bits, &x->data[j], sizeof bits);
-            for (int i = 0; i < 4; i++)
+            uint64_t bits = 0;
+            if (wide) {
+                int64_t v = (int64_t)llround((double)x->data[j]);
+                memcpy(&bits, &v, sizeof v);
+            } else {
+                uint32_t b32;
+                memcpy(&b32, &x->data[j], sizeof b32);
+                bits = b32;
+            }
+            for (int i = 0; i < (wide ? 8 : 4); i++)
                 *w++ = (unsigned char)(bits >> (8 * i));
         }
     }

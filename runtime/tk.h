@@ -169,6 +169,8 @@ void tk_view_free(tk_view *v);
 int64_t tk_view_len(const tk_view *v);
 tk_dataset *tk_view_dataset(const tk_view *v);
 int64_t tk_view_index(const tk_view *v, int64_t i); /* dataset index of view sample i */
+/* The view's transform: returns mul and sets *add (one value per feature of a sample). */
+const float *tk_view_affine(const tk_view *v, const float **add);
 
 typedef enum { TK_NORM_NONE, TK_NORM_FIXED, TK_NORM_STANDARD, TK_NORM_MINMAX } tk_norm_kind;
 typedef struct {
@@ -301,6 +303,10 @@ tk_status tk_model_forward_backward(tk_model *m, int n, float loss_scale, uint64
 /* Forward + loss in eval mode (dropout off, running statistics). */
 tk_status tk_model_eval(tk_model *m, int n, float *loss, tk_ctx *ctx);
 void tk_model_zero_grad(tk_model *m);
+/* The weight of the first n rows now in the target buffer in the loss's mean: n, or for a
+ * mean with class weights / ignore_index their summed weights (PyTorch's divisor). A pass's
+ * loss is sum(batch loss * weight) / sum(weight), the loss of the whole pass at once. */
+double tk_model_loss_weight(const tk_model *m, int n);
 /* Global L2 norm of the trained gradients. */
 double tk_model_grad_norm(const tk_model *m);
 void tk_model_scale_grad(tk_model *m, float s);
@@ -498,6 +504,10 @@ typedef struct {
     bool skip_nonfinite;                   /* drop non-finite updates instead of stopping */
     int64_t max_skips;                     /* with skip: stop after this many (0: never) */
     const char *resume;                    /* a full checkpoint or a run directory */
+    bool keep_threads;                     /* resume at tk_threads() even when the checkpoint
+                                              recorded another count (a notice says the run
+                                              is then not bit-identical); false: switch to
+                                              the recorded count */
     const char *config;                    /* resolved config text, kept in checkpoints */
     volatile int *interrupt;               /* set by a signal: save and stop after the step */
     bool tensorboard;
@@ -583,6 +593,17 @@ tk_status tk_model_load_weights(tk_model *m, const char *path, const tk_rename *
                                 int n_renames, bool strict, FILE *report, tk_ctx *ctx);
 /* Parameters and buffers under their PyTorch names (weights only: PyTorch loads it). */
 tk_status tk_model_save_weights(const tk_model *m, const char *path, tk_ctx *ctx);
+/* A __metadata__ string that every checkpoint and weights file of this model carries from
+ * now on (a key set again takes the new value): what the weights need around them. tkrun
+ * records the data preprocessing under "data.*" (lang/preprocess.c lists the keys):
+ * data.normalize, data.scale, data.mul and data.add (x' = x * mul[f] + add[f], the transform
+ * the batches got), data.mean and data.std, the split seed, fractions, sizes and index
+ * CRCs, and data.classes (the class-name -> id map as JSON). Read them back with tk_st_meta,
+ * number lists with tk_meta_numbers. */
+tk_status tk_model_set_meta(tk_model *m, const char *key, const char *value, tk_ctx *ctx);
+/* Parse a comma-separated list of numbers (a metadata value) into out (at most cap);
+ * returns how many there are, or -1 if the text is not such a list or holds more than cap. */
+int64_t tk_meta_numbers(const char *s, double *out, int64_t cap);
 
 /* The model's inference graph as an ONNX file (opset 13, IR version 7), written atomically:
  * input "input" and output "output" (the model's prediction; no loss) with a dynamic

@@ -112,6 +112,10 @@ struct tk_op_def {
     tk_status (*infer)(tk_graph *g, tk_node *n, tk_ctx *ctx);
     void (*forward)(const tk_kernel_args *a);
     void (*backward)(const tk_kernel_args *a);
+    /* Losses whose mean divides by something other than the row count (class weights,
+     * ignored rows): that divisor for these rows, so a pass's loss is the mean over all its
+     * rows (sum of per-batch totals / sum of divisors). NULL: the row count. */
+    double (*loss_weight)(const tk_kernel_args *a);
 };
 
 struct tk_graph {
@@ -236,9 +240,17 @@ struct tk_model {
     float *arena, *input, *target;
     tk_schedule train, eval;
     const tk_schedule *last;   /* which schedule produced the current output */
+    char **meta;               /* tk_model_set_meta: key, value, key, value ... */
+    int n_meta;
 };
 
 /* ---------------------------------------------------------------- checkpoints (ckpt.c) */
+
+/* tk_st_save with a dtype per tensor: i64[i] stores tensor i as I64 (its values rounded to
+ * integers), else F32. i64 == NULL: all F32. */
+tk_status tk_st_save_typed(const char *path, const tk_st_tensor *tensors, const bool *i64,
+                           int n, const char *const *meta_keys,
+                           const char *const *meta_values, int n_meta, tk_ctx *ctx);
 
 /* The trainer's state that a full checkpoint carries besides tensors. */
 typedef struct {
@@ -248,7 +260,9 @@ typedef struct {
     int64_t batches_seen;      /* micro-batches ever (keys dropout) */
     int64_t bad_epochs, best_epoch, skips, rows;
     double best, stop_best;    /* best values of save.best's and early_stop's monitors */
-    double loss_sum;           /* the partial epoch's loss sum */
+    double loss_sum;           /* the partial epoch's loss sum: batch losses times weights */
+    double loss_weight;        /* their tk_model_loss_weight sum (the mean's divisor) */
+    int64_t threads;           /* tk_threads() when saved (0: not recorded, older files) */
     double *sched;             /* tk_sched state, n_sched values (caller's buffer) */
     int n_sched;
     double *metrics;           /* the partial epoch's tk_metrics state (caller's buffer) */

@@ -225,7 +225,7 @@ static double monitored(const trainer *t, const tk_monitor *mon)
     bool valid = strncmp(mon->name, "valid.", 6) == 0;
     const char *metric = mon->name + 6;
     if (strcmp(metric, "loss") == 0)
-        return valid ? t->eval_loss : t->st.loss_sum / (double)(t->st.rows ? t->st.rows : 1);
+        return valid ? t->eval_loss : t->st.loss_sum / t->st.loss_weight;
     return tk_metrics_value(t->metrics[valid ? VALID : TRAIN], metric);
 }
 
@@ -306,7 +306,7 @@ static tk_status train_epoch(trainer *t, int64_t epoch)
     double wait = 0;
     if (t->st.cursor == 0) {
         tk_metrics_reset(mt);
-        t->st.loss_sum = 0;
+        t->st.loss_sum = t->st.loss_weight = 0;
         t->st.rows = 0;
     }
     tk_loader_begin(ld, epoch, t->st.cursor);
@@ -324,11 +324,15 @@ static tk_status train_epoch(trainer *t, int64_t epoch)
         if (in_window++ == 0)
             tk_model_zero_grad(m);
         float loss;
+        double weight = tk_model_loss_weight(m, n);
         if (tk_model_forward_backward(m, n, 1.0f / (float)k, (uint64_t)t->st.batches_seen++,
                                       &loss, t->ctx) != TK_OK)
             return TK_ERR_RUNTIME;
         tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), n);
-        t->st.loss_sum += (double)loss * n;
+        if (weight > 0) {
+            t->st.loss_sum += (double)loss * weight;
+            t->st.loss_weight += weight;
+        }
         t->st.rows += n;
         rows_here += n;
         if (in_window == k || batch == p.batches) {
@@ -340,7 +344,7 @@ static tk_status train_epoch(trainer *t, int64_t epoch)
         p.batch = batch;
         p.step = t->st.step;
         p.lr = t->lrs[0];
-        p.loss = t->st.loss_sum / (double)t->st.rows;
+        p.loss = t->st.loss_sum / t->st.loss_weight;
         p.accuracy = tk_metrics_accuracy(mt);
         p.seconds = now() - start;
         p.samples_per_sec = p.seconds > 0 ? (double)rows_here / p.seconds : 0;
@@ -371,7 +375,7 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
     tk_metrics *mt = t->metrics[VALID];
     const int width = output_width(m);
     const double start = now();
-    double loss_sum = 0;
+    double loss_sum = 0, loss_weight = 0;
     int64_t rows = 0, batch = 0;
     tk_metrics_reset(mt);
     tk_loader_begin(ld, 0, 0);
@@ -379,13 +383,17 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
                      .batches = tk_loader_batches(ld), .step = t->st.step, .lr = t->lrs[0]};
     for (int n; (n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0;) {
         float loss;
+        double weight = tk_model_loss_weight(m, n);
         if (tk_model_eval(m, n, &loss, t->ctx) != TK_OK)
             return TK_ERR_RUNTIME;
         tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), n);
-        loss_sum += (double)loss * n;
+        if (weight > 0) {
+            loss_sum += (double)loss * weight;
+            loss_weight += weight;
+        }
         rows += n;
         p.batch = ++batch;
-        p.loss = loss_sum / (double)rows;
+        p.loss = loss_sum / loss_weight;
         p.accuracy = tk_metrics_accuracy(mt);
         p.seconds = now() - start;
         report(t, &p);
@@ -501,6 +509,23 @@ static int newest_first(const void *a, const void *b)
     return x->cursor < y->cursor ? 1 : x->cursor > y->cursor ? -1 : 0;
 }
 
+/* Results depend on the thread count (OpenBLAS splits sums differently): continue at the
+ * recorded one, or say that the run will differ from an uninterrupted one. */
+static void resume_threads(trainer *t)
+{
+    int now = tk_threads();
+    if (t->st.threads <= 0 || t->st.threads == now)
+        return;
+    if (!t->o->keep_threads) {
+        tk_set_threads((int)t->st.threads);
+        notice(t, "threads: %lld, as the checkpoint recorded", (long long)t->st.threads);
+        return;
+    }
+    notice(t, "notice: --threads %d but the checkpoint was written with %lld threads: the "
+           "result will not be bit-identical to an uninterrupted run (resume with --threads "
+           "%lld for that)", now, (long long)t->st.threads, (long long)t->st.threads);
+}
+
 /* A file, or the newest checkpoint of RUN_DIR/checkpoints that verifies. */
 static tk_status resume(trainer *t)
 {
@@ -544,6 +569,7 @@ static tk_status resume(trainer *t)
             notice(t, "resumed from %s: epoch %lld%s, step %lld", c[i].path,
                    (long long)t->st.epoch + (t->st.cursor ? 1 : 0),
                    t->st.cursor ? " (mid-epoch)" : " done", (long long)t->st.step);
+            resume_threads(t);
             return TK_OK;
         }
         if (n == 1)

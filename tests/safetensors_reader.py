@@ -94,7 +94,8 @@ def main():
             print("format is not pt:", meta)
             sys.exit(1)
         for name, (dtype, arr) in tensors.items():
-            if dtype != "F32" or not np.all(np.isfinite(arr)):
+            want_dtype = "I64" if name.endswith("num_batches_tracked") else "F32"
+            if dtype != want_dtype or not np.all(np.isfinite(arr)):
                 print("bad tensor", name, dtype)
                 sys.exit(1)
     else:

@@ -63,6 +63,12 @@ int64_t tk_view_index(const tk_view *v, int64_t i)
     return i >= 0 && i < v->n ? v->idx[i] : -1;
 }
 
+const float *tk_view_affine(const tk_view *v, const float **add)
+{
+    *add = v->add;
+    return v->mul;
+}
+
 tk_status tk_view_split(tk_view *from, const double *fractions, int n_parts, uint64_t seed,
                         tk_view **parts, tk_ctx *ctx)
 {

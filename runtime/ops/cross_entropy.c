@@ -53,6 +53,12 @@ static double denominator(const tk_kernel_args *a)
     return d;
 }
 
+/* A pass's mean loss weighs each batch by its denominator; with "sum" by its rows. */
+static double loss_weight(const tk_kernel_args *a)
+{
+    return a->node->iattr[SUM] ? (double)a->n : denominator(a);
+}
+
 static double log_sum_exp(const float *z, int classes)
 {
     float m = z[0];
@@ -131,4 +137,5 @@ const tk_op_def tk_op_cross_entropy = {
     .infer = infer,
     .forward = forward,
     .backward = backward,
+    .loss_weight = loss_weight,
 };

@@ -52,6 +52,12 @@ static double denominator(const tk_kernel_args *a)
     return d;
 }
 
+/* A pass's mean loss weighs each batch by its denominator; with "sum" by its rows. */
+static double loss_weight(const tk_kernel_args *a)
+{
+    return a->node->iattr[SUM] ? (double)a->n : denominator(a);
+}
+
 static void forward(const tk_kernel_args *a)
 {
     int classes = (int)a->node->iattr[TK_CLASS_COUNT];
@@ -92,4 +98,5 @@ const tk_op_def tk_op_nll = {
     .infer = infer,
     .forward = forward,
     .backward = backward,
+    .loss_weight = loss_weight,
 };
