@@ -196,6 +196,63 @@ static tk_status normalize(lua_State *L, int t, tk_view *v, const tk_view *stats
     return tk_view_normalize(v, &o, stats, ctx);
 }
 
+/* The train source's augment list onto the train view. A valid or test source may not have
+ * one: only training samples are augmented. */
+static tk_status augment(lua_State *L, const int *spec, tk_view *train, tk_ctx *ctx)
+{
+    for (int s = VALID; s <= TEST; s++) {
+        if (!spec[s])
+            continue;
+        lua_getfield(L, spec[s], "augment");
+        bool has = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (has)
+            return tk_fail(ctx, TK_ERR_INPUT, "%s: augment belongs on the train source (%s "
+                           "samples are never augmented)", str_field(L, spec[s], "_where",
+                           "data"), split_names[s]);
+    }
+    tk_augment ops[TK_MAX_AUGMENT];
+    double v[4];
+    lua_getfield(L, spec[TRAIN], "augment");
+    int list = lua_gettop(L);
+    int n = lua_istable(L, list) ? (int)luaL_len(L, list) : 0;
+    for (int i = 0; i < n && i < TK_MAX_AUGMENT; i++) {
+        lua_rawgeti(L, list, i + 1);
+        int t = lua_gettop(L);
+        const char *kind = str_field(L, t, "_kind", "");
+        tk_augment *op = &ops[i];
+        *op = (tk_augment){.fill = num_field(L, t, "fill", 0)};
+        if (strcmp(kind, "data.random_crop") == 0) {
+            op->kind = TK_AUG_RANDOM_CROP;
+            lua_getfield(L, t, "size");
+            for (int k = 0, m = number_list(L, -1, v, 2); k < m; k++)
+                op->size[k] = (int64_t)v[k];
+            lua_getfield(L, t, "padding");
+            for (int k = 0, m = number_list(L, -1, v, 4); k < m; k++)
+                op->pad[k] = (int64_t)v[k];
+            lua_pop(L, 2);
+        } else if (strcmp(kind, "data.random_flip") == 0) {
+            op->kind = TK_AUG_RANDOM_FLIP;
+            op->vertical = !bool_field(L, t, "horizontal", true);
+            op->p = num_field(L, t, "p", 0.5);
+        } else {
+            op->kind = TK_AUG_RANDOM_AFFINE;
+            lua_getfield(L, t, "translate");
+            number_list(L, -1, op->translate, 2);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    tk_status st = tk_view_augment(train, ops, n, ctx);
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", tk_errmsg(ctx));
+        tk_fail(ctx, st, "%s: %s", str_field(L, spec[TRAIN], "_where", "data.train"), msg);
+    }
+    return st;
+}
+
 /* CRC-32 of a file's bytes, so note.log pins the exact data a run saw (0 if unreadable). */
 static unsigned long file_crc(const char *path)
 {
@@ -281,6 +338,8 @@ static tk_status build_data(lua_State *L, int pipe, tk_pipeline *p, bool regress
         st = normalize(L, own, p->views[s], p->views[TRAIN], ctx);
         note_split(L, p, s, own);
     }
+    if (st == TK_OK && spec[TRAIN] && p->views[TRAIN])
+        st = augment(L, spec, p->views[TRAIN], ctx);
     lua_settop(L, data - 1);
     return st;
 }

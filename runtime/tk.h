@@ -184,6 +184,23 @@ typedef struct {
 tk_status tk_view_normalize(tk_view *v, const tk_norm_opts *o, const tk_view *stats_from,
                             tk_ctx *ctx);
 
+/* Per-sample augmentation of a view of (C, H, W) samples, applied by its loader as it gathers
+ * each sample (on the raw values, before the view's transform). Every draw comes from the RNG
+ * keyed by (loader seed, TK_STREAM_AUGMENT, epoch, dataset index): resume redraws the same.
+ * Meant for the train view only; views without it are never augmented. */
+typedef enum { TK_AUG_RANDOM_CROP, TK_AUG_RANDOM_FLIP, TK_AUG_RANDOM_AFFINE } tk_aug_kind;
+typedef struct {
+    tk_aug_kind kind;
+    int64_t size[2];           /* crop: (H, W), which must be the sample's; {0, 0}: it */
+    int64_t pad[4];            /* crop: left, top, right, bottom */
+    bool vertical;             /* flip: top-bottom instead of left-right */
+    double p;                  /* flip: probability */
+    double translate[2];       /* affine: largest shift as a fraction of width, of height */
+    double fill;               /* crop/affine: raw value of the pixels brought in */
+} tk_augment;
+#define TK_MAX_AUGMENT 8
+tk_status tk_view_augment(tk_view *v, const tk_augment *ops, int n, tk_ctx *ctx);
+
 /* Batches over a view. Shuffle order is a function of (seed, epoch). A prefetch thread
  * gathers the next batch while the caller computes. */
 typedef struct tk_loader tk_loader;

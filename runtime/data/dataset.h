@@ -34,6 +34,8 @@ struct tk_view {
     int64_t *idx;              /* dataset indices; split keeps them ascending */
     int64_t n;
     float *mul, *add;          /* ds->nfeat each */
+    tk_augment aug[TK_MAX_AUGMENT]; /* tk_view_augment; n_aug == 0: none */
+    int n_aug;
 };
 
 /* An empty dataset owning a copy of `path`; NULL if out of memory. */
@@ -62,5 +64,18 @@ tk_status tk_image_decode(const void *data, size_t len, const char *name, int ch
 /* The same from a file. */
 tk_status tk_image_load(const char *path, int channels, int height, int width,
                         unsigned char **out, int *out_h, int *out_w, tk_ctx *ctx);
+
+/* augment.c: v's augmentations of dataset sample `sample` in epoch `epoch`, from its raw
+ * values in a (b is scratch of the same size); returns a or b, whichever holds the result. */
+float *tk_aug_apply(const tk_view *v, uint64_t seed, int64_t epoch, int64_t sample, float *a,
+                    float *b);
+/* The ops once their offsets are drawn, on c x h x w floats (in and out do not overlap):
+ * the h x w window at (top, left) of the image padded by op->pad with op->fill; a mirror;
+ * a shift by (tx, ty) pixels (right, down) bringing in `fill`. */
+void tk_aug_crop(const float *in, float *out, int64_t c, int64_t h, int64_t w,
+                 const tk_augment *op, int64_t top, int64_t left);
+void tk_aug_flip(const float *in, float *out, int64_t c, int64_t h, int64_t w, bool vertical);
+void tk_aug_shift(const float *in, float *out, int64_t c, int64_t h, int64_t w, int64_t tx,
+                  int64_t ty, float fill);
 
 #endif

@@ -1,12 +1,15 @@
 /* loader.c - batches over a view: the epoch's order (a seeded permutation keyed by
  * (seed, epoch), so resume finds the same order without replaying earlier epochs), gathering
- * rows by index, uint8/float32 -> float conversion and the view's transform.
+ * rows by index, uint8/float32 -> float conversion, the view's augmentations (augment.c: per
+ * sample, keyed by (seed, epoch, dataset index), so they do not depend on the batching) and
+ * the view's transform.
  *
  * With prefetch, one background thread gathers batch i+1 into a staging buffer while the
  * caller computes on batch i; tk_loader_next copies it out. Both modes run the same gather
  * code, so they give the same bytes. Every buffer is allocated in tk_loader_new: a batch
  * allocates nothing. Call tk_loader_begin before tk_loader_next (until then it returns 0).
- * The view must outlive the loader and not change (split, normalize) while it is in use.
+ * The view must outlive the loader and not change (split, normalize, augment) while it is in
+ * use.
  * Not here: the dataset readers, splits and normalisation statistics.
  */
 #include "dataset.h"
@@ -21,7 +24,9 @@ struct tk_loader {
     int64_t n_batches;
     int64_t *order;            /* view positions in this epoch's order */
     int64_t next;              /* the batch the caller gets next */
+    int64_t epoch;
     bool begun;
+    float *aug_a, *aug_b;      /* one sample each: augmentation scratch (only gather uses it) */
 
     bool threaded;
     pthread_t thread;
@@ -47,7 +52,13 @@ static int gather(const tk_loader *l, int64_t b, float *x, float *y, int64_t *ro
     for (int r = 0; r < count; r++) {
         int64_t d = v->idx[l->order[start + r]];
         float *dst = x + (int64_t)r * nf;
-        if (ds->x8) {
+        if (v->n_aug) {
+            for (int64_t f = 0; f < nf; f++)
+                l->aug_a[f] = ds->x8 ? (float)ds->x8[d * nf + f] : ds->x32[d * nf + f];
+            const float *src = tk_aug_apply(v, l->o.seed, l->epoch, d, l->aug_a, l->aug_b);
+            for (int64_t f = 0; f < nf; f++)
+                dst[f] = src[f] * v->mul[f] + v->add[f];
+        } else if (ds->x8) {
             const unsigned char *src = ds->x8 + d * nf;
             for (int64_t f = 0; f < nf; f++)
                 dst[f] = (float)src[f] * v->mul[f] + v->add[f];
@@ -133,6 +144,11 @@ tk_status tk_loader_new(tk_view *v, const tk_loader_opts *o, tk_loader **out, tk
     l->job = l->ready = -1;
     l->order = tk_malloc((size_t)v->n * sizeof(int64_t));
     bool ok = l->order != NULL;
+    if (ok && v->n_aug) {
+        l->aug_a = tk_alloc_floats((size_t)ds->nfeat);
+        l->aug_b = tk_alloc_floats((size_t)ds->nfeat);
+        ok = l->aug_a && l->aug_b;
+    }
     if (ok && o->prefetch) {
         size_t bs = (size_t)o->batch_size;
         l->sx = tk_alloc_floats(bs * (size_t)ds->nfeat);
@@ -165,6 +181,8 @@ void tk_loader_free(tk_loader *l)
         pthread_mutex_destroy(&l->mu);
     }
     tk_free(l->order);
+    tk_free_aligned(l->aug_a);
+    tk_free_aligned(l->aug_b);
     tk_free_aligned(l->sx);
     tk_free_aligned(l->sy);
     tk_free(l->srows);
@@ -202,6 +220,7 @@ void tk_loader_begin(tk_loader *l, int64_t epoch, int64_t cursor)
         }
     }
     l->next = cursor < 0 ? 0 : cursor > l->n_batches ? l->n_batches : cursor;
+    l->epoch = epoch;
     l->begun = true;
     if (l->threaded && l->next < l->n_batches) {
         pthread_mutex_lock(&l->mu);

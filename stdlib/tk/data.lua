@@ -127,11 +127,47 @@ end
 
 define("csv", csv_spec, {paths = {"path"}, check = names_need_header})
 
+-- Augmentations, per sample on the train source only: augment = { data.random_crop{...},
+-- data.random_flip{}, data.random_affine{...} }, applied in that order to the raw pixels
+-- (before scale/normalize), like torchvision's RandomCrop, RandomHorizontalFlip and
+-- RandomAffine(degrees = 0, translate = ...).
+define("random_crop", S.spec("data.random_crop", {
+    {"size", S.list(posint, {scalar = true, min = 1})},
+    {"padding", S.list(S.integer{min = 0}, {scalar = true, min = 1})},
+    {"fill", S.number(), default = 0.0},
+}, {positional = {"size", "padding"}}), {check = function(d)
+    local p = d.padding or {0}
+    if #p == 1 then p = {p[1], p[1], p[1], p[1]}
+    elseif #p == 2 then p = {p[1], p[2], p[1], p[2]}
+    elseif #p ~= 4 then
+        S.fail("data.random_crop", "padding must be one number, {left/right, top/bottom} or {left, top, right, bottom}, got " .. #p .. " values")
+    end
+    d.padding = p
+    if d.size and #d.size == 1 then d.size = {d.size[1], d.size[1]} end
+    if d.size and #d.size ~= 2 then
+        S.fail("data.random_crop", "size must be {H, W} or one number, got " .. #d.size .. " values")
+    end
+end})
+define("random_flip", S.spec("data.random_flip", {
+    {"horizontal", S.boolean, default = true},
+    {"p", S.number{min = 0, max = 1}, default = 0.5},
+}, {positional = {"p"}}), {})
+define("random_affine", S.spec("data.random_affine", {
+    {"translate", S.list(S.number{min = 0, max = 1}, {len = 2}), required = true},
+    {"fill", S.number(), default = 0.0},
+}), {})
+local augment_kinds = {["data.random_crop"] = true, ["data.random_flip"] = true, ["data.random_affine"] = true}
+local augment_t = S.list({
+    desc = "a data.random_crop{...}, data.random_flip{...} or data.random_affine{...}",
+    check = function(v) if type(v) == "table" and augment_kinds[rawget(v, "_kind")] then return v end end,
+}, {min = 1})
+
 define("idx", S.spec("data.idx", {
     {"images", S.string, required = true},
     {"labels", S.string, required = true},
     {"scale", S.number(), default = 1.0},
     {"normalize", normalize_t},
+    {"augment", augment_t},
 }, {positional = {"images", "labels"}}), {paths = {"images", "labels"}})
 
 -- One folder per class (torchvision ImageFolder order), PNG/JPEG decoded at load into
@@ -147,6 +183,7 @@ define("images", S.spec("data.images", {
     }, default = 3},
     {"scale", S.number(), default = 1.0},
     {"normalize", normalize_t},
+    {"augment", augment_t},
 }, {positional = {"root"}}), {paths = {"root"}, check = function(d)
     if d.size and #d.size > 2 then
         S.fail("data.images", "size must be {H, W} or one number, got " .. #d.size .. " values")
@@ -162,6 +199,7 @@ define("npy", S.spec("data.npy", {
     {"npz", S.string},
     {"scale", S.number(), default = 1.0},
     {"normalize", normalize_t},
+    {"augment", augment_t},
 }, {positional = {"x", "y"}}), {check = function(d)
     if d.npz then
         d.npz = resolve("data.npy", "npz", d.npz)
