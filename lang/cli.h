@@ -79,6 +79,8 @@ void tk_progress_out_finish(tk_progress_out *po);
 
 /* tkrun eval (cmd_eval.c). */
 int tk_cmd_eval(const tk_cli *c);
+/* tkrun predict (cmd_predict.c). */
+int tk_cmd_predict(const tk_cli *c);
 /* tkrun export (cmd_export.c). */
 int tk_cmd_export(const tk_cli *c);
 

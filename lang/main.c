@@ -20,6 +20,8 @@ static const tk_command commands[] = {
      "set epochs threads", 0, tk_cmd_repl},
     {"eval", "SCRIPT --weights W [options]", "loss, metrics, per-class table and confusion "
      "matrix of a split", "set threads weights split json", 0, tk_cmd_eval},
+    {"predict", "SCRIPT --weights W INPUT... [options]", "top-k classes (or values) for "
+     "images, CSV rows or .npy arrays", "set threads weights top json", -1, tk_cmd_predict},
     {"export", "SCRIPT --weights W --onnx OUT.onnx", "write the model as ONNX (opset 13)",
      "set threads weights onnx", 0, tk_cmd_export},
 };

@@ -109,6 +109,10 @@ typedef struct {
     int label_skip_rows;
     bool label_header;
     bool regression;           /* labels are float targets, not class ids */
+    /* Prediction input: rows laid out like the CSV `like` was read from (the same column
+     * count; features picked by the options above, label cells skipped), or holding only
+     * its feature columns, in order. No labels are read. */
+    const tk_dataset *like;
 } tk_csv_opts;
 
 typedef struct {

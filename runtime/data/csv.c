@@ -32,6 +32,9 @@ typedef struct {
     int skip_rows;
     bool header;
     bool want_features, want_labels, regression;
+    bool like;                 /* prediction input laid out like a training file: */
+    bool exclude_label;        /*  its label columns are skipped, not read */
+    int like_cols, like_feat;  /*  its columns per row and feature count */
     const tk_colref *feat_refs, *label_refs;
     int n_feat_refs, n_label_refs;
     tk_ctx *ctx;
@@ -224,10 +227,33 @@ static bool is_label_col(const sheet *sh, int c)
     return false;
 }
 
+/* A prediction input: rows like the training file's, or only its feature columns. */
+static bool like_layout(sheet *sh)
+{
+    if (sh->ncol == sh->like_cols)
+        return true;
+    if (sh->ncol != sh->like_feat) {
+        sh->st = tk_fail(sh->ctx, TK_ERR_INPUT, "%s:%lld: %d columns, but the training file "
+                         "has %d (or give only its %d feature columns)", sh->name,
+                         (long long)sh->row_line, sh->ncol, sh->like_cols, sh->like_feat);
+        return false;
+    }
+    sh->feat_cols = tk_malloc((size_t)sh->ncol * sizeof(int));
+    if (!sh->feat_cols) {
+        oom(sh);
+        return false;
+    }
+    for (int c = 0; c < sh->ncol; c++)
+        sh->feat_cols[sh->nfeat++] = c;
+    return false;
+}
+
 /* Pick the columns once their count (and names) are known. */
 static void resolve_columns(sheet *sh)
 {
-    if (sh->want_labels) {
+    if (sh->like && !like_layout(sh))
+        return;
+    if (sh->want_labels || sh->exclude_label) {
         int n = sh->n_label_refs ? sh->n_label_refs : 1;
         sh->label_cols = tk_malloc((size_t)n * sizeof(int));
         if (!sh->label_cols) {
@@ -242,7 +268,7 @@ static void resolve_columns(sheet *sh)
                 return;
             sh->label_cols[sh->nlab++] = c;
         }
-        if (sh->nlab > 1 && !sh->regression) {
+        if (sh->nlab > 1 && !sh->regression && !sh->like) {
             sh->st = tk_fail(sh->ctx, TK_ERR_INPUT,
                              "%s: %d label columns need regression = true (class labels "
                              "take one column)", sh->name, sh->nlab);
@@ -277,6 +303,8 @@ static void resolve_columns(sheet *sh)
         sh->st = tk_fail(sh->ctx, TK_ERR_INPUT,
                          "%s: no feature columns (the file has only the label column)",
                          sh->name);
+    if (sh->like)
+        sh->nlab = 0; /* the label cells are skipped, not read */
 }
 
 static uint64_t hash_str(const char *s)
@@ -659,7 +687,11 @@ tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx)
                        tk_data_basename(o->path));
     sheet data = { /* the features file, and the labels too unless label_path */
         .delim = delim, .skip_rows = o->skip_rows, .header = o->header, .ctx = ctx,
-        .want_features = true, .want_labels = !o->label_path, .regression = o->regression,
+        .want_features = true, .want_labels = !o->label_path && !o->like,
+        .regression = o->regression, .like = o->like != NULL,
+        .exclude_label = o->like && !o->label_path,
+        .like_cols = o->like ? o->like->columns : 0,
+        .like_feat = o->like ? (int)o->like->nfeat : 0,
         .feat_refs = o->features, .n_feat_refs = o->n_features,
         .label_refs = o->label, .n_label_refs = o->n_label,
     };
@@ -671,7 +703,7 @@ tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx)
         .label_refs = o->label, .n_label_refs = o->n_label,
     };
     tk_status st = read_sheet(&data, o->path);
-    if (!st && o->label_path) {
+    if (!st && o->label_path && !o->like) {
         st = read_sheet(&lab, o->label_path);
         if (!st && lab.n != data.n)
             st = tk_fail(ctx, TK_ERR_INPUT, "%s has %lld rows but %s has %lld", lab.name,
@@ -683,13 +715,15 @@ tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx)
     if (!st) {
         ds->n = data.n;
         ds->nfeat = data.nfeat;
+        ds->columns = data.ncol;
         ds->shape = (tk_shape){1, {data.nfeat}};
         ds->x32 = trimmed(data.x, (size_t)data.cap, (size_t)data.n,
                           (size_t)data.nfeat * sizeof(float));
         ds->rows = trimmed(data.lines, (size_t)data.cap, (size_t)data.n, sizeof(int64_t));
         data.x = NULL;
         data.lines = NULL;
-        st = take_labels(o->label_path ? &lab : &data, ds);
+        if (!o->like)
+            st = take_labels(o->label_path ? &lab : &data, ds);
     }
     free_sheet(&data);
     free_sheet(&lab);

@@ -21,6 +21,7 @@ struct tk_dataset {
     float *x32;                /* n * nfeat floats, or NULL */
     float *y;                  /* n * label_width (class ids are exact small integers) */
     int label_width;           /* 0: no labels */
+    int columns;               /* CSV: cells per row (a prediction input must match) */
     tk_label_kind kind;
     int n_classes;             /* 0 for regression */
     char **class_names;        /* n_classes names (string labels), else NULL */
