@@ -196,6 +196,39 @@ print(#rows, right / #rows >= 0.9, right_raw < right)
 EOF
 [ "$OUT" = $'150\ttrue\ttrue' ] && ok || bad "P:transform of raw CSV rows: $OUT $ERR"
 
+#    Regression: float targets, outputs from predict, mae/rmse/r2 from evaluate.
+/usr/bin/python3 - <<'PY'
+import random
+random.seed(5)
+with open("lin.csv", "w") as f:
+    f.write("a,b,y1,y2\n")
+    for i in range(200):
+        a, b = random.uniform(-1, 1), random.uniform(-1, 1)
+        f.write(f"{a:.5f},{b:.5f},{2 * a - b:.5f},{a + 0.5:.5f}\n")
+PY
+cat > reg.lua <<'LUA'
+return tk.pipeline {
+  seed = 3,
+  data = { train = tk.data.csv { path = "lin.csv", header = true, label = { "y1", "y2" } },
+           valid = tk.data.split { from = "train", fraction = 0.2 }, batch_size = 16 },
+  model = tk.nn.sequential { tk.nn.linear(2) },
+  loss = tk.loss.mse {},
+  optimizer = tk.optim.adam { lr = 0.05 },
+  metrics = { "r2" },
+}
+LUA
+repl reg.lua <<'EOF'
+x, y = P:batch("train", 2)
+e0 = P:evaluate()
+r = P:fit{epochs = 30, quiet = true}
+e = P:evaluate()
+print(table.concat(y.shape, "x"), y.dtype, table.concat(P:predict(x).shape, "x"))
+print(((P:predict(x) - P:forward(x)):norm()), e.r2 > 0.99, e.r2 > e0.r2, e.rmse < e0.rmse, e.mae < e.rmse + 1e-9)
+print(math.abs(select(2, P:forward(x, y)) - ((P:forward(x) - y) * (P:forward(x) - y)):mean()) < 1e-6)
+EOF
+[ "$OUT" = $'16x2\tfloat32\t16x2\n0.0\ttrue\ttrue\ttrue\ttrue\ntrue' ] && ok ||
+    bad "regression in the REPL: $OUT $ERR"
+
 # 8. Interactive, under tmux: prompt, a line edit, Tab completion, Ctrl-C in P:fit, history.
 S="tkrun-repl-test-$$"
 screen() { tmux capture-pane -p -t "$S" -S -200; }
