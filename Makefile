@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 DEPS = build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev libcsv-dev \
        zlib1g-dev libedit-dev tmux libpng-dev libjpeg-dev dataset-fashion-mnist python3-sklearn \
-       python3-numpy python3-pil
+       python3-numpy python3-pil python3-onnx nodejs
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 FUZZ_SECONDS ?= 60
@@ -18,6 +18,7 @@ FUZZ_LANG = -Ilang $(shell pkg-config --cflags lua5.4 libedit) \
 .PHONY: deps build demo test asan fuzz clean
 
 # Installs only what is missing, so a machine that has everything needs no network.
+# npm is part of NodeSource's nodejs package and its own package in Debian: checked as a command.
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	  grep -q 'install ok installed' || echo $$p; done); \
@@ -26,6 +27,8 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm; }
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
