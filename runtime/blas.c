@@ -1,5 +1,7 @@
 /* blas.c - the only file that includes cblas.h: matrix products through OpenBLAS, the thread
- * count, and a naive reference path that tests compare against. */
+ * count, and a naive reference path that tests compare against. OpenBLAS runs single-threaded:
+ * a product big enough to share is cut into one block of output rows or columns per thread of
+ * the runtime's pool (pool.c), so one pool serves every phase of a step. */
 #include "tk_int.h"
 
 #include <cblas.h>
@@ -32,6 +34,44 @@ void tk_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, 
     }
 }
 
+typedef struct {
+    bool trans_a, trans_b, split_n;
+    int m, n, k, lda, ldb, ldc, block;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} gemm_job;
+
+static void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+                 int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
+}
+
+/* Block t: output columns (split_n) or rows [t * block, (t + 1) * block). */
+static void gemm_block(int t, void *ud)
+{
+    const gemm_job *j = ud;
+    int dim = j->split_n ? j->n : j->m, lo = t * j->block;
+    int hi = lo + j->block < dim ? lo + j->block : dim;
+    if (lo >= hi)
+        return;
+    if (j->split_n) {
+        const float *b = j->trans_b ? j->b + (size_t)lo * j->ldb : j->b + lo;
+        gemm(j->trans_a, j->trans_b, j->m, hi - lo, j->k, j->alpha, j->a, j->lda, b, j->ldb,
+             j->beta, j->c + lo, j->ldc);
+    } else {
+        const float *a = j->trans_a ? j->a + lo : j->a + (size_t)lo * j->lda;
+        gemm(j->trans_a, j->trans_b, hi - lo, j->n, j->k, j->alpha, a, j->lda, j->b, j->ldb,
+             j->beta, j->c + (size_t)lo * j->ldc, j->ldc);
+    }
+}
+
+/* Below this many multiply-adds a product is not worth waking a thread for. */
+enum { SPLIT_MIN_WORK = 1 << 17, SPLIT_ALIGN = 16 };
+
 void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
@@ -41,9 +81,17 @@ void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
         tk_sgemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
+    int threads = tk_pool_size();
+    bool split_n = n >= m;
+    int dim = split_n ? n : m;
+    if (threads == 1 || (double)m * n * k < SPLIT_MIN_WORK || dim < 2 * SPLIT_ALIGN) {
+        gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    int block = (dim + threads - 1) / threads;
+    block = (block + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+    gemm_job j = {trans_a, trans_b, split_n, m, n, k, lda, ldb, ldc, block, alpha, beta, a, b, c};
+    tk_parallel((dim + block - 1) / block, gemm_block, &j);
 }
 
 void tk_set_threads(int n)
@@ -52,8 +100,8 @@ void tk_set_threads(int n)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)cores : 1;
     }
-    blas_threads = n;
-    openblas_set_num_threads(n);
+    blas_threads = tk_pool_resize(n);
+    openblas_set_num_threads(1);
 }
 
 int tk_threads(void)

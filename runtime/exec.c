@@ -76,18 +76,27 @@ const float *tk_model_output(const tk_model *m)
     return m->last ? m->last->output : m->eval.output;
 }
 
+/* The per-parameter loops below run in chunks on the pool's threads; each element's result is
+ * the same whatever the chunking, and the norm sums fixed blocks in a fixed order, so the
+ * thread count changes no value. */
+enum { GRAIN = 4096, NORM_BLOCK = 1 << 14 };
+
+static void zero_range(int64_t lo, int64_t hi, void *ud)
+{
+    memset((float *)ud + lo, 0, sizeof(float) * (size_t)(hi - lo));
+}
+
 void tk_model_zero_grad(tk_model *m)
 {
-    memset(m->grad, 0, sizeof(float) * (size_t)m->n_train);
+    tk_parallel_range(m->n_train, GRAIN, zero_range, m->grad);
 }
 
 /* Eight independent partial sums let the compiler vectorise what a single running sum would
  * chain through one register; the sum of squares stays in double. */
-TK_HOT double tk_model_grad_norm(const tk_model *m)
+TK_HOT static double sum_squares(const float *g, int64_t n)
 {
-    const float *g = m->grad;
     double part[8] = {0};
-    int64_t n = m->n_train, i = 0;
+    int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++)
             part[k] += (double)g[i + k] * g[i + k];
@@ -96,34 +105,97 @@ TK_HOT double tk_model_grad_norm(const tk_model *m)
         s += (double)g[i] * g[i];
     for (int k = 0; k < 8; k++)
         s += part[k];
+    return s;
+}
+
+typedef struct {
+    const float *g;
+    int64_t n, first;          /* first block of this round */
+    double blocks[64];
+} norm_job;
+
+static void norm_task(int t, void *ud)
+{
+    norm_job *j = ud;
+    int64_t lo = (j->first + t) * NORM_BLOCK, hi = lo + NORM_BLOCK < j->n ? lo + NORM_BLOCK : j->n;
+    j->blocks[t] = sum_squares(j->g + lo, hi - lo);
+}
+
+double tk_model_grad_norm(const tk_model *m)
+{
+    int64_t n = m->n_train, n_blocks = (n + NORM_BLOCK - 1) / NORM_BLOCK;
+    norm_job j = {.g = m->grad, .n = n};
+    double s = 0;
+    for (j.first = 0; j.first < n_blocks; j.first += 64) {
+        int round = n_blocks - j.first < 64 ? (int)(n_blocks - j.first) : 64;
+        tk_parallel(round, norm_task, &j);
+        for (int b = 0; b < round; b++)
+            s += j.blocks[b];
+    }
     return sqrt(s);
 }
 
-TK_HOT void tk_model_scale_grad(tk_model *m, float s)
+typedef struct {
+    float *g;
+    float v;
+} grad_job;
+
+TK_HOT static void scale_range(int64_t lo, int64_t hi, void *ud)
 {
-    for (int64_t i = 0; i < m->n_train; i++)
-        m->grad[i] *= s;
+    const grad_job *j = ud;
+    for (int64_t i = lo; i < hi; i++)
+        j->g[i] *= j->v;
+}
+
+void tk_model_scale_grad(tk_model *m, float s)
+{
+    grad_job j = {m->grad, s};
+    tk_parallel_range(m->n_train, GRAIN, scale_range, &j);
+}
+
+static void clip_range(int64_t lo, int64_t hi, void *ud)
+{
+    const grad_job *j = ud;
+    float v = j->v, *g = j->g;
+    for (int64_t i = lo; i < hi; i++)
+        g[i] = g[i] > v ? v : g[i] < -v ? -v : g[i];
 }
 
 void tk_model_clip_grad_value(tk_model *m, float v)
 {
-    for (int64_t i = 0; i < m->n_train; i++)
-        m->grad[i] = m->grad[i] > v ? v : m->grad[i] < -v ? -v : m->grad[i];
+    grad_job j = {m->grad, v};
+    tk_parallel_range(m->n_train, GRAIN, clip_range, &j);
+}
+
+typedef struct {
+    tk_model *m;
+    const double *lrs;
+} update_job;
+
+/* The groups are contiguous slices of the trainable region: a chunk updates its part of each
+ * group it overlaps, with that group's settings. */
+static void update_range(int64_t lo, int64_t hi, void *ud)
+{
+    const update_job *j = ud;
+    tk_model *m = j->m;
+    for (int k = 0; k < m->n_groups; k++) {
+        const tk_group_rec *g = &m->groups[k];
+        int64_t a = g->offset > lo ? g->offset : lo;
+        int64_t b = g->offset + g->size < hi ? g->offset + g->size : hi;
+        if (a >= b)
+            continue;
+        float *slots[4];
+        for (int s = 0; s < m->n_slots; s++)
+            slots[s] = m->slot[s] + a;
+        m->opt->update(&g->h, j->lrs[k], m->optim_steps, m->flat + a, m->grad + a, slots, b - a);
+    }
 }
 
 void tk_model_update(tk_model *m, const double *lrs)
 {
     m->optim_steps++;
-    for (int k = 0; k < m->n_groups; k++) {
-        const tk_group_rec *g = &m->groups[k];
-        if (g->size == 0)
-            continue;
-        float *slots[4];
-        for (int s = 0; s < m->n_slots; s++)
-            slots[s] = m->slot[s] + g->offset;
-        m->opt->update(&g->h, lrs[k], m->optim_steps, m->flat + g->offset,
-                       m->grad + g->offset, slots, g->size);
-    }
+    update_job j = {m, lrs};
+    tk_parallel_range(m->n_train, GRAIN, update_range, &j);
 }
 
 int tk_model_tensor_count(const tk_model *m)

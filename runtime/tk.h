@@ -502,6 +502,18 @@ typedef struct {
     bool maximize;
 } tk_monitor;
 
+/* Data-parallel training over `size` processes (lang/dist_mpi.c implements it on MPI; the
+ * runtime knows only these calls). Each rank computes its shard of every batch; the
+ * reductions must leave bit-identical results on every rank, so every rank takes the same
+ * decisions. A NULL tk_train_opts.dist, or size 1, is one process. */
+typedef struct {
+    int rank, size;
+    /* buf[i] = sum over ranks of buf[i], in place. */
+    tk_status (*allreduce_sum)(float *buf, size_t n, void *ud);
+    tk_status (*allreduce_doubles)(double *buf, size_t n, void *ud);
+    void *ud;
+} tk_dist;
+
 typedef struct {
     tk_view *train, *valid, *test;         /* valid/test may be NULL */
     int batch_size;
@@ -538,6 +550,8 @@ typedef struct {
     void *progress_ud;
     tk_notice_fn notice;
     void *notice_ud;
+    const tk_dist *dist;                   /* data-parallel ranks (NULL: one process); rank 0
+                                              alone writes run_dir */
 } tk_train_opts;
 
 /* Micro-batches and optimizer steps per epoch under these options. */

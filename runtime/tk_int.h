@@ -26,6 +26,20 @@ uint32_t tk_crc32c(uint32_t crc, const void *data, size_t n);
 /* Glob match: '*' any run, '?' one character. */
 bool tk_glob(const char *pattern, const char *s);
 
+/* ---------------------------------------------------------------- compute threads (pool.c) */
+
+/* tk_set_threads sizes one pool of compute threads (the caller is one of them). A job of
+ * n tasks runs each task once, on any thread; tasks must write disjoint outputs, so results
+ * never depend on which thread ran what. Only the thread that runs the steps may start jobs. */
+typedef void (*tk_task_fn)(int task, void *ud);
+typedef void (*tk_range_fn)(int64_t lo, int64_t hi, void *ud);
+int tk_pool_resize(int n);     /* returns the threads it could start (>= 1) */
+int tk_pool_size(void);
+void tk_parallel(int n_tasks, tk_task_fn fn, void *ud);
+/* fn over [0, n) in one chunk per thread (chunk bounds are multiples of grain); runs inline
+ * when n <= grain or there is one thread. */
+void tk_parallel_range(int64_t n, int64_t grain, tk_range_fn fn, void *ud);
+
 /* ---------------------------------------------------------------- BLAS (blas.c only) */
 
 /* C = alpha * op(A) @ op(B) + beta * C, row-major. */
@@ -91,6 +105,7 @@ typedef struct {
     float *dparam[TK_MAX_PARAMS];      /* NULL if frozen/buffer; kernels always add */
     float *scratch;
     float loss_scale;          /* loss ops: d(total)/d(this loss) */
+    int64_t row0;              /* row 0's index in the global batch (data-parallel shards) */
 } tk_kernel_args;
 
 enum {
@@ -242,6 +257,7 @@ struct tk_model {
     const tk_schedule *last;   /* which schedule produced the current output */
     char **meta;               /* tk_model_set_meta: key, value, key, value ... */
     int n_meta;
+    int64_t row0;              /* this rank's first row of the global batch (dist.c) */
 };
 
 /* ---------------------------------------------------------------- checkpoints (ckpt.c) */
@@ -254,6 +270,7 @@ tk_status tk_st_save_typed(const char *path, const tk_st_tensor *tensors, const 
 
 /* The trainer's state that a full checkpoint carries besides tensors. */
 typedef struct {
+    int64_t ranks;             /* data-parallel ranks when saved (0: older files) */
     int64_t epoch;             /* completed epochs */
     int64_t cursor;            /* micro-batches done of epoch + 1 (0: at an epoch boundary) */
     int64_t step;              /* optimizer updates */
@@ -303,6 +320,26 @@ tk_status tk_runlog_open(tk_runlog *l, const tk_train_opts *o, int n_groups,
 void tk_runlog_pass(tk_runlog *l, const tk_pass_log *p);
 void tk_runlog_step(tk_runlog *l, int64_t step, double loss, double wall);
 void tk_runlog_close(tk_runlog *l);
+
+/* ---------------------------------------------------------------- data parallel (dist.c) */
+
+bool tk_dist_on(const tk_dist *d);             /* more than one rank */
+/* This rank's rows [lo, hi) of an n-row batch. */
+void tk_dist_shard(const tk_dist *d, int n, int *lo, int *hi);
+/* Move this rank's rows of the n-row batch in the input/target buffers to the front and set
+ * m->row0; returns how many (may be 0 for a short last batch). */
+int tk_dist_take_rows(tk_model *m, const tk_dist *d, int n);
+/* The weight of a shard's loss in its batch's loss (rows / n for a mean, 1 for a sum). */
+double tk_dist_loss_share(const tk_model *m, int rows, int n);
+/* Refuse what sharding would change: more ranks than rows, per-shard loss divisors. */
+tk_status tk_dist_check(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
+/* Sum the gradients over the ranks, then copy rank 0's buffers to every rank. */
+tk_status tk_dist_reduce_grad(tk_model *m, const tk_dist *d, tk_ctx *ctx);
+tk_status tk_dist_reduce_metrics(tk_metrics *mt, const tk_dist *d, tk_ctx *ctx);
+tk_status tk_dist_sum_doubles(const tk_dist *d, double *v, size_t n, const char *what,
+                              tk_ctx *ctx);
+/* Is `flag` set on any rank? (*st: the reduction's status) */
+bool tk_dist_any(const tk_dist *d, bool flag, tk_ctx *ctx, tk_status *st);
 
 /* ---------------------------------------------------------------- context */
 

@@ -169,49 +169,56 @@ static tap tap_of(const geom *q, int i, int j)
                  .rhi = wlo < whi ? hhi : hlo, .wlo = wlo, .whi = whi};
 }
 
-/* cols[(c, i, j)][(n, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside. */
-static void im2col(const float *x, float *cols, const geom *q, int batch)
+/* What the parallel parts of a conv step share: each task takes a range of column rows
+ * (c, i, j), of channels, of samples or of output channels, whose outputs no other task
+ * writes. */
+typedef struct {
+    const tk_kernel_args *a;
+    geom q;
+    float *cols, *t;
+} conv_job;
+
+/* cols[(c, i, j)][(n, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside;
+ * rows [r0, r1) of the (c, i, j) order. */
+static void im2col(const float *x, float *cols, const geom *q, int batch, int64_t r0, int64_t r1)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow, np = batch * opix;
-    float *row = cols;
-    for (int c = 0; c < q->c; c++) {
-        for (int i = 0; i < q->kh; i++) {
-            for (int j = 0; j < q->kw; j++, row += np) {
-                tap t = tap_of(q, i, j);
-                for (int n = 0; n < batch; n++) {
-                    const float *xc = x + ((size_t)n * q->c + c) * plane;
-                    float *dst = row + n * opix;
-                    memset(dst, 0, sizeof(float) * (size_t)t.rlo * q->ow);
-                    /* Plain loops: rows are often too short for memcpy calls to pay. */
-                    for (int oh = t.rlo; oh < t.rhi; oh++) {
-                        float *d = dst + (size_t)oh * q->ow;
-                        const float *src =
-                            xc + (size_t)(oh * q->sh + t.ioff) * q->w + t.first_w;
-                        for (int ow = 0; ow < t.wlo; ow++)
-                            d[ow] = 0.0f;
-                        if (q->sw == 1)
-                            for (int ow = t.wlo; ow < t.whi; ow++)
-                                d[ow] = src[ow - t.wlo];
-                        else
-                            for (int ow = t.wlo; ow < t.whi; ow++)
-                                d[ow] = src[(size_t)(ow - t.wlo) * q->sw];
-                        for (int ow = t.whi; ow < q->ow; ow++)
-                            d[ow] = 0.0f;
-                    }
-                    memset(dst + (size_t)t.rhi * q->ow, 0,
-                           sizeof(float) * (size_t)(q->oh - t.rhi) * q->ow);
-                }
+    int taps = q->kh * q->kw;
+    for (int64_t r = r0; r < r1; r++) {
+        int c = (int)(r / taps), i = (int)(r % taps) / q->kw, j = (int)(r % q->kw);
+        float *row = cols + (size_t)r * np;
+        tap t = tap_of(q, i, j);
+        for (int n = 0; n < batch; n++) {
+            const float *xc = x + ((size_t)n * q->c + c) * plane;
+            float *dst = row + n * opix;
+            memset(dst, 0, sizeof(float) * (size_t)t.rlo * q->ow);
+            /* Plain loops: rows are often too short for memcpy calls to pay. */
+            for (int oh = t.rlo; oh < t.rhi; oh++) {
+                float *d = dst + (size_t)oh * q->ow;
+                const float *src = xc + (size_t)(oh * q->sh + t.ioff) * q->w + t.first_w;
+                for (int ow = 0; ow < t.wlo; ow++)
+                    d[ow] = 0.0f;
+                if (q->sw == 1)
+                    for (int ow = t.wlo; ow < t.whi; ow++)
+                        d[ow] = src[ow - t.wlo];
+                else
+                    for (int ow = t.wlo; ow < t.whi; ow++)
+                        d[ow] = src[(size_t)(ow - t.wlo) * q->sw];
+                for (int ow = t.whi; ow < q->ow; ow++)
+                    d[ow] = 0.0f;
             }
+            memset(dst + (size_t)t.rhi * q->ow, 0, sizeof(float) * (size_t)(q->oh - t.rhi) * q->ow);
         }
     }
 }
 
-/* The adjoint of im2col: dx[n, c, ih, iw] += every column entry that copied it. */
-static void col2im(const float *cols, float *dx, const geom *q, int batch)
+/* The adjoint of im2col for channels [c0, c1): dx[n, c, ih, iw] += every column entry that
+ * copied it. */
+static void col2im(const float *cols, float *dx, const geom *q, int batch, int64_t c0, int64_t c1)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow, np = batch * opix;
-    const float *row = cols;
-    for (int c = 0; c < q->c; c++) {
+    const float *row = cols + (size_t)c0 * q->kh * q->kw * np;
+    for (int64_t c = c0; c < c1; c++) {
         for (int i = 0; i < q->kh; i++) {
             for (int j = 0; j < q->kw; j++, row += np) {
                 tap t = tap_of(q, i, j);
@@ -252,23 +259,25 @@ static double row_sum(const float *v, int n)
     return total;
 }
 
-static void forward(const tk_kernel_args *a)
+static void im2col_task(int64_t r0, int64_t r1, void *ud)
 {
-    geom q = geom_of(a->node);
-    int opix = q.oh * q.ow, np = a->n * opix;
-    int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
-    float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
-    im2col(a->x[0], cols, &q, a->n);
-    for (int g = 0; g < q.groups; g++)
-        tk_sgemm(false, false, og, np, kg, 1.0f, a->param[0] + (size_t)g * og * kg, kg,
-                 cols + (size_t)g * kg * np, np, 0.0f, t + (size_t)g * og * np, np);
-    /* t is (o, n, pixel); y is (n, o, pixel); a fused ReLU applies on the way. */
+    const conv_job *j = ud;
+    im2col(j->a->x[0], j->cols, &j->q, j->a->n, r0, r1);
+}
+
+/* t is (o, n, pixel); y is (n, o, pixel): samples [n0, n1), with the bias and a fused ReLU. */
+static void output_task(int64_t n0, int64_t n1, void *ud)
+{
+    const conv_job *j = ud;
+    const tk_kernel_args *a = j->a;
+    int opix = j->q.oh * j->q.ow;
+    size_t np = (size_t)a->n * opix;
     const float *bias = a->node->n_params > 1 ? a->param[1] : NULL;
     bool relu = a->node->act == TK_ACT_RELU;
-    for (int n = 0; n < a->n; n++) {
-        for (int o = 0; o < q.o; o++) {
-            const float *restrict src = t + (size_t)o * np + (size_t)n * opix;
-            float *restrict dst = a->y + ((size_t)n * q.o + o) * opix;
+    for (int64_t n = n0; n < n1; n++) {
+        for (int o = 0; o < j->q.o; o++) {
+            const float *restrict src = j->t + (size_t)o * np + (size_t)n * opix;
+            float *restrict dst = a->y + ((size_t)n * j->q.o + o) * opix;
             float b = bias ? bias[o] : 0.0f;
             if (relu) {
                 for (int p = 0; p < opix; p++) {
@@ -283,17 +292,32 @@ static void forward(const tk_kernel_args *a)
     }
 }
 
-static void backward(const tk_kernel_args *a)
+static void forward(const tk_kernel_args *a)
 {
     geom q = geom_of(a->node);
     int opix = q.oh * q.ow, np = a->n * opix;
     int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
     float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
+    conv_job j = {a, q, cols, t};
+    tk_parallel_range((int64_t)q.c * q.kh * q.kw, 1, im2col_task, &j);
+    for (int g = 0; g < q.groups; g++)
+        tk_sgemm(false, false, og, np, kg, 1.0f, a->param[0] + (size_t)g * og * kg, kg,
+                 cols + (size_t)g * kg * np, np, 0.0f, t + (size_t)g * og * np, np);
+    tk_parallel_range(a->n, 1, output_task, &j);
+}
+
+/* dy (n, o, pixel) into t (o, n, pixel) for samples [n0, n1), through the ReLU's mask. */
+static void grad_task(int64_t n0, int64_t n1, void *ud)
+{
+    const conv_job *j = ud;
+    const tk_kernel_args *a = j->a;
+    int opix = j->q.oh * j->q.ow;
+    size_t np = (size_t)a->n * opix;
     bool relu = a->node->act == TK_ACT_RELU;
-    for (int n = 0; n < a->n; n++) {
-        for (int o = 0; o < q.o; o++) {
-            size_t at = ((size_t)n * q.o + o) * opix;
-            float *restrict dst = t + (size_t)o * np + (size_t)n * opix;
+    for (int64_t n = n0; n < n1; n++) {
+        for (int o = 0; o < j->q.o; o++) {
+            size_t at = ((size_t)n * j->q.o + o) * opix;
+            float *restrict dst = j->t + (size_t)o * np + (size_t)n * opix;
             const float *restrict dy = a->dy + at, *restrict y = a->y + at;
             if (relu) {
                 for (int p = 0; p < opix; p++) {
@@ -305,9 +329,38 @@ static void backward(const tk_kernel_args *a)
             }
         }
     }
-    float *db = a->node->n_params > 1 ? a->dparam[1] : NULL;
-    for (int o = 0; db && o < q.o; o++)
-        db[o] += (float)row_sum(t + (size_t)o * np, np);
+}
+
+static void bias_task(int64_t o0, int64_t o1, void *ud)
+{
+    const conv_job *j = ud;
+    size_t np = (size_t)j->a->n * j->q.oh * j->q.ow;
+    for (int64_t o = o0; o < o1; o++)
+        j->a->dparam[1][o] += (float)row_sum(j->t + (size_t)o * np, (int)np);
+}
+
+static void col2im_task(int64_t c0, int64_t c1, void *ud)
+{
+    const conv_job *j = ud;
+    const tk_kernel_args *a = j->a;
+    size_t plane = (size_t)j->q.h * j->q.w;
+    if (!a->dx_accumulate[0])
+        for (int n = 0; n < a->n; n++)
+            memset(a->dx[0] + ((size_t)n * j->q.c + c0) * plane, 0,
+                   sizeof(float) * (size_t)(c1 - c0) * plane);
+    col2im(j->cols, a->dx[0], &j->q, a->n, c0, c1);
+}
+
+static void backward(const tk_kernel_args *a)
+{
+    geom q = geom_of(a->node);
+    int opix = q.oh * q.ow, np = a->n * opix;
+    int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
+    float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
+    conv_job j = {a, q, cols, t};
+    tk_parallel_range(a->n, 1, grad_task, &j);
+    if (a->node->n_params > 1 && a->dparam[1])
+        tk_parallel_range(q.o, 1, bias_task, &j);
     if (a->dparam[0])
         for (int g = 0; g < q.groups; g++)
             tk_sgemm(false, true, og, kg, np, 1.0f, t + (size_t)g * og * np, np,
@@ -319,9 +372,7 @@ static void backward(const tk_kernel_args *a)
     for (int g = 0; g < q.groups; g++)
         tk_sgemm(true, false, kg, np, og, 1.0f, a->param[0] + (size_t)g * og * kg, kg,
                  t + (size_t)g * og * np, np, 0.0f, cols + (size_t)g * kg * np, np);
-    if (!a->dx_accumulate[0])
-        memset(a->dx[0], 0, sizeof(float) * (size_t)a->n * q.c * q.h * q.w);
-    col2im(cols, a->dx[0], &q, a->n);
+    tk_parallel_range(q.c, 1, col2im_task, &j);
 }
 
 const tk_op_def tk_op_conv2d = {

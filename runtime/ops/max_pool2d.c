@@ -37,15 +37,24 @@ static inline void take(const float *x, int i, float *m, int *best)
     *best = better ? i : *best;
 }
 
+/* Planes (n, c) are independent: each pass takes a range of them on the pool's threads. */
+typedef struct {
+    const tk_kernel_args *a;
+    tk_pool2d_geom q;
+} pool_job;
+
+static bool is_2x2(const tk_pool2d_geom *q)
+{
+    return q->kh == 2 && q->kw == 2 && q->sh == 2 && q->sw == 2 && !q->ph && !q->pw &&
+           q->oh * 2 <= q->h && q->ow * 2 <= q->w;
+}
+
 /* 2x2 windows with stride 2 and no padding, the common case, without the general loop's
  * bounds arithmetic. */
-static bool forward_2x2(const tk_kernel_args *a, const tk_pool2d_geom *q, size_t planes)
+static void forward_2x2(const tk_kernel_args *a, const tk_pool2d_geom *q, int64_t p0, int64_t p1)
 {
-    if (q->kh != 2 || q->kw != 2 || q->sh != 2 || q->sw != 2 || q->ph || q->pw ||
-        q->oh * 2 > q->h || q->ow * 2 > q->w)
-        return false;
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
-    for (size_t p = 0; p < planes; p++) {
+    for (int64_t p = p0; p < p1; p++) {
         const float *x = a->x[0] + p * plane;
         float *y = a->y + p * opix, *arg = a->scratch + p * opix;
         for (int oh = 0; oh < q->oh; oh++) {
@@ -60,16 +69,19 @@ static bool forward_2x2(const tk_kernel_args *a, const tk_pool2d_geom *q, size_t
             }
         }
     }
-    return true;
 }
 
-static void forward(const tk_kernel_args *a)
+static void forward_task(int64_t p0, int64_t p1, void *ud)
 {
-    tk_pool2d_geom q = tk_pool2d_geom_of(a->node);
-    size_t planes = (size_t)a->n * q.c, plane = (size_t)q.h * q.w, opix = (size_t)q.oh * q.ow;
-    if (forward_2x2(a, &q, planes))
+    const pool_job *j = ud;
+    const tk_kernel_args *a = j->a;
+    tk_pool2d_geom q = j->q;
+    if (is_2x2(&q)) {
+        forward_2x2(a, &q, p0, p1);
         return;
-    for (size_t p = 0; p < planes; p++) {
+    }
+    size_t plane = (size_t)q.h * q.w, opix = (size_t)q.oh * q.ow;
+    for (int64_t p = p0; p < p1; p++) {
         const float *x = a->x[0] + p * plane;
         float *y = a->y + p * opix, *arg = a->scratch + p * opix;
         for (int oh = 0; oh < q.oh; oh++) {
@@ -99,18 +111,31 @@ static void forward(const tk_kernel_args *a)
     }
 }
 
-static void backward(const tk_kernel_args *a)
+static void forward(const tk_kernel_args *a)
 {
-    tk_pool2d_geom q = tk_pool2d_geom_of(a->node);
-    size_t planes = (size_t)a->n * q.c, plane = (size_t)q.h * q.w, opix = (size_t)q.oh * q.ow;
+    pool_job j = {a, tk_pool2d_geom_of(a->node)};
+    tk_parallel_range((int64_t)a->n * j.q.c, 1, forward_task, &j);
+}
+
+static void backward_task(int64_t p0, int64_t p1, void *ud)
+{
+    const pool_job *j = ud;
+    const tk_kernel_args *a = j->a;
+    size_t plane = (size_t)j->q.h * j->q.w, opix = (size_t)j->q.oh * j->q.ow;
     if (!a->dx_accumulate[0])
-        memset(a->dx[0], 0, sizeof(float) * planes * plane);
-    for (size_t p = 0; p < planes; p++) {
+        memset(a->dx[0] + p0 * plane, 0, sizeof(float) * (size_t)(p1 - p0) * plane);
+    for (int64_t p = p0; p < p1; p++) {
         float *dx = a->dx[0] + p * plane;
         const float *dy = a->dy + p * opix, *arg = a->scratch + p * opix;
         for (size_t i = 0; i < opix; i++)
             dx[(size_t)arg[i]] += dy[i];
     }
+}
+
+static void backward(const tk_kernel_args *a)
+{
+    pool_job j = {a, tk_pool2d_geom_of(a->node)};
+    tk_parallel_range((int64_t)a->n * j.q.c, 1, backward_task, &j);
 }
 
 const tk_op_def tk_op_max_pool2d = {

@@ -401,9 +401,12 @@ static void test_cnn_plan(void)
 
 int main(void)
 {
-    tk_set_threads(1);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i]);
+    /* Three threads split the convolutions' products, im2col/col2im and pooling unevenly. */
+    for (int threads = 3; threads >= 1; threads -= 2) {
+        tk_set_threads(threads);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            run_case(&cases[i]);
+    }
     test_dropout2d_train();
     test_shape_errors();
     test_cnn_plan();

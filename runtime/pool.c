@@ -1,0 +1,182 @@
+/* pool.c - the runtime's compute threads: one persistent pool that the step's parallel parts
+ * (matrix products split into blocks, im2col/col2im, pooling, the optimizer update, gradient
+ * norms) share, so both cores work in every phase and no second pool (OpenBLAS's own) spins
+ * against it. A job is a number of tasks; each task writes its own outputs, so which thread
+ * runs a task never changes a result. Not here: what the tasks compute.
+ *
+ * Workers spin briefly on the job counter before sleeping: a step issues many short jobs in a
+ * row, and a condition-variable wake-up per job would cost more than the jobs gain. */
+#include "tk_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum { MAX_THREADS = 64, SPIN_ROUNDS = 20000 };
+
+/* The task counter carries the job's generation in its high half, so a worker that wakes late
+ * can never claim a task of a job that is over: its compare-and-swap names the generation it
+ * read the job under. Jobs alternate between two slots, so a late worker reads the slot of its
+ * own generation, which the caller rewrites only two jobs later, after that claim has failed. */
+typedef struct {
+    tk_task_fn fn;
+    void *ud;
+    uint32_t n_tasks;
+} job;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t threads[MAX_THREADS];
+    int n_workers;             /* threads besides the caller */
+    int sleepers;              /* under lock */
+    atomic_uint_fast64_t next; /* generation << 32 | next task index */
+    atomic_uint done;          /* tasks of the current job finished */
+    atomic_bool stop;
+    job jobs[2];
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static inline uint32_t generation_of(uint_fast64_t v)
+{
+    return (uint32_t)(v >> 32);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Claims and runs tasks of job `gen` until none is left or the job is over. */
+static void run_tasks(uint32_t gen)
+{
+    const job *j = &pool.jobs[gen & 1];
+    tk_task_fn fn = j->fn;
+    void *ud = j->ud;
+    uint32_t n = j->n_tasks;
+    uint_fast64_t v = atomic_load(&pool.next);
+    while (generation_of(v) == gen && (uint32_t)v < n) {
+        if (atomic_compare_exchange_weak(&pool.next, &v, v + 1)) {
+            fn((int)(uint32_t)v, ud);
+            atomic_fetch_add(&pool.done, 1);
+            v = atomic_load(&pool.next);
+        }
+    }
+}
+
+/* arg: the generation current when the thread was created, so that a thread that starts late
+ * still sees every job (and the stop) published after that. */
+static void *worker(void *arg)
+{
+    uint32_t seen = (uint32_t)(uintptr_t)arg;
+    for (;;) {
+        uint32_t now = generation_of(atomic_load(&pool.next));
+        for (int i = 0; now == seen && i < SPIN_ROUNDS; i++) {
+            cpu_relax();
+            now = generation_of(atomic_load(&pool.next));
+        }
+        if (now == seen) {
+            pthread_mutex_lock(&pool.lock);
+            pool.sleepers++;
+            while ((now = generation_of(atomic_load(&pool.next))) == seen &&
+                   !atomic_load(&pool.stop))
+                pthread_cond_wait(&pool.wake, &pool.lock);
+            pool.sleepers--;
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = now;
+        if (atomic_load(&pool.stop))
+            return NULL;
+        run_tasks(now);
+    }
+}
+
+/* Makes job `j` current under a new generation and wakes sleeping workers. */
+static uint32_t publish(job j)
+{
+    uint32_t gen = generation_of(atomic_load(&pool.next)) + 1;
+    pool.jobs[gen & 1] = j;
+    atomic_store(&pool.done, 0);
+    pthread_mutex_lock(&pool.lock);
+    atomic_store(&pool.next, (uint_fast64_t)gen << 32);
+    if (pool.sleepers)
+        pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    return gen;
+}
+
+static void stop_workers(void)
+{
+    if (pool.n_workers == 0)
+        return;
+    atomic_store(&pool.stop, true);
+    publish((job){NULL, NULL, 0});
+    for (int i = 0; i < pool.n_workers; i++)
+        pthread_join(pool.threads[i], NULL);
+    pool.n_workers = 0;
+    atomic_store(&pool.stop, false);
+}
+
+int tk_pool_resize(int n)
+{
+    n = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+    if (n - 1 == pool.n_workers)
+        return n;
+    stop_workers();
+    uintptr_t gen = generation_of(atomic_load(&pool.next));
+    for (int i = 0; i < n - 1; i++) {
+        if (pthread_create(&pool.threads[i], NULL, worker, (void *)gen) != 0)
+            break; /* fewer threads: slower, still correct */
+        pool.n_workers++;
+    }
+    return pool.n_workers + 1;
+}
+
+int tk_pool_size(void)
+{
+    return pool.n_workers + 1;
+}
+
+void tk_parallel(int n_tasks, tk_task_fn fn, void *ud)
+{
+    if (n_tasks <= 1 || pool.n_workers == 0) {
+        for (int t = 0; t < n_tasks; t++)
+            fn(t, ud);
+        return;
+    }
+    uint32_t gen = publish((job){fn, ud, (uint32_t)n_tasks});
+    run_tasks(gen);
+    while (atomic_load(&pool.done) < (unsigned)n_tasks)
+        cpu_relax();
+}
+
+/* ---------------------------------------------------------------- ranges */
+
+typedef struct {
+    tk_range_fn fn;
+    void *ud;
+    int64_t n, chunk;
+} range_job;
+
+static void range_task(int t, void *ud)
+{
+    const range_job *j = ud;
+    int64_t lo = (int64_t)t * j->chunk, hi = lo + j->chunk < j->n ? lo + j->chunk : j->n;
+    j->fn(lo, hi, j->ud);
+}
+
+void tk_parallel_range(int64_t n, int64_t grain, tk_range_fn fn, void *ud)
+{
+    int threads = tk_pool_size();
+    if (grain < 1)
+        grain = 1;
+    if (threads == 1 || n <= grain) {
+        if (n > 0)
+            fn(0, n, ud);
+        return;
+    }
+    int64_t chunk = (n + threads - 1) / threads;
+    chunk = (chunk + grain - 1) / grain * grain;
+    range_job j = {fn, ud, n, chunk};
+    tk_parallel((int)((n + chunk - 1) / chunk), range_task, &j);
+}
