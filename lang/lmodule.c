@@ -231,7 +231,7 @@ static double forward(lua_State *L, pipeline *p, int xi, int yi)
     }
     out.d[0] = rows;
     tk_ltensor *o = tk_lt_new(L, out.ndim, out.d, false); /* on top, above the scratch */
-    double loss_sum = 0;
+    double loss_sum = 0, loss_weight = 0;
     int batch = tk_model_batch(m);
     for (int64_t start = 0; start < rows; start += batch) {
         int n = (int)(rows - start < batch ? rows - start : batch);
@@ -241,12 +241,16 @@ static double forward(lua_State *L, pipeline *p, int xi, int yi)
         else /* a valid target for every loss: class 0, or 0.0 */
             memset(tk_model_target(m), 0, sizeof(float) * (size_t)n * label_w);
         float loss;
+        double weight = tk_model_loss_weight(m, n);
         if (tk_model_eval(m, n, &loss, p->s->ctx) != TK_OK)
             fail(L, p);
-        loss_sum += (double)loss * n;
+        if (weight > 0) {
+            loss_sum += (double)loss * weight;
+            loss_weight += weight;
+        }
         memcpy(o->data + start * out_w, tk_model_output(m), sizeof(float) * (size_t)(n * out_w));
     }
-    return y && rows ? loss_sum / (double)rows : NAN;
+    return y && loss_weight > 0 ? loss_sum / loss_weight : NAN;
 }
 
 /* P:forward(x [, y]) -> output [, loss] */
@@ -398,7 +402,7 @@ static int p_step(lua_State *L)
     check_interrupt(L, p);
     if (st != TK_OK)
         return fail(L, p);
-    lua_pushnumber(L, r.rows ? r.loss_sum / (double)r.rows : NAN);
+    lua_pushnumber(L, r.loss_weight > 0 ? r.loss_sum / r.loss_weight : NAN);
     lua_pushinteger(L, r.steps);
     return 2;
 }

@@ -19,8 +19,7 @@ struct tk_stepper {
     int n_groups;
     int64_t epoch, cursor, step, batches_seen, skips;
     bool begun;                   /* the train loader is at (epoch + 1, cursor) */
-    double loss_sum;              /* the current epoch's train pass so far */
-    int64_t rows;
+    double loss_sum, loss_weight; /* the current epoch's train pass so far (as tk_train's) */
 };
 
 static int out_width(const tk_model *m)
@@ -166,8 +165,7 @@ static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
     if (!s->begun) {
         if (s->cursor == 0) {
             tk_metrics_reset(s->train_mt);
-            s->loss_sum = 0;
-            s->rows = 0;
+            s->loss_sum = s->loss_weight = 0;
         }
         tk_loader_begin(s->train, s->epoch + 1, s->cursor);
         s->begun = true;
@@ -180,16 +178,19 @@ static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
             break;
         if (in_window++ == 0)
             tk_model_zero_grad(m);
+        double weight = tk_model_loss_weight(m, n);
         if (tk_model_forward_backward(m, n, 1.0f / (float)k, (uint64_t)s->batches_seen++,
                                       &loss, ctx) != TK_OK) {
             s->begun = false; /* mid-window: the next step starts this window again */
             return TK_ERR_RUNTIME;
         }
         tk_metrics_add(s->train_mt, tk_model_output(m), width, tk_model_target(m), n);
-        s->loss_sum += (double)loss * n;
-        s->rows += n;
-        r->loss_sum += (double)loss * n;
-        r->rows += n;
+        if (weight > 0) {
+            s->loss_sum += (double)loss * weight;
+            s->loss_weight += weight;
+            r->loss_sum += (double)loss * weight;
+            r->loss_weight += weight;
+        }
     }
     if (in_window == 0)
         return tk_fail(ctx, TK_ERR_RUNTIME, "the train loader gave no batch at epoch %lld, "
@@ -198,7 +199,7 @@ static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
      * with the batches after it instead of meeting the same non-finite values again. */
     tk_status st = update(s, loss, in_window, ctx);
     s->cursor += in_window;
-    r->loss = s->loss_sum / (double)s->rows;
+    r->loss = s->loss_weight > 0 ? s->loss_sum / s->loss_weight : NAN;
     r->accuracy = tk_metrics_accuracy(s->train_mt);
     if (st == TK_OK)
         r->steps++;
@@ -277,18 +278,21 @@ tk_status tk_stepper_evaluate(tk_stepper *s, int split, double *loss,
     tk_model *m = s->m;
     const int width = out_width(m);
     double sum = 0;
-    int64_t rows = 0;
+    double weight = 0;
     tk_metrics_reset(s->eval_mt);
     tk_loader_begin(ld, 0, 0);
     for (int n; (n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0;) {
         float l;
+        double w = tk_model_loss_weight(m, n);
         if (tk_model_eval(m, n, &l, ctx) != TK_OK)
             return TK_ERR_RUNTIME;
         tk_metrics_add(s->eval_mt, tk_model_output(m), width, tk_model_target(m), n);
-        sum += (double)l * n;
-        rows += n;
+        if (w > 0) {
+            sum += (double)l * w;
+            weight += w;
+        }
     }
-    *loss = rows ? sum / (double)rows : NAN;
+    *loss = weight > 0 ? sum / weight : NAN;
     *metrics = s->eval_mt;
     return TK_OK;
 }

@@ -579,8 +579,8 @@ typedef struct {
 } tk_stepper_state;
 typedef struct {
     int64_t steps;             /* updates applied by the call */
-    double loss_sum;           /* over the rows of the call's micro-batches */
-    int64_t rows;
+    double loss_sum;           /* sum of batch loss * weight over the call's micro-batches */
+    double loss_weight;        /*  and of their tk_model_loss_weight: the mean's divisor */
     double loss, accuracy;     /* running means of the epoch's train pass so far */
     bool epoch_done;           /* the call ended an epoch */
 } tk_stepper_result;

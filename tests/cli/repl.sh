@@ -106,6 +106,24 @@ valid_loss=$(awk -F, '$1 == 3 && $3 == "valid" { printf "%.6f", $4 }' bc/metrics
 [ "$(line 3 | cut -d' ' -f1)" = "$valid_loss" ] && [ "$(line 3 | cut -d' ' -f3)" = 57 ] && ok ||
     bad "P:evaluate('valid') '$(line 3)' is not the run's valid loss $valid_loss"
 
+#    With class weights the losses are weighted means, as tkrun's training computes them.
+cat > bcw.lua <<EOF
+local t = dofile("$BC")
+t.loss = tk.loss.cross_entropy { weight = { 1, 3 } }
+return t
+EOF
+"$TKRUN" bcw.lua --epochs 2 --run-dir bcw --quiet >/dev/null || bad "weighted training run failed"
+repl bcw.lua --epochs 2 <<'EOF'
+r = P:fit{epochs = 2, quiet = true}
+P:save("bcw.safetensors")
+print(string.format("%.6f %.6f", r.train.loss, P:evaluate("valid").loss))
+EOF
+cmp -s bcw.safetensors bcw/checkpoints/final.safetensors && ok ||
+    bad "P:fit with class weights differs from tkrun"
+want=$(awk -F, '$1 == 2 && ($3 == "train" || $3 == "valid") { printf "%s%.6f", sep, $4; sep = " " }' \
+    bcw/metrics.csv)
+[ "$OUT" = "$want" ] && ok || bad "weighted train/valid loss '$OUT', the run's '$want'"
+
 # 5. lr: SGD's update is exactly lr * grad, at the lr set live (both ways); the schedule back.
 cat > sgd.lua <<EOF
 local t = dofile("$IRIS")
