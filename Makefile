@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 DEPS = build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev libcsv-dev \
        zlib1g-dev libedit-dev tmux libpng-dev libjpeg-dev dataset-fashion-mnist python3-sklearn \
-       python3-numpy python3-pil python3-onnx nodejs
+       python3-numpy python3-pil python3-onnx nodejs openmpi-bin libopenmpi-dev
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 FUZZ_SECONDS ?= 60

@@ -17,6 +17,7 @@ typedef struct {
     char **owned;              /* strings made here ("epochs=N"), freed with the cli */
     int n_owned;
     int threads;               /* --threads N (0: not given) */
+    int ranks;                 /* --ranks N: dist.c execs mpirun before parsing reaches it */
     const char *run_dir, *resume, *init, *weights, *split, *onnx;
     const char **inputs;       /* positional arguments after SCRIPT (predict's files) */
     int n_inputs;

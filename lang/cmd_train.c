@@ -2,6 +2,7 @@
  * and init, the progress callback (progress.c draws the bar and the epoch lines), signals.
  * Not here: parsing the command line (main.c, cli.c). */
 #include "cli.h"
+#include "dist.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -324,14 +325,24 @@ static void print_resume_hint(const tk_cli *c, const char *dir, const char *msg)
 
 static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ctx)
 {
-    char dir[4096];
+    char dir[4096] = "";
     tk_status st = TK_OK;
+    /* Data-parallel: rank 0 alone makes and writes the run directory; all read its name. */
+    const tk_dist *dist = tk_dist_world();
+    bool writer = !dist || dist->rank == 0;
     if (c->resume) {
         if (!resume_run_dir(c->resume, dir, sizeof dir))
             return tk_fail(ctx, TK_ERR_INPUT, "--resume %s: no such file or directory",
                            c->resume);
     } else {
-        st = make_run_dir(c, p, dir, sizeof dir, ctx);
+        tk_status made = writer ? make_run_dir(c, p, dir, sizeof dir, ctx) : TK_OK;
+        if (made != TK_OK)
+            dir[0] = 0;
+        st = tk_dist_share(dir, sizeof dir, ctx);
+        if (st == TK_OK && !dir[0])
+            st = writer ? made
+                        : tk_fail(ctx, TK_ERR_RUNTIME, "rank 0 could not make the run "
+                                  "directory");
     }
     char *config = st == TK_OK ? tk_lua_describe(L, ctx) : NULL;
     if (st == TK_OK && !config)
@@ -348,7 +359,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         if (init_text)
             fputs(init_text, stdout);
     }
-    if (st == TK_OK)
+    if (st == TK_OK && writer)
         st = write_note(dir, L, p, init_text, ctx);
     free(init_text);
     if (st == TK_OK) {
@@ -363,6 +374,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         o->progress = progress_and_crash;
         o->progress_ud = &ps;
         o->notice = on_notice;
+        o->dist = dist;
         char *report = NULL;
         size_t report_len = 0;
         o->report = open_memstream(&report, &report_len);
@@ -380,7 +392,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         if (o->report)
             fclose(o->report);
         /* The test split's per-class table and confusion matrix: shown and kept. */
-        if (report && report_len) {
+        if (report && report_len && writer) {
             fputs(report, stdout);
             char path[4200];
             snprintf(path, sizeof path, "%s/test_report.txt", dir);
@@ -391,7 +403,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
             }
         }
         free(report);
-        if (st == TK_ERR_INTERRUPTED)
+        if (st == TK_ERR_INTERRUPTED && writer)
             print_resume_hint(c, dir, tk_errmsg(ctx));
     }
     free(config);

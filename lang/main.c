@@ -2,6 +2,7 @@
  * tk_cli, help and version. A command is one file with its run function plus one line in
  * `commands`; an option is one line in `options`. Not here: what any command does. */
 #include "cli.h"
+#include "dist.h"
 
 #include <lauxlib.h>
 #include <stdarg.h>
@@ -11,7 +12,7 @@
 
 static const tk_command commands[] = {
     {"train", "SCRIPT [options]", "train the pipeline SCRIPT returns (the default command)",
-     "set epochs threads run-dir resume init quiet", 0, tk_cmd_train},
+     "set epochs threads run-dir resume init quiet ranks", 0, tk_cmd_train},
     {"check", "SCRIPT [options]", "compile and validate everything, run no batch",
      "set epochs threads", 0, tk_cmd_check},
     {"summary", "SCRIPT [options]", "torchinfo's table: shapes, parameters, mult-adds, sizes",
@@ -55,6 +56,8 @@ static const struct {
     {"json", NULL, "print the result as JSON", FLAG_BOOL, offsetof(tk_cli, json)},
     {"quiet", NULL, "no progress output, only the final lines", FLAG_BOOL,
      offsetof(tk_cli, quiet)},
+    {"ranks", "N", "train data-parallel on N processes of this machine (runs mpirun -np N; "
+     "batch_size stays the global batch)", FLAG_COUNT, offsetof(tk_cli, ranks)},
 };
 enum { N_OPTIONS = sizeof options / sizeof options[0] };
 
@@ -305,19 +308,22 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    int rc;
+    if (tk_dist_start(&argc, &argv, &rc))
+        return rc;
     if (argc < 2) {
         print_overview(stderr);
-        return TK_ERR_INPUT;
+        return tk_dist_end(TK_ERR_INPUT);
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
-        return print_version();
+        return tk_dist_end(print_version());
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0)
-        return help(argc, argv);
-    int next, rc;
+        return tk_dist_end(help(argc, argv));
+    int next;
     const tk_command *cmd = pick_command(argc, argv, &next, &rc);
     if (!cmd)
-        return rc;
+        return tk_dist_end(rc);
     tk_cli c = {0};
     rc = parse_args(cmd, argc, argv, next, &c);
     if (rc == 0)
@@ -325,5 +331,5 @@ int main(int argc, char **argv)
     else if (rc < 0)
         rc = 0;
     free_cli(&c);
-    return rc;
+    return tk_dist_end(rc);
 }

@@ -184,6 +184,7 @@ tk_status tk_ckpt_save(const tk_model *m, const char *path, const tk_train_state
         put_int(&md, "skips", st->skips);
         put_int(&md, "rows", st->rows);
         put_int(&md, "seed", (int64_t)m->seed);
+        put_int(&md, "ranks", st->ranks);
         put_int(&md, "threads", tk_threads());
         put_double(&md, "best", st->best);
         put_double(&md, "stop_best", st->stop_best);
@@ -318,6 +319,8 @@ tk_status tk_ckpt_load(tk_model *m, const char *path, tk_train_state *st, tk_ctx
     /* Older checkpoints weighed every row by 1. */
     if (s == TK_OK && !get_double(f, "loss_weight", &in.loss_weight))
         in.loss_weight = (double)in.rows;
+    if (s == TK_OK && !get_int(f, "ranks", &in.ranks))
+        in.ranks = 0;
     if (s == TK_OK) {
         for (int i = 0; i < m->n_tensors; i++) {
             const tk_tensor_rec *r = &m->tensors[i];

@@ -7,12 +7,13 @@
 #include <math.h>
 #include <string.h>
 
-static void run_forward(const tk_schedule *s, int n, uint64_t step)
+static void run_forward(const tk_schedule *s, int n, uint64_t step, int64_t row0)
 {
     for (int i = 0; i < s->n_fwd; i++) {
         tk_kernel_args *a = &s->args[s->fwd[i]];
         a->n = n;
         a->step = step;
+        a->row0 = row0;
         a->node->op->forward(a);
     }
 }
@@ -24,7 +25,7 @@ tk_status tk_model_forward_backward(tk_model *m, int n, float loss_scale, uint64
         return tk_fail(ctx, TK_ERR_RUNTIME, "batch of %d rows for a model planned for %d", n,
                        m->g->batch);
     const tk_schedule *s = &m->train;
-    run_forward(s, n, step);
+    run_forward(s, n, step, m->row0);
     s->args[m->g->loss].loss_scale = loss_scale;
     for (int i = 0; i < s->n_bwd; i++) {
         const tk_kernel_args *a = &s->args[s->bwd[i]];
@@ -40,7 +41,7 @@ tk_status tk_model_eval(tk_model *m, int n, float *loss, tk_ctx *ctx)
     if (n <= 0 || n > m->g->batch)
         return tk_fail(ctx, TK_ERR_RUNTIME, "batch of %d rows for a model planned for %d", n,
                        m->g->batch);
-    run_forward(&m->eval, n, 0);
+    run_forward(&m->eval, n, 0, 0);
     m->last = &m->eval;
     *loss = m->eval.loss[0];
     return TK_OK;

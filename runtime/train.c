@@ -521,9 +521,10 @@ static void resume_threads(trainer *t)
         notice(t, "threads: %lld, as the checkpoint recorded", (long long)t->st.threads);
         return;
     }
-    notice(t, "notice: --threads %d but the checkpoint was written with %lld threads: the "
+    notice(t, "notice: --threads %d but the checkpoint was written with %lld thread%s: the "
            "result will not be bit-identical to an uninterrupted run (resume with --threads "
-           "%lld for that)", now, (long long)t->st.threads, (long long)t->st.threads);
+           "%lld for that)", now, (long long)t->st.threads, t->st.threads == 1 ? "" : "s",
+           (long long)t->st.threads);
 }
 
 /* A file, or the newest checkpoint of RUN_DIR/checkpoints that verifies. */

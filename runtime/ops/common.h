@@ -37,12 +37,14 @@ tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx);
 
 /* The factor of draw i (an element, or a channel counted over the batch) in this step: 0
  * with probability p, else 1/(1-p). Forward and backward redraw it from the counter-based
- * RNG instead of storing a mask. Inline: dropout calls it per element. */
-static inline float tk_dropout_scale(const tk_kernel_args *a, size_t i)
+ * RNG instead of storing a mask. Draws are counted from the global batch's first row
+ * (per_row draws a row), so a data-parallel shard draws what one process would. Inline:
+ * dropout calls it per element. */
+static inline float tk_dropout_scale(const tk_kernel_args *a, size_t i, size_t per_row)
 {
     float p = (float)a->node->fattr[0];
     float u = tk_rng_uniform_at(a->seed, TK_STREAM_DROPOUT, (uint32_t)a->node->id,
-                                (uint32_t)a->step, i);
+                                (uint32_t)a->step, (uint64_t)a->row0 * per_row + i);
     return u < p ? 0.0f : 1.0f / (1.0f - p);
 }
 

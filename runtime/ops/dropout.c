@@ -16,21 +16,21 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
 
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = tk_kernel_numel(a);
+    size_t total = tk_kernel_numel(a), row = (size_t)tk_sample_numel(&a->node->shape);
     if (!a->training || a->node->fattr[0] == 0.0) {
         memcpy(a->y, a->x[0], total * sizeof(float));
         return;
     }
     for (size_t i = 0; i < total; i++)
-        a->y[i] = a->x[0][i] * tk_dropout_scale(a, i);
+        a->y[i] = a->x[0][i] * tk_dropout_scale(a, i, row);
 }
 
 static void backward(const tk_kernel_args *a)
 {
-    size_t total = tk_kernel_numel(a);
+    size_t total = tk_kernel_numel(a), row = (size_t)tk_sample_numel(&a->node->shape);
     bool identity = a->node->fattr[0] == 0.0;
     for (size_t i = 0; i < total; i++) {
-        float g = identity ? a->dy[i] : a->dy[i] * tk_dropout_scale(a, i);
+        float g = identity ? a->dy[i] : a->dy[i] * tk_dropout_scale(a, i, row);
         a->dx[0][i] = a->dx_accumulate[0] ? a->dx[0][i] + g : g;
     }
 }

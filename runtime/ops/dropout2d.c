@@ -34,7 +34,7 @@ static void forward(const tk_kernel_args *a)
         return;
     }
     for (size_t ch = 0; ch < channels; ch++) {
-        float k = tk_dropout_scale(a, ch);
+        float k = tk_dropout_scale(a, ch, (size_t)a->node->shape.d[1]);
         const float *x = a->x[0] + ch * plane;
         float *y = a->y + ch * plane;
         for (size_t i = 0; i < plane; i++)
@@ -48,7 +48,7 @@ static void backward(const tk_kernel_args *a)
     size_t plane = (size_t)(a->node->shape.d[2] * a->node->shape.d[3]);
     bool same = identity(a);
     for (size_t ch = 0; ch < channels; ch++) {
-        float k = same ? 1.0f : tk_dropout_scale(a, ch);
+        float k = same ? 1.0f : tk_dropout_scale(a, ch, (size_t)a->node->shape.d[1]);
         const float *dy = a->dy + ch * plane;
         float *dx = a->dx[0] + ch * plane;
         if (a->dx_accumulate[0])

@@ -77,7 +77,8 @@ run plain.lua --run-dir straight1 --quiet --threads 1 --epochs 4
 TK_TEST_CRASH=int:10 run plain.lua --run-dir cut1 --quiet --threads 1 --epochs 4 \
     --set optimizer.lr=0.05
 expect_rc 130
-expect_err "resume with: tkrun plain.lua --resume cut1 --threads 1 --set epochs=4 --set optimizer.lr=0.05"
+expect_err "resume with: tkrun plain.lua --resume cut1 --threads 1 --set epochs=4 \
+--set optimizer.lr=0.05"
 #    Resumed without --threads: the recorded count, bit-identical to the straight run.
 run plain.lua --resume cut1 --quiet --epochs 4
 expect_rc 0
@@ -88,7 +89,8 @@ $READER same straight1/checkpoints/final.safetensors cut1/checkpoints/final.safe
 TK_TEST_CRASH=int:10 run plain.lua --run-dir cut2 --quiet --threads 1 --epochs 4
 run plain.lua --resume cut2 --quiet --epochs 4 --threads 2
 expect_rc 0
-expect_out "--threads 2 but the checkpoint was written with 1 threads: the result will not be bit-identical"
+expect_out "--threads 2 but the checkpoint was written with 1 thread: the result will not be \
+bit-identical"
 
 # ---------------------------------------------------------------- resume diff (item 4)
 TK_TEST_CRASH=int:10 run plain.lua --run-dir diffrun --quiet --epochs 4
@@ -108,7 +110,8 @@ expect_out "  optimizer.lr: 0.05 -> 0.01"
 # sum(w[y] * loss) / sum(w[y]) over the rows that count, as PyTorch's reduction='mean' on
 # the full set. Checked by hand (numpy) on the test file with the final weights.
 weighted() { # weighted NAME LOSS
-    pipeline "$1" "$CSV" "$MLP" "$2" ', test = tk.data.csv { path = "test.csv", normalize = "standard" }'
+    pipeline "$1" "$CSV" "$MLP" "$2" \
+        ', test = tk.data.csv { path = "test.csv", normalize = "standard" }'
 }
 check_weighted() { # check_weighted RUN WEIGHTS IGNORE [LOGSOFTMAX]
     $PY - "$@" <<'EOF'
@@ -152,7 +155,7 @@ run nllw.lua --run-dir nll16 --quiet --epochs 1 --set optimizer.lr=0
 run nllw.lua --run-dir nll77 --quiet --epochs 1 --set optimizer.lr=0 --set data.batch_size=77
 valid_loss() { sed -n 's/.* loss \([0-9.]*\) .*/\1/p' "$1/valid.log"; }
 [ -n "$(valid_loss nll16)" ] && [ "$(valid_loss nll16)" = "$(valid_loss nll77)" ] && ok ||
-    bad "weighted nll valid loss depends on the batch size: $(valid_loss nll16) vs $(valid_loss nll77)"
+    bad "weighted nll valid loss depends on the batch size: $(valid_loss nll16), $(valid_loss nll77)"
 
 # ---------------------------------------------------------------- preprocessing (item 3)
 pipeline named 'tk.data.csv { path = "named.csv", normalize = "standard" }' "$MLP" \
@@ -163,7 +166,7 @@ expect_rc 0
 for f in best last final; do
     [ "$(meta named/checkpoints/$f.safetensors data.classes)" = \
       '{"setosa": 0, "versicolor": 1, "virginica": 2}' ] && ok ||
-        bad "$f.safetensors lacks the class map: $(meta named/checkpoints/$f.safetensors data.classes)"
+        bad "$f.safetensors lacks the class map"
     [ "$(meta named/checkpoints/$f.safetensors data.normalize)" = standard ] && ok ||
         bad "$f.safetensors lacks data.normalize"
 done
@@ -200,13 +203,22 @@ pipeline bn "$CSV" 'tk.nn.linear(8), tk.nn.batch_norm1d(), tk.nn.relu(), tk.nn.l
 run bn.lua --run-dir bn --quiet --set save.best=valid.loss
 expect_rc 0
 for f in best last final; do
-    [ "$($READER names bn/checkpoints/$f.safetensors | grep -c "^1.num_batches_tracked I64 ()$")" = 1 ] && ok ||
+    names=$($READER names bn/checkpoints/$f.safetensors)
+    [ "$(grep -c "^1.num_batches_tracked I64 ()$" <<<"$names")" = 1 ] && ok ||
         bad "$f.safetensors: num_batches_tracked is not I64"
 done
-[ "$($PY -c 'import sys,json,struct,numpy as np
-raw = open(sys.argv[1], "rb").read(); (n,) = struct.unpack("<Q", raw[:8]); h = json.loads(raw[8:8 + n])
-a, b = h["1.num_batches_tracked"]["data_offsets"]; print(int(np.frombuffer(raw[8 + n + a:8 + n + b], "<i8")[0]))' \
-    bn/checkpoints/final.safetensors)" = 18 ] && ok || bad "num_batches_tracked is not 3 epochs x 6 batches"
+counter() { # the value of FILE's num_batches_tracked, read as the int64 it must be
+    $PY - "$1" <<'EOF'
+import json, struct, sys
+import numpy as np
+raw = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+a, b = json.loads(raw[8:8 + n])["1.num_batches_tracked"]["data_offsets"]
+print(int(np.frombuffer(raw[8 + n + a:8 + n + b], "<i8")[0]))
+EOF
+}
+[ "$(counter bn/checkpoints/final.safetensors)" = 18 ] && ok ||
+    bad "num_batches_tracked is not 3 epochs x 6 batches"
 #    Both dtypes load: resume from I64, --init from a file with an F32 counter.
 TK_TEST_CRASH=int:8 run bn.lua --run-dir bncut --quiet
 run bn.lua --resume bncut --quiet
@@ -228,7 +240,8 @@ for k in sorted(h):
     parts[k] = a.tobytes()
     off += a.nbytes
 head = json.dumps(out).encode()
-open("f32.safetensors", "wb").write(struct.pack("<Q", len(head)) + head + b"".join(parts[k] for k in sorted(h)))
+body = b"".join(parts[k] for k in sorted(h))
+open("f32.safetensors", "wb").write(struct.pack("<Q", len(head)) + head + body)
 EOF
 run bn.lua --run-dir bninit --quiet --epochs 1 --init f32.safetensors
 expect_rc 0
