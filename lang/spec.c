@@ -128,8 +128,8 @@ static tk_status load_dataset(lua_State *L, int t, bool regression, tk_dataset *
         return tk_dataset_idx(&o, out, ctx);
     }
     if (strcmp(kind, "data.images") == 0) {
-        tk_images_opts o = {str_field(L, t, "root", ""), (int)num_field(L, t, "channels", 3),
-                            0, 0};
+        tk_images_opts o = {.root = str_field(L, t, "root", ""),
+                            .channels = (int)num_field(L, t, "channels", 3)};
         lua_getfield(L, t, "size");
         if (lua_istable(L, -1)) {
             lua_rawgeti(L, -1, 1);
@@ -139,6 +139,13 @@ static tk_status load_dataset(lua_State *L, int t, bool regression, tk_dataset *
             lua_pop(L, 2);
         }
         lua_pop(L, 1);
+        o.list = str_field(L, t, "list", NULL);
+        o.header = bool_field(L, t, "header", true);
+        lua_getfield(L, t, "path_column");
+        o.path_column = colref_at(L, -1);
+        lua_getfield(L, t, "label");
+        o.label = colref_at(L, -1);
+        lua_pop(L, 2);
         return tk_dataset_images(&o, out, ctx);
     }
     if (strcmp(kind, "data.npy") == 0) {

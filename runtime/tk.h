@@ -124,12 +124,16 @@ tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx);
 tk_status tk_dataset_idx(const tk_idx_opts *o, tk_dataset **out, tk_ctx *ctx);
 
 typedef struct {
-    const char *root;          /* one folder per class; classes in sorted name order */
+    const char *root;          /* one folder per class (sorted names); with `list`: its base */
     int channels;              /* 1 (grey) or 3 (RGB) */
     int height, width;         /* resize to this; 0: every image must have the first's size */
+    const char *list;          /* or a CSV file: one image path and its label per row */
+    tk_colref path_column, label; /* its columns (a name needs header) */
+    bool header;               /* its first row names the columns */
 } tk_images_opts;
-/* PNG/JPEG image folders (torchvision ImageFolder layout) decoded into a uint8 dataset of
- * (channels, height, width) samples; the class names are the folder names. */
+/* PNG/JPEG image folders (torchvision ImageFolder layout) or a list file decoded into a uint8
+ * dataset of (channels, height, width) samples; the class names are the folder names (list:
+ * the label strings, sorted, unless they are all integer ids). */
 tk_status tk_dataset_images(const tk_images_opts *o, tk_dataset **out, tk_ctx *ctx);
 typedef struct {
     const char *x;             /* features (N, ...): a .npy file, or a member of `npz` */

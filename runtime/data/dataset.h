@@ -65,6 +65,11 @@ tk_status tk_image_decode(const void *data, size_t len, const char *name, int ch
 /* The same from a file. */
 tk_status tk_image_load(const char *path, int channels, int height, int width,
                         unsigned char **out, int *out_h, int *out_w, tk_ctx *ctx);
+/* image_folder.c: ds->n images at paths into ds->x8 and ds->shape (o's channels and size). */
+tk_status tk_images_decode(tk_dataset *ds, const tk_images_opts *o, char *const *paths,
+                           tk_ctx *ctx);
+/* image_list.c: the list form of tk_dataset_images into ds (allocated, named after the list). */
+tk_status tk_image_list(const tk_images_opts *o, tk_dataset *ds, tk_ctx *ctx);
 
 /* augment.c: v's augmentations of dataset sample `sample` in epoch `epoch`, from its raw
  * values in a (b is scratch of the same size); returns a or b, whichever holds the result. */

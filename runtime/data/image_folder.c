@@ -7,7 +7,8 @@
  * .png/.jpg/.jpeg (any case) are samples; the other extensions ImageFolder would take (.bmp,
  * .ppm, .tif, ...) are an error, since tkrun cannot decode them and skipping them would
  * silently change the dataset; anything else is ignored, as ImageFolder does.
- * Not here: decoding itself (image.c).
+ * tk_dataset_images hands a list file (o->list) to image_list.c; both decode through
+ * tk_images_decode. Not here: decoding itself (image.c).
  */
 #include "dataset.h"
 
@@ -204,15 +205,14 @@ static tk_status scan(const char *root, tk_dataset *ds, strlist *paths, int **la
     return st;
 }
 
-static tk_status decode_all(tk_dataset *ds, const tk_images_opts *o, strlist *paths,
-                            const int *label, tk_ctx *ctx)
+tk_status tk_images_decode(tk_dataset *ds, const tk_images_opts *o, char *const *paths,
+                           tk_ctx *ctx)
 {
     int h = o->height, w = o->width;
-    const int64_t n = (int64_t)paths->n;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < ds->n; i++) {
         unsigned char *px;
         int ih, iw;
-        tk_status st = tk_image_load(paths->s[i], o->channels, o->height, o->width, &px, &ih,
+        tk_status st = tk_image_load(paths[i], o->channels, o->height, o->width, &px, &ih,
                                      &iw, ctx);
         if (st)
             return st;
@@ -221,20 +221,19 @@ static tk_status decode_all(tk_dataset *ds, const tk_images_opts *o, strlist *pa
             w = iw;
             ds->nfeat = (int64_t)o->channels * h * w;
             ds->shape = (tk_shape){3, {o->channels, h, w}};
-            if (!(ds->x8 = tk_malloc((size_t)n * (size_t)ds->nfeat))) {
+            if (!(ds->x8 = tk_malloc((size_t)ds->n * (size_t)ds->nfeat))) {
                 tk_free(px);
                 return tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory for %lld images",
-                               ds->name, (long long)n);
+                               ds->name, (long long)ds->n);
             }
         } else if (ih != h || iw != w) {
             tk_free(px);
             return tk_fail(ctx, TK_ERR_INPUT, "%s: image is %d x %d but %s is %d x %d (set "
-                           "size = {H, W} to resize them all)", paths->s[i], ih, iw,
-                           paths->s[0], h, w);
+                           "size = {H, W} to resize them all)", paths[i], ih, iw, paths[0], h,
+                           w);
         }
         memcpy(ds->x8 + i * ds->nfeat, px, (size_t)ds->nfeat);
         tk_free(px);
-        ds->y[i] = (float)label[i];
     }
     return TK_OK;
 }
@@ -242,17 +241,27 @@ static tk_status decode_all(tk_dataset *ds, const tk_images_opts *o, strlist *pa
 tk_status tk_dataset_images(const tk_images_opts *o, tk_dataset **out, tk_ctx *ctx)
 {
     *out = NULL;
-    if (!o || !o->root || !*o->root)
-        return tk_fail(ctx, TK_ERR_INPUT, "images: no root folder given");
+    bool list = o && o->list && *o->list;
+    if (!o || (!list && (!o->root || !*o->root)))
+        return tk_fail(ctx, TK_ERR_INPUT, "images: no root folder or list file given");
     if (o->channels != 1 && o->channels != 3)
         return tk_fail(ctx, TK_ERR_INPUT, "images: channels must be 1 or 3 (got %d)",
                        o->channels);
     if (o->height < 0 || o->width < 0 || (o->height == 0) != (o->width == 0))
         return tk_fail(ctx, TK_ERR_INPUT, "images: size must be two positive numbers (got "
                        "%d x %d)", o->height, o->width);
-    tk_dataset *ds = tk_dataset_alloc(o->root, "image");
+    tk_dataset *ds = tk_dataset_alloc(list ? o->list : o->root, list ? "row" : "image");
     if (!ds)
         return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    if (list) {
+        tk_status st = tk_image_list(o, ds, ctx);
+        if (st) {
+            tk_dataset_free(ds);
+            return st;
+        }
+        *out = ds;
+        return TK_OK;
+    }
     /* Messages and where() show "train/cat/1.png", so drop trailing slashes from the root. */
     for (size_t k = strlen(ds->path); k > 1 && ds->path[k - 1] == '/'; k--)
         ds->path[k - 1] = '\0';
@@ -271,9 +280,11 @@ tk_status tk_dataset_images(const tk_images_opts *o, tk_dataset **out, tk_ctx *c
         ds->label_width = 1;
         if (!(ds->y = tk_malloc(paths.n * sizeof(float))))
             st = tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+        for (size_t i = 0; !st && i < paths.n; i++)
+            ds->y[i] = (float)label[i];
     }
     if (!st)
-        st = decode_all(ds, o, &paths, label, ctx);
+        st = tk_images_decode(ds, o, paths.s, ctx);
     tk_free(label);
     if (st) {
         strlist_free(&paths);

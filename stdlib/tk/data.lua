@@ -172,9 +172,14 @@ define("idx", S.spec("data.idx", {
 
 -- One folder per class (torchvision ImageFolder order), PNG/JPEG decoded at load into
 -- (channels, H, W) bytes; size = {H, W} (or one number for a square) resizes like PIL's
--- bilinear, channels = 1 converts to grey, 3 to RGB (ImageFolder's default).
+-- bilinear, channels = 1 converts to grey, 3 to RGB (ImageFolder's default). Or list = a CSV
+-- with path_column and label columns (paths relative to root, else to the list's folder).
 define("images", S.spec("data.images", {
-    {"root", S.string, required = true},
+    {"root", S.string},
+    {"list", S.string},
+    {"path_column", column_t, default = "path"},
+    {"label", column_t, default = "label"},
+    {"header", S.boolean, default = true},
     {"size", S.list(posint, {scalar = true, min = 1})},
     {"channels", {
         desc = "1 (grey) or 3 (RGB)",
@@ -184,7 +189,12 @@ define("images", S.spec("data.images", {
     {"scale", S.number(), default = 1.0},
     {"normalize", normalize_t},
     {"augment", augment_t},
-}, {positional = {"root"}}), {paths = {"root"}, check = function(d)
+}, {positional = {"root"}}), {check = function(d)
+    if not d.root and not d.list then
+        S.fail("data.images", "give root (one folder per class) or list (a CSV of path, label)")
+    end
+    if d.root then d.root = resolve("data.images", "root", d.root) end
+    if d.list then d.list = resolve("data.images", "list", d.list) end
     if d.size and #d.size > 2 then
         S.fail("data.images", "size must be {H, W} or one number, got " .. #d.size .. " values")
     end

@@ -1,7 +1,8 @@
 # Image folders end to end: FashionMNIST records written out by this test as PNG class folders
 # train exactly like the same records in IDX files (same bytes, same ImageFolder order, same
-# seed: identical metrics); a JPEG set decoded as RGB and resized; corrupt and truncated
-# files in a folder fail `tkrun check` with exit 2 naming the file.
+# seed: identical metrics); a list file of paths and class names; a JPEG set decoded as RGB
+# and resized; corrupt and truncated files in a folder fail `tkrun check` with exit 2 naming
+# the file.
 source "$(dirname "$0")/lib.bash"
 SRC=/usr/share/datasets/fashion-mnist
 if [ ! -f "$SRC/train-images-idx3-ubyte.gz" ]; then
@@ -77,6 +78,19 @@ acc=$(grep ',test,' run_png/metrics.csv | cut -d, -f5)
 expect_ge "$acc" 0.65 "PNG folder test accuracy"
 # The class names are the folder names: the test report lists them.
 grep -qE "^ *9 " run_png/test_report.txt && ok || bad "test_report.txt: $(head -5 run_png/test_report.txt)"
+
+# The list form: a CSV of path and class name (sorted names become the class ids).
+names=(tshirt trouser pullover dress coat sandal shirt sneaker bag boot)
+{ echo "file,kind"; for f in $(find png/test -name '*.png' | sort -r); do
+    c=$(basename "$(dirname "$f")"); echo "${f#png/},${names[$c]}"; done; } > png/test.csv
+sed "s|test = data.images { root = 'png/test',|test = data.images { list = 'png/test.csv', path_column = 'file', label = 'kind',|" png.lua > list.lua
+run list.lua --run-dir run_list --quiet
+expect_rc 0
+grep -qE "^ *tshirt " run_list/test_report.txt && ok || bad "list classes: $(head -4 run_list/test_report.txt)"
+sed "s|root = 'png/test',|size = 28,|" png.lua > none.lua
+run check none.lua
+expect_rc 2
+expect_err "give root (one folder per class) or list (a CSV of path, label)"
 
 # JPEG set: grey images stored as RGB, read as 3 channels resized to 20 x 20.
 cat > jpg.lua <<'LUA'

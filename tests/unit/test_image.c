@@ -3,7 +3,8 @@
  * JPEG, a JPEG named .png), byte for byte, with and without resizing; truncated, corrupt,
  * empty and foreign files are errors naming the file. tk_dataset_images over a folder tree
  * the test writes: class and file order (nested folders), labels, class names, where(),
- * size mismatches, empty classes, unreadable formats and a corrupt member. */
+ * size mismatches, empty classes, unreadable formats and a corrupt member; the list form
+ * (string or integer labels, named or numbered columns, root as base) and its errors. */
 #include "check.h"
 #include "data/dataset.h"
 
@@ -237,11 +238,75 @@ static void test_folder(void)
     tk_ctx_free(ctx);
 }
 
+static void write_text(const char *name, const char *text)
+{
+    write_bytes(name, (const unsigned char *)text, strlen(text));
+}
+
+/* The list form over the files test_folder wrote (root/...). */
+static void test_list(void)
+{
+    tk_ctx *ctx = tk_ctx_new();
+    tk_dataset *ds = NULL;
+    write_text("list.csv", "label,path\nzebra,root/b/z.png\nant,root/a/2.PNG\n"
+                           "zebra,\"root/a/10.jpg\"\n");
+    tk_images_opts o = {.list = check_path(dir, "list.csv"), .channels = 1, .height = 4,
+                        .width = 4, .path_column = {"path", 0}, .label = {"label", 0},
+                        .header = true};
+    CHECK_MSG(tk_dataset_images(&o, &ds, ctx) == TK_OK, "%s", tk_errmsg(ctx));
+    if (ds) {
+        CHECK(tk_dataset_len(ds) == 3 && tk_dataset_num_classes(ds) == 2);
+        CHECK(strcmp(tk_dataset_class_name(ds, 0), "ant") == 0);
+        CHECK(tk_dataset_label(ds, 0, 0) == 1 && tk_dataset_label(ds, 1, 0) == 0 &&
+              tk_dataset_label(ds, 2, 0) == 1);
+        char where[128];
+        CHECK(strcmp(tk_dataset_where(ds, 1, where, sizeof where), "list.csv row 3") == 0);
+        float want[16];
+        CHECK(tk_image_read(check_path(dir, "root/a/2.PNG"), 1, 4, 4, want, ctx) == TK_OK);
+        int bad = 0;
+        for (int k = 0; k < 16; k++)
+            bad += ds->x8[16 + k] != want[k];
+        CHECK(bad == 0);
+        tk_dataset_free(ds);
+    }
+    /* No header, columns by number, integer labels, paths under root. */
+    write_text("ids.csv", "b/z.png,4\na/2.PNG,0\n");
+    tk_images_opts n = {.list = check_path(dir, "ids.csv"), .root = check_path(dir, "root"),
+                        .channels = 3, .height = 5, .width = 5, .path_column = {NULL, 1},
+                        .label = {NULL, 2}};
+    CHECK_MSG(tk_dataset_images(&n, &ds, ctx) == TK_OK, "%s", tk_errmsg(ctx));
+    if (ds) {
+        CHECK(tk_dataset_num_classes(ds) == 5 && !tk_dataset_class_name(ds, 0));
+        CHECK(tk_dataset_label(ds, 0, 0) == 4 && tk_dataset_label(ds, 1, 0) == 0);
+        tk_dataset_free(ds);
+    }
+    write_text("short.csv", "path,label\nroot/b/z.png,1\nroot/a/2.PNG\n");
+    o.list = check_path(dir, "short.csv");
+    CHECK(tk_dataset_images(&o, &ds, ctx) == TK_ERR_INPUT);
+    CHECK_MSG(tk_contains(tk_errmsg(ctx), "short.csv row 3: 1 fields"), "%s", tk_errmsg(ctx));
+    write_text("gone.csv", "path,label\nroot/b/nothere.png,1\n");
+    o.list = check_path(dir, "gone.csv");
+    CHECK(tk_dataset_images(&o, &ds, ctx) == TK_ERR_INPUT);
+    CHECK(tk_contains(tk_errmsg(ctx), "cannot open") &&
+          tk_contains(tk_errmsg(ctx), "root/b/nothere.png"));
+    o.path_column = (tk_colref){"file", 0};
+    o.list = check_path(dir, "list.csv");
+    CHECK(tk_dataset_images(&o, &ds, ctx) == TK_ERR_INPUT);
+    CHECK(tk_contains(tk_errmsg(ctx), "list.csv: no column 'file' in the header"));
+    write_text("quote.csv", "path,label\n\"root/b/z.png,1\n");
+    o.path_column = (tk_colref){"path", 0};
+    o.list = check_path(dir, "quote.csv");
+    CHECK(tk_dataset_images(&o, &ds, ctx) == TK_ERR_INPUT);
+    CHECK_MSG(tk_contains(tk_errmsg(ctx), "quote.csv row"), "%s", tk_errmsg(ctx));
+    tk_ctx_free(ctx);
+}
+
 int main(void)
 {
     dir = check_tmpdir("image");
     test_against_torchvision();
     test_bad_files();
     test_folder();
+    test_list();
     return check_summary();
 }
