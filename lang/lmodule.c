@@ -9,6 +9,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef tk_lpipeline pipeline;
 
@@ -425,9 +427,42 @@ static double monitored(const pipeline *p, const char *name, const tk_stepper_re
     return tk_metrics_value(is_valid ? valid : tk_stepper_train_metrics(p->st), metric);
 }
 
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The rest of the epoch one step at a time, redrawing a progress line at most 10 times a
+ * second once it has run for 0.1 s: the same updates as one tk_stepper_epoch call. */
+static tk_status epoch_with_bar(pipeline *p, tk_stepper_result *r)
+{
+    double last = now();
+    bool drawn = false;
+    tk_status st;
+    do {
+        st = train_call(p, false, 1, r);
+        double t = now();
+        if (st == TK_OK && !r->epoch_done && t - last >= 0.1) {
+            tk_stepper_state s = tk_stepper_get_state(p->st);
+            printf("\r\033[Kepoch %lld  batch %lld/%lld  loss %.4f", (long long)s.epoch + 1,
+                   (long long)s.cursor, (long long)s.batches, r->loss);
+            fflush(stdout);
+            last = t;
+            drawn = true;
+        }
+    } while (st == TK_OK && !r->epoch_done && !tk_repl_interrupted);
+    if (drawn) {
+        fputs("\r\033[K", stdout);
+        fflush(stdout);
+    }
+    return st;
+}
+
 /* P:fit{epochs = k [, quiet = true]}: k epochs (finishing a partial one first), each with a
- * valid pass when the script has one; one line per epoch. Returns the last epoch's
- * {train = {...}, valid = {...}}. */
+ * valid pass when the script has one; one line per epoch (and a progress line while an epoch
+ * runs, on a terminal). Returns the last epoch's {train = {...}, valid = {...}}. */
 static int p_fit(lua_State *L)
 {
     pipeline *p = check_p(L);
@@ -439,10 +474,11 @@ static int p_fit(lua_State *L)
     lua_settop(L, 2);
     luaL_argcheck(L, epochs >= 1, 2, "epochs must be at least 1");
     const tk_train_opts *o = &p->s->p.train;
+    bool bar = !quiet && isatty(STDOUT_FILENO);
     for (lua_Integer e = 0; e < epochs; e++) {
         tk_stepper_result r;
         check_interrupt(L, p);
-        tk_status st = train_call(p, true, 0, &r);
+        tk_status st = bar ? epoch_with_bar(p, &r) : train_call(p, true, 0, &r);
         check_interrupt(L, p);
         if (st != TK_OK)
             return fail(L, p);
