@@ -276,6 +276,16 @@ tmux send-keys -t "$S" C-c
 wait_for "interrupted at epoch" && ok || bad "Ctrl-C did not stop P:fit: $(screen)"
 tmux send-keys -t "$S" '=P:state().step > 0 and "back at the prompt"' Enter
 wait_for "back at the prompt" && ok || bad "no prompt after Ctrl-C: $(screen)"
+tmux send-keys -t "$S" C-l
+sleep 0.3
+tmux clear-history -t "$S"
+screen | grep -q "interrupted at" && bad "the screen was not cleared: $(screen)"
+tmux send-keys -t "$S" 'P:fit{epochs = 1000000}' Enter
+sleep 1
+tmux send-keys -t "$S" C-c
+wait_for "interrupted at epoch" && ok || bad "Ctrl-C did not stop P:fit with its epoch lines: $(screen)"
+tmux send-keys -t "$S" '=P:state().step > 100 and "back again"' Enter
+wait_for "back again" && ok || bad "no prompt after the second Ctrl-C: $(screen)"
 tmux send-keys -t "$S" 'while true do end' Enter
 sleep 0.5
 tmux send-keys -t "$S" C-c
