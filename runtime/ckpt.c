@@ -276,6 +276,24 @@ static tk_status check_structure(const tk_model *m, const tk_st_file *f, const c
     return TK_OK;
 }
 
+/* The first counter a resume would trust out of range, or NULL. The checksum covers tensor
+ * bytes, not the metadata, and these counters index batches and schedules. */
+static const char *bad_counter(const tk_train_state *s, int64_t optim_steps)
+{
+    const struct {
+        const char *name;
+        int64_t v;
+    } c[] = {{"epoch", s->epoch},       {"cursor", s->cursor},
+             {"step", s->step},         {"optim_steps", optim_steps},
+             {"batches_seen", s->batches_seen}, {"bad_epochs", s->bad_epochs},
+             {"skips", s->skips},       {"rows", s->rows}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        if (c[i].v < 0)
+            return c[i].name;
+    /* The batches of the epoch under way were seen too. */
+    return s->cursor > s->batches_seen ? "cursor" : NULL;
+}
+
 tk_status tk_ckpt_load(tk_model *m, const char *path, tk_train_state *st, tk_ctx *ctx)
 {
     tk_st_file *f = NULL;
@@ -314,6 +332,10 @@ tk_status tk_ckpt_load(tk_model *m, const char *path, tk_train_state *st, tk_ctx
     if (s == TK_OK && !ok)
         s = tk_fail(ctx, TK_ERR_INPUT, "%s: the training state in the metadata is incomplete "
                     "or does not fit this pipeline (schedule or metrics changed?)", path);
+    const char *wrong = s == TK_OK ? bad_counter(&in, optim_steps) : NULL;
+    if (wrong)
+        s = tk_fail(ctx, TK_ERR_INPUT, "%s: corrupted: the training state's %s (%s) is out of "
+                    "range", path, wrong, tk_st_meta(f, wrong));
     if (s == TK_OK && !get_int(f, "threads", &in.threads))
         in.threads = 0;
     /* Older checkpoints weighed every row by 1. */

@@ -1,6 +1,8 @@
 /* test_ckpt.c - weights files as --init reads them: a file tkrun wrote is refused when one
  * bit of its tensor data flipped (its checksum), while a file with no checksum (as PyTorch's
- * save_file writes) still loads. Not here: the safetensors format itself (test_safetensors). */
+ * save_file writes) still loads; a full checkpoint whose training counters are out of range
+ * (the checksum does not cover metadata) is refused by name before anything is loaded.
+ * Not here: the safetensors format itself (test_safetensors). */
 #include "check.h"
 #include "tk_int.h"
 
@@ -74,9 +76,44 @@ static void test_checksum_guards_init(const char *dir)
     tk_ctx_free(ctx);
 }
 
+static void test_counters_in_range(const char *dir)
+{
+    tk_ctx *ctx = tk_ctx_new();
+    tk_model *m = tiny_model(ctx);
+    if (!m) {
+        tk_ctx_free(ctx);
+        return;
+    }
+    const char *path = check_path(dir, "full.safetensors");
+    tk_train_state good = {.epoch = 1, .cursor = 0, .step = 4, .batches_seen = 4, .rows = 8};
+    CHECK_MSG(tk_ckpt_save(m, path, &good, "", ctx) == TK_OK, "%s", tk_errmsg(ctx));
+    tk_train_state got = {.epoch = 0};
+    CHECK_MSG(tk_ckpt_load(m, path, &got, ctx) == TK_OK, "%s", tk_errmsg(ctx));
+    CHECK(got.epoch == 1 && got.step == 4);
+
+    tk_train_state bad[3] = {good, good, good};
+    bad[0].cursor = -3;
+    bad[1].step = -1;
+    bad[2].cursor = 9;  /* more batches done this epoch than ever */
+    const char *want[3] = {"cursor (-3) is out of range", "step (-1) is out of range",
+                           "cursor (9) is out of range"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_MSG(tk_ckpt_save(m, path, &bad[i], "", ctx) == TK_OK, "%s", tk_errmsg(ctx));
+        tk_train_state after = {.epoch = 7};
+        tk_clear_error(ctx);
+        CHECK(tk_ckpt_load(m, path, &after, ctx) == TK_ERR_INPUT);
+        CHECK_MSG(tk_contains(tk_errmsg(ctx), want[i]), "'%s' lacks '%s'", tk_errmsg(ctx),
+                  want[i]);
+        CHECK(after.epoch == 7);
+    }
+    tk_model_free(m);
+    tk_ctx_free(ctx);
+}
+
 int main(void)
 {
     const char *dir = check_tmpdir("ckpt");
     test_checksum_guards_init(dir);
+    test_counters_in_range(dir);
     return check_summary();
 }
