@@ -9,11 +9,20 @@
 #include <unistd.h>
 
 static bool use_reference;
+static tk_gemm_shape *recorded;
+static int record_cap, *record_count;
 static int blas_threads = 1;
 
 void tk_blas_use_reference(bool on)
 {
     use_reference = on;
+}
+
+void tk_blas_record(tk_gemm_shape *shapes, int cap, int *count)
+{
+    recorded = shapes;
+    record_cap = cap;
+    record_count = count;
 }
 
 void tk_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
@@ -77,6 +86,11 @@ void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
 {
     if (m == 0 || n == 0)
         return;
+    if (recorded) {
+        if (*record_count < record_cap)
+            recorded[*record_count] = (tk_gemm_shape){trans_a, trans_b, m, n, k};
+        ++*record_count;
+    }
     if (use_reference) {
         tk_sgemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;

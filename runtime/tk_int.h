@@ -49,6 +49,13 @@ void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
 void tk_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                   int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void tk_blas_use_reference(bool on);
+/* Benchmarks: while set, every tk_sgemm call appends its shape (up to cap; *count counts all
+ * calls). NULL stops recording. */
+typedef struct {
+    bool trans_a, trans_b;
+    int m, n, k;
+} tk_gemm_shape;
+void tk_blas_record(tk_gemm_shape *shapes, int cap, int *count);
 
 /* ---------------------------------------------------------------- graph IR */
 
@@ -249,6 +256,7 @@ struct tk_model {
     int *param_tensor;         /* graph param index -> tensor index */
     tk_group_rec *groups;
     int n_groups;
+    char *group_notes;         /* tk_model_group_notes, or NULL */
     tk_optim_kind kind;
     const tk_optim_def *opt;
     int64_t optim_steps;
