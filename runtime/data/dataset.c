@@ -42,6 +42,8 @@ void tk_dataset_free(tk_dataset *ds)
     tk_free(ds->x32);
     tk_free(ds->y);
     tk_free(ds->rows);
+    tk_free(ds->label_path);
+    tk_free(ds->label_rows);
     if (ds->files)
         for (int64_t i = 0; i < ds->n; i++)
             tk_free(ds->files[i]);
@@ -104,6 +106,15 @@ char *tk_dataset_where(const tk_dataset *ds, int64_t i, char *buf, size_t cap)
     /* 1-based, like the line numbers editors show and `head -n` counts. */
     int64_t pos = ds->rows ? ds->rows[i] : i + 1;
     snprintf(buf, cap, "%s %s %lld", ds->name, ds->unit, (long long)pos);
+    return buf;
+}
+
+char *tk_dataset_label_where(const tk_dataset *ds, int64_t i, char *buf, size_t cap)
+{
+    if (!ds->label_path || i < 0 || i >= ds->n || cap == 0)
+        return tk_dataset_where(ds, i, buf, cap);
+    snprintf(buf, cap, "%s %s %lld", tk_data_basename(ds->label_path), ds->unit,
+             (long long)(ds->label_rows ? ds->label_rows[i] : i + 1));
     return buf;
 }
 

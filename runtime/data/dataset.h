@@ -27,6 +27,8 @@ struct tk_dataset {
     char **class_names;        /* n_classes names (string labels), else NULL */
     int64_t *rows;             /* 1-based line of each sample in its file; NULL: i + 1 */
     char **files;              /* the file each sample came from (image folders), or NULL */
+    char *label_path;          /* labels from another file (tk_dataset_label_where), or NULL */
+    int64_t *label_rows;       /* 1-based line of each label in it; NULL: i + 1 */
 };
 
 /* A subset of a dataset plus the per-feature transform x' = x * mul[f] + add[f]. */
