@@ -63,11 +63,69 @@ lua_State *tk_lua_new(void)
     return L;
 }
 
+/* A non-string error object (error({...}) in a script) as text: its __tostring, else a short
+ * rendering of a table's fields, so the user sees what was raised. */
+static void push_error_text(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
+        lua_pop(L, 1);
+        luaL_tolstring(L, idx, NULL);
+        return;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        lua_pushfstring(L, "error object is a %s value", luaL_typename(L, idx));
+        return;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "error object {");
+    int n = 0;
+    for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
+        if (n++ == 8) {
+            luaL_addstring(&b, ", ...");
+            lua_pop(L, 2);
+            break;
+        }
+        if (n > 1)
+            luaL_addstring(&b, ", ");
+        /* Copies: luaL_tolstring on the key itself would confuse lua_next. */
+        const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (key)
+            lua_pushfstring(L, "%s = ", key);
+        else
+            lua_pushfstring(L, "[%s] = ", luaL_tolstring(L, -2, NULL));
+        if (!key)
+            lua_remove(L, -2);
+        luaL_addvalue(&b);
+        if (lua_type(L, -1) == LUA_TSTRING)
+            lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
+        else if (lua_type(L, -1) == LUA_TTABLE)
+            lua_pushstring(L, "{...}");
+        else
+            luaL_tolstring(L, -1, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_addstring(&b, "}");
+    luaL_pushresult(&b);
+}
+
 static int traceback_handler(lua_State *L)
 {
     /* Script errors already carry "file:line:"; a traceback would only add noise. */
-    if (!lua_isstring(L, 1))
-        lua_pushstring(L, "error object is not a string");
+    if (lua_isstring(L, 1))
+        return 1;
+    /* Anything else carries no position: add the innermost script line that raised it. */
+    lua_Debug ar;
+    const char *where = "";
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            where = lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+            break;
+        }
+    }
+    push_error_text(L, 1);
+    lua_pushfstring(L, "%s%s", where, lua_tostring(L, -1));
     return 1;
 }
 
@@ -84,6 +142,18 @@ static tk_status pcall(lua_State *L, int nargs, int nresults, tk_ctx *ctx)
         return TK_ERR_INPUT;
     }
     return TK_OK;
+}
+
+/* tk.<name> from the loaded module (nil if absent), whatever the script did to the global. */
+static void push_tk_field(lua_State *L, const char *name)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, "tk") == LUA_TTABLE)
+        lua_getfield(L, -1, name);
+    else
+        lua_pushnil(L);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
 }
 
 static tk_status require_tk(lua_State *L, tk_ctx *ctx)
@@ -106,6 +176,8 @@ tk_status tk_lua_run_script(lua_State *L, const char *path, tk_ctx *ctx)
         strcpy(dir, ".");
     lua_pushstring(L, dir);
     lua_setfield(L, -2, "script_dir");
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "script_path");
     lua_setglobal(L, "tk");
     if (luaL_loadfile(L, path) != LUA_OK) {
         tk_fail(ctx, TK_ERR_INPUT, "%s", lua_tostring(L, -1));
@@ -114,13 +186,21 @@ tk_status tk_lua_run_script(lua_State *L, const char *path, tk_ctx *ctx)
     }
     if (pcall(L, 0, 1, ctx) != TK_OK)
         return TK_ERR_INPUT;
-    lua_getfield(L, -1, "_kind");
-    bool ok = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "pipeline") == 0;
+    /* Only a table tk.pipeline built: spec.c reads its fields without checking them again. */
+    push_tk_field(L, "is_pipeline");
+    bool ok = false;
+    if (lua_isfunction(L, -1)) {
+        lua_pushvalue(L, -2);
+        ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+    }
     lua_pop(L, 1);
     if (!ok) {
+        int t = lua_type(L, -1);
         lua_pop(L, 1);
-        return tk_fail(ctx, TK_ERR_INPUT, "%s: the script must end with "
-                       "`return tk.pipeline { ... }`", path);
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: must return tk.pipeline{...} (it returned %s)",
+                       path, t == LUA_TNIL ? "nothing" : t == LUA_TTABLE
+                       ? "a table tk.pipeline did not build" : t == LUA_TNUMBER ? "a number"
+                       : "another value");
     }
     return TK_OK;
 }

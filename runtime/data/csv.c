@@ -67,22 +67,30 @@ typedef struct {
     size_t hash_cap;
 } sheet;
 
-/* libcsv reallocates its field buffer; a size header lets that go through tk_malloc too. */
+/* libcsv grows its field buffer by a fixed block per call, so one long field (a stray quote
+ * swallows the rest of the file into it) would be copied over and over: quadratic. The block
+ * header keeps a capacity that doubles, so the copies add up to linear time, and the memory
+ * still goes through tk_malloc. */
 #define CSV_HDR 16
 static void *csv_realloc(void *p, size_t n)
 {
+    size_t cap = 0;
+    if (p)
+        memcpy(&cap, (unsigned char *)p - CSV_HDR, sizeof cap);
+    if (n <= cap)
+        return p;
+    size_t want = cap > n / 2 ? cap * 2 : n;
+    if (want < n || want > SIZE_MAX - CSV_HDR)
+        want = n;
     if (n > SIZE_MAX - CSV_HDR)
         return NULL;
-    unsigned char *q = tk_malloc(n + CSV_HDR);
+    unsigned char *q = tk_malloc(want + CSV_HDR);
     if (!q)
         return NULL;
-    memcpy(q, &n, sizeof n);
+    memcpy(q, &want, sizeof want);
     if (p) {
-        unsigned char *raw = (unsigned char *)p - CSV_HDR;
-        size_t old;
-        memcpy(&old, raw, sizeof old);
-        memcpy(q + CSV_HDR, p, old < n ? old : n);
-        tk_free(raw);
+        memcpy(q + CSV_HDR, p, cap);
+        tk_free((unsigned char *)p - CSV_HDR);
     }
     return q + CSV_HDR;
 }
@@ -468,6 +476,17 @@ static void on_field(void *s, size_t len, void *data)
         sh->cells_len = 0;
     }
     sh->after_cr = false;
+    const char *nul = memchr(s, 0, len);
+    if (nul) {
+        /* Cells are kept NUL-terminated: the byte would silently cut the cell short. */
+        int64_t line = sh->line;
+        for (const char *p = s; (p = memchr(p, '\n', (size_t)(nul - p))); p++)
+            line++;
+        sh->st = tk_fail(sh->ctx, TK_ERR_INPUT, "%s:%lld: column %d: a NUL byte inside the "
+                         "cell (is this a binary file?)", sh->name, (long long)line,
+                         sh->n_cells + 1);
+        return;
+    }
     char *cells = grow(sh->cells, &sh->cells_cap, sh->cells_len + len + 1, 1);
     if (cells)
         sh->cells = cells;
@@ -722,7 +741,14 @@ tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx)
         ds->rows = trimmed(data.lines, (size_t)data.cap, (size_t)data.n, sizeof(int64_t));
         data.x = NULL;
         data.lines = NULL;
-        if (!o->like)
+        if (o->label_path && !o->like) {
+            ds->label_rows = trimmed(lab.lines, (size_t)lab.cap, (size_t)lab.n, sizeof(int64_t));
+            lab.lines = NULL;
+            ds->label_path = tk_strdup(o->label_path);
+            if (!ds->label_path)
+                st = tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory", lab.name);
+        }
+        if (!st && !o->like)
             st = take_labels(o->label_path ? &lab : &data, ds);
     }
     free_sheet(&data);

@@ -8,10 +8,17 @@ local data = {}
 
 local DATASETS = "/usr/share/datasets"
 
+-- true when `path` opens; nil when it is not there; false and the reason ("Permission
+-- denied") when it is there but cannot be read, which must not read as "not found".
 local function exists(path)
-    local f = io.open(path, "rb")
-    if f then f:close() end
-    return f ~= nil
+    local f, msg, code = io.open(path, "rb")
+    if f then f:close() return true end
+    if code == 2 or code == 20 then return nil end   -- ENOENT, ENOTDIR
+    return false, msg:match(": ([^:]*)$") or msg
+end
+
+local function unreadable(ctx, what, path, reason)
+    S.fail(ctx, string.format("%s file '%s' cannot be read: %s", what, path, reason))
 end
 
 -- Absolute form of a path built from a relative script folder (the host normally passes an
@@ -28,7 +35,9 @@ end
 -- Looks for `path` relative to the script folder, then $TK_DATA, then /usr/share/datasets.
 local function resolve(ctx, what, path)
     if path:sub(1, 1) == "/" then
-        if exists(path) then return path end
+        local ok, reason = exists(path)
+        if ok then return path end
+        if ok == false then unreadable(ctx, what, path, reason) end
         S.fail(ctx, string.format("%s file '%s' not found", what, path))
     end
     local dir = S.root and S.root.script_dir
@@ -44,7 +53,9 @@ local function resolve(ctx, what, path)
         local base, label = place[1], place[2]
         if base then
             local full = base:gsub("/+$", "") .. "/" .. path
-            if exists(full) then return absolute(full) end
+            local ok, reason = exists(full)
+            if ok then return absolute(full) end
+            if ok == false then unreadable(ctx, what, full, reason) end
             looked[#looked + 1] = label and string.format("%s (%s)", full, label) or full
         else
             looked[#looked + 1] = label .. " (not set)"

@@ -240,6 +240,7 @@ local pipeline_name_t = {
     coerce = function(s) return s end,
 }
 
+local DEFAULT_MAX_SKIPS = 10
 local pipeline_spec = S.spec("pipeline", {
     {"name", pipeline_name_t, default = function()
         local file = S.script_file()
@@ -262,7 +263,10 @@ local pipeline_spec = S.spec("pipeline", {
     {"save", S.record(save_entry), default = function() return save_entry.build{} end},
     {"early_stop", S.record(early_entry)},
     {"on_nonfinite", S.enum{"stop", "skip"}, default = "stop"},
-    {"max_skips", nonneg_int},
+    -- skipping never runs unbounded: a run whose every loss is NaN must not end as a success
+    {"max_skips", posint, default = function(p)
+        if p.on_nonfinite == "skip" then return DEFAULT_MAX_SKIPS end
+    end},
     {"init", init_t},
     {"threads", posint},
     {"tensorboard", S.boolean, default = true},
@@ -327,7 +331,13 @@ local function check_pipeline(p)
     tk.lower(p.model)
 end
 
-local pipeline_entry = {spec = pipeline_spec, unbuild = S.shallow_unbuild}
+local pipeline_entry = {spec = pipeline_spec}
+-- The default max_skips is dropped, so that --set on_nonfinite=stop does not keep it.
+function pipeline_entry.unbuild(obj)
+    local raw = S.shallow_unbuild(obj)
+    if raw.max_skips == DEFAULT_MAX_SKIPS then raw.max_skips = nil end
+    return raw
+end
 function pipeline_entry.build(raw)
     if type(raw) ~= "table" or getmetatable(raw) or rawget(raw, "_kind") then
         S.fail("pipeline", "expects a table of options, got " .. got(raw))
@@ -344,7 +354,7 @@ end
 local built = setmetatable({}, {__mode = "k"})
 
 function tk.pipeline(raw, ...)
-    S.tail_called(tk.pipeline, "pipeline%s*[{(]")
+    S.tail_called(tk.pipeline, "pipeline%s*[{(\"']")
     local extra, first_extra = select("#", ...), (...)
     local ok, p = pcall(function()
         if extra > 0 then

@@ -41,9 +41,13 @@ end
 -- function, which must call this first) then stands for the script: its file is the one the
 -- argument constructors just ran in, and its line is found in the file's text.
 function S.tail_called(func, pattern)
-    if not debug.getinfo(2, "t").istailcall or not last_user then return end
-    local info = {source = last_user.source, short_src = last_user.short_src, currentline = 0}
-    local f = last_user.source:sub(1, 1) == "@" and io.open(last_user.source:sub(2), "r")
+    if not debug.getinfo(2, "t").istailcall then return end
+    -- No constructor ran first (`return tk.pipeline()`): the script the host runs stands in.
+    local host = S.root and rawget(S.root, "script_path")
+    local user = last_user or (host and {source = "@" .. host, short_src = host})
+    if not user then return end
+    local info = {source = user.source, short_src = user.short_src, currentline = 0}
+    local f = user.source:sub(1, 1) == "@" and io.open(user.source:sub(2), "r")
     if f then
         local n = 0
         for line in f:lines() do

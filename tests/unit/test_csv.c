@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -349,6 +350,87 @@ static void test_allocations(tk_ctx *ctx)
     CHECK_MSG(check_live_blocks() == 0, "%ld allocations not freed", check_live_blocks());
 }
 
+/* A NUL byte would cut a cell short without a word (the cell "1\0abc" read as 1). */
+static void test_nul_byte(tk_ctx *ctx)
+{
+    static const char text[] = "1,2,0\n3,\"x\ny\",1\n5,6\0abc,1\n";
+    const char *p = check_path(dir, "nul.csv");
+    FILE *f = fopen(p, "wb");
+    fwrite(text, 1, sizeof text - 1, f);
+    fclose(f);
+    tk_colref a = {.index = 1};
+    expect_error((tk_csv_opts){.path = p, .features = &a, .n_features = 1},
+                 "nul.csv:4: column 2: a NUL byte inside the cell", ctx);
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A file of about `mb` MB of rows "1.5,2.5,0", with a stray quote opening the 3rd row's first
+ * cell when `stray` (the rest of the file then reads as one quoted field). */
+static const char *write_big(const char *name, int mb, bool stray)
+{
+    const char *p = check_path(dir, name);
+    FILE *f = fopen(p, "wb");
+    for (long i = 0, rows = (long)mb * (1 << 20) / 10; i < rows; i++)
+        fputs(i == 2 && stray ? "\"1.5,2.5,0\n" : "1.5,2.5,0\n", f);
+    fclose(f);
+    return p;
+}
+
+/* Parse time of a file: the best of three, so a busy machine only makes it slower. */
+static double parse_time(const char *path, const char *want, tk_ctx *ctx)
+{
+    double best = 1e30;
+    for (int k = 0; k < 3; k++) {
+        double t0 = seconds();
+        tk_dataset *ds = load((tk_csv_opts){.path = path}, ctx);
+        double t = seconds() - t0;
+        best = t < best ? t : best;
+        CHECK_MSG(want ? !ds && tk_contains(tk_errmsg(ctx), want) : ds != NULL, "%s: %s", path,
+                  tk_errmsg(ctx));
+        tk_dataset_free(ds);
+    }
+    return best;
+}
+
+/* Every path through the parser is linear in the input: twice the bytes, about twice the
+ * time (a stray quote near the top of a 4 MB file used to take over 20 s: libcsv grew the
+ * one long field 128 bytes at a time, each time copied). */
+static void test_linear_time(tk_ctx *ctx)
+{
+    /* Well-formed rows cost more per byte (every cell is converted): smaller files. */
+    const struct {
+        bool stray;
+        int mb;
+        const char *want;
+    } cases[] = {{true, 4, "unterminated quoted field"}, {false, 1, NULL}};
+    for (int c = 0; c < 2; c++) {
+        const char *small = write_big("small.csv", cases[c].mb, cases[c].stray);
+        double t1 = parse_time(small, cases[c].want, ctx);
+        const char *large = write_big("large.csv", 2 * cases[c].mb, cases[c].stray);
+        double t2 = parse_time(large, cases[c].want, ctx);
+        /* Linear gives 2, quadratic 4; the floor keeps timer noise on tiny times out. */
+        CHECK_MSG(t2 < 3.0 * t1 + 0.02, "%s: %d MB in %.3f s but %d MB in %.3f s",
+                  cases[c].stray ? "stray quote" : "well-formed", cases[c].mb, t1,
+                  2 * cases[c].mb, t2);
+        /* The long field's buffer doubles: a few dozen allocations, not one per 128 bytes. */
+        if (cases[c].stray) {
+            check_count_allocations();
+            tk_dataset_free(load((tk_csv_opts){.path = large}, ctx));
+            tk_set_allocator(NULL);
+            CHECK_MSG(check_allocs() < 200, "%ld allocations for one long field",
+                      check_allocs());
+        }
+        unlink(small);
+        unlink(large);
+    }
+}
+
 int main(void)
 {
     dir = check_tmpdir("csv");
@@ -361,6 +443,8 @@ int main(void)
     test_gzip(ctx);
     test_sklearn(ctx);
     test_allocations(ctx);
+    test_nul_byte(ctx);
+    test_linear_time(ctx);
     tk_ctx_free(ctx);
     return check_summary();
 }
