@@ -185,6 +185,9 @@ typedef struct {
     tk_runlog log;
     char ckpt_dir[4096];
     double eval_loss;          /* of the last eval pass */
+    bool writer;               /* writes the run directory: rank 0 of a data-parallel run */
+    bool stop_any;             /* a signal on some rank, as of the last train batch's sum */
+    tk_train_opts silent;      /* the options other ranks open the logs with: no run_dir */
 } trainer;
 
 static void notice(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -208,15 +211,22 @@ static void report(const trainer *t, tk_progress *p)
 
 static tk_status save_full(trainer *t, const char *name)
 {
-    if (!t->o->run_dir)
-        return TK_OK;
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
-    if (t->st.n_metrics)
-        tk_metrics_get_state(t->metrics[TRAIN], t->st.metrics);
-    if (t->st.n_sched)
-        tk_sched_get_state(t->sched, t->st.sched);
-    return tk_ckpt_save(t->m, path, &t->st, t->o->config, t->ctx);
+    tk_status st = TK_OK;
+    if (t->o->run_dir && t->writer) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
+        t->st.ranks = tk_dist_on(t->o->dist) ? t->o->dist->size : 1;
+        if (t->st.n_metrics)
+            tk_metrics_get_state(t->metrics[TRAIN], t->st.metrics);
+        if (t->st.n_sched)
+            tk_sched_get_state(t->sched, t->st.sched);
+        st = tk_ckpt_save(t->m, path, &t->st, t->o->config, t->ctx);
+    }
+    /* Every rank calls this at the same step and waits for rank 0's file: a rank that left
+     * first (interrupted) would have mpirun stop rank 0 in the middle of writing. */
+    if (st == TK_OK && tk_dist_on(t->o->dist))
+        tk_dist_any(t->o->dist, false, t->ctx, &st);
+    return st;
 }
 
 /* The value a monitor names, from the passes of the epoch that just ended. */
@@ -268,6 +278,8 @@ static tk_status update(trainer *t, int64_t epoch, int64_t batch, float loss, in
 {
     const tk_train_opts *o = t->o;
     int k = accumulation(o);
+    if (tk_dist_reduce_grad(t->m, o->dist, t->ctx) != TK_OK)
+        return TK_ERR_RUNTIME;
     if (in_window < k)
         tk_model_scale_grad(t->m, (float)k / (float)in_window); /* a short last window */
     double norm = tk_model_grad_norm(t->m);
@@ -295,13 +307,60 @@ static tk_status update(trainer *t, int64_t epoch, int64_t batch, float loss, in
     return TK_OK;
 }
 
+/* One batch of n rows through the train (forward, backward) or eval schedule: when
+ * data-parallel, this rank's shard of the rows, with the loss scaled by the shard's share so
+ * the ranks' gradients sum to the batch's. Metrics count this rank's rows; *loss is the
+ * batch's loss over all n rows, the same on every rank. */
+static tk_status run_batch(trainer *t, bool train, int n, tk_metrics *mt, float *loss)
+{
+    tk_model *m = t->m;
+    const tk_dist *d = t->o->dist;
+    const int k = accumulation(t->o), width = output_width(m);
+    const uint64_t step = train ? (uint64_t)t->st.batches_seen++ : 0;
+    int rows = tk_dist_on(d) ? tk_dist_take_rows(m, d, n) : n;
+    double share = tk_dist_on(d) ? tk_dist_loss_share(m, rows, n) : 1.0;
+    float part = 0;
+    if (rows > 0) {
+        tk_status st = train ? tk_model_forward_backward(m, rows, (float)(share / k), step,
+                                                         &part, t->ctx)
+                             : tk_model_eval(m, rows, &part, t->ctx);
+        if (st != TK_OK)
+            return TK_ERR_RUNTIME;
+        tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), rows);
+    }
+    if (!tk_dist_on(d)) {
+        *loss = part;
+        return TK_OK;
+    }
+    /* The interrupt flag rides along, so a step needs no reduction of its own for it. */
+    double sum[2] = {rows > 0 ? (double)part * share : 0.0,
+                     t->o->interrupt && *t->o->interrupt ? 1.0 : 0.0};
+    if (tk_dist_sum_doubles(d, sum, 2, "the loss", t->ctx) != TK_OK)
+        return TK_ERR_RUNTIME;
+    *loss = (float)sum[0];
+    if (train)
+        t->stop_any = sum[1] > 0;
+    return TK_OK;
+}
+
+/* A signal on any rank stops every rank at the same step: the flag is reduced (`fresh`), or
+ * taken from the last train batch's reduction. */
+static bool interrupted(trainer *t, bool fresh, tk_status *st)
+{
+    bool mine = t->o->interrupt && *t->o->interrupt;
+    *st = TK_OK;
+    if (!tk_dist_on(t->o->dist))
+        return mine;
+    return fresh ? tk_dist_any(t->o->dist, mine, t->ctx, st) : t->stop_any;
+}
+
 static tk_status train_epoch(trainer *t, int64_t epoch)
 {
     tk_model *m = t->m;
     const tk_train_opts *o = t->o;
     tk_loader *ld = t->loaders[TRAIN];
     tk_metrics *mt = t->metrics[TRAIN];
-    const int k = accumulation(o), width = output_width(m);
+    const int k = accumulation(o);
     const double start = now();
     double wait = 0;
     if (t->st.cursor == 0) {
@@ -325,10 +384,8 @@ static tk_status train_epoch(trainer *t, int64_t epoch)
             tk_model_zero_grad(m);
         float loss;
         double weight = tk_model_loss_weight(m, n);
-        if (tk_model_forward_backward(m, n, 1.0f / (float)k, (uint64_t)t->st.batches_seen++,
-                                      &loss, t->ctx) != TK_OK)
+        if (run_batch(t, true, n, mt, &loss) != TK_OK)
             return TK_ERR_RUNTIME;
-        tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), n);
         if (weight > 0) {
             t->st.loss_sum += (double)loss * weight;
             t->st.loss_weight += weight;
@@ -349,8 +406,15 @@ static tk_status train_epoch(trainer *t, int64_t epoch)
         p.seconds = now() - start;
         p.samples_per_sec = p.seconds > 0 ? (double)rows_here / p.seconds : 0;
         report(t, &p);
-        if (in_window == 0 && o->interrupt && *o->interrupt && batch < p.batches) {
-            if (save_full(t, "last.safetensors") != TK_OK)
+        tk_status ist = TK_OK;
+        bool stop = in_window == 0 && batch < p.batches && interrupted(t, false, &ist);
+        if (ist != TK_OK)
+            return TK_ERR_RUNTIME;
+        if (stop) {
+            /* The checkpoint carries the epoch's metrics summed over the ranks (resume gives
+             * them to rank 0). */
+            if (tk_dist_reduce_metrics(mt, o->dist, t->ctx) != TK_OK ||
+                save_full(t, "last.safetensors") != TK_OK)
                 return TK_ERR_RUNTIME;
             return tk_fail(t->ctx, TK_ERR_INTERRUPTED, "interrupted at epoch %lld, batch %lld "
                            "(step %lld): state saved to %s/last.safetensors",
@@ -358,6 +422,9 @@ static tk_status train_epoch(trainer *t, int64_t epoch)
                            t->ckpt_dir);
         }
     }
+    if (tk_dist_reduce_metrics(mt, o->dist, t->ctx) != TK_OK)
+        return TK_ERR_RUNTIME;
+    p.accuracy = tk_metrics_accuracy(mt);
     p.done = true;
     p.seconds = now() - start;
     report(t, &p);
@@ -373,7 +440,6 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
     tk_model *m = t->m;
     tk_loader *ld = t->loaders[split];
     tk_metrics *mt = t->metrics[VALID];
-    const int width = output_width(m);
     const double start = now();
     double loss_sum = 0, loss_weight = 0;
     int64_t rows = 0, batch = 0;
@@ -384,9 +450,8 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
     for (int n; (n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0;) {
         float loss;
         double weight = tk_model_loss_weight(m, n);
-        if (tk_model_eval(m, n, &loss, t->ctx) != TK_OK)
+        if (run_batch(t, false, n, mt, &loss) != TK_OK)
             return TK_ERR_RUNTIME;
-        tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), n);
         if (weight > 0) {
             loss_sum += (double)loss * weight;
             loss_weight += weight;
@@ -398,6 +463,9 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
         p.seconds = now() - start;
         report(t, &p);
     }
+    if (tk_dist_reduce_metrics(mt, t->o->dist, t->ctx) != TK_OK)
+        return TK_ERR_RUNTIME;
+    p.accuracy = tk_metrics_accuracy(mt);
     p.done = true;
     p.seconds = now() - start;
     p.samples_per_sec = p.seconds > 0 ? (double)rows / p.seconds : 0;
@@ -466,7 +534,7 @@ static tk_status end_epoch(trainer *t, int64_t epoch, bool *stop)
             t->st.best = v;
             t->st.best_epoch = epoch;
             snprintf(path, sizeof path, "%s/best.safetensors", t->ckpt_dir);
-            if (o->run_dir && tk_model_save_weights(t->m, path, t->ctx) != TK_OK)
+            if (o->run_dir && t->writer && tk_model_save_weights(t->m, path, t->ctx) != TK_OK)
                 return TK_ERR_RUNTIME;
         }
     }
@@ -487,7 +555,8 @@ static tk_status end_epoch(trainer *t, int64_t epoch, bool *stop)
         snprintf(name, sizeof name, "epoch-%04lld.safetensors", (long long)epoch);
         if (save_full(t, name) != TK_OK)
             return TK_ERR_RUNTIME;
-        prune_epoch_files(t);
+        if (t->writer)
+            prune_epoch_files(t);
     }
     if (o->save_last && save_full(t, "last.safetensors") != TK_OK)
         return TK_ERR_RUNTIME;
@@ -525,6 +594,33 @@ static void resume_threads(trainer *t)
            "result will not be bit-identical to an uninterrupted run (resume with --threads "
            "%lld for that)", now, (long long)t->st.threads, t->st.threads == 1 ? "" : "s",
            (long long)t->st.threads);
+}
+
+/* The state a checkpoint holds is global whatever the rank count (the cursor counts global
+ * batches, random draws are keyed by step and global row, metrics are summed over ranks), so
+ * another count continues a defined run, equal to the old count's within float rounding.
+ * Batch-norm statistics are the exception: they are per rank, so another count would change
+ * what they mean mid-run. */
+static tk_status resume_ranks(trainer *t, const char *path)
+{
+    int64_t now = tk_dist_on(t->o->dist) ? t->o->dist->size : 1;
+    int64_t was = t->st.ranks > 0 ? t->st.ranks : 1;
+    if (tk_dist_on(t->o->dist) && t->o->dist->rank != 0)
+        tk_metrics_reset(t->metrics[TRAIN]); /* the saved sums are all ranks': rank 0's now */
+    if (was == now)
+        return TK_OK;
+    for (int i = 0; i < t->m->n_state; i++)
+        if (t->m->tensors[i].kind == TK_TENSOR_BUFFER)
+            return tk_fail(t->ctx, TK_ERR_INPUT, "%s: written by a run on %lld rank%s; this "
+                           "model keeps batch-norm statistics per rank (%s), which %lld rank%s "
+                           "would change mid-run: resume with %lld rank%s", path,
+                           (long long)was, was > 1 ? "s" : "", t->m->tensors[i].name,
+                           (long long)now, now > 1 ? "s" : "", (long long)was,
+                           was > 1 ? "s" : "");
+    notice(t, "notice: the checkpoint was written by %lld rank%s, this run has %lld: the "
+           "result equals the %lld-rank run's within float rounding, not bit for bit",
+           (long long)was, was > 1 ? "s" : "", (long long)now, (long long)was);
+    return TK_OK;
 }
 
 /* A file, or the newest checkpoint of RUN_DIR/checkpoints that verifies. */
@@ -571,7 +667,7 @@ static tk_status resume(trainer *t)
                    (long long)t->st.epoch + (t->st.cursor ? 1 : 0),
                    t->st.cursor ? " (mid-epoch)" : " done", (long long)t->st.step);
             resume_threads(t);
-            return TK_OK;
+            return resume_ranks(t, c[i].path);
         }
         if (n == 1)
             return TK_ERR_INPUT;
@@ -637,14 +733,16 @@ static tk_status setup(trainer *t)
     }
     if (o->run_dir) {
         snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", o->run_dir);
-        if (tk_mkdirs(t->ckpt_dir, t->ctx) != TK_OK)
+        if (t->writer && tk_mkdirs(t->ckpt_dir, t->ctx) != TK_OK)
             return TK_ERR_RUNTIME;
-        remove_stale_temps(t->ckpt_dir);
+        if (t->writer)
+            remove_stale_temps(t->ckpt_dir);
     }
     if (o->resume && resume(t) != TK_OK)
         return TK_ERR_INPUT;
     tk_sched_lrs(t->sched, t->st.step, t->lrs);
-    return tk_runlog_open(&t->log, o, n_groups, o->resume ? t->st.epoch : -1, t->ctx);
+    return tk_runlog_open(&t->log, t->writer ? o : &t->silent, n_groups,
+                          o->resume ? t->st.epoch : -1, t->ctx);
 }
 
 /* Restore the best weights (if asked), keep the final ones, run the test split. */
@@ -652,6 +750,11 @@ static tk_status finish(trainer *t)
 {
     const tk_train_opts *o = t->o;
     char path[4400];
+    tk_status barrier = TK_OK;
+    if (o->restore_best && o->run_dir && tk_dist_on(o->dist))
+        tk_dist_any(o->dist, false, t->ctx, &barrier); /* rank 0 has written best */
+    if (barrier != TK_OK)
+        return TK_ERR_RUNTIME;
     if (o->restore_best && o->run_dir) {
         snprintf(path, sizeof path, "%s/best.safetensors", t->ckpt_dir);
         if (access(path, R_OK) == 0) {
@@ -661,7 +764,7 @@ static tk_status finish(trainer *t)
                    (long long)t->st.best_epoch, o->best.name, t->st.best);
         }
     }
-    if (o->run_dir) {
+    if (o->run_dir && t->writer) {
         snprintf(path, sizeof path, "%s/final.safetensors", t->ckpt_dir);
         if (tk_model_save_weights(t->m, path, t->ctx) != TK_OK)
             return TK_ERR_RUNTIME;
@@ -679,7 +782,20 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
 {
     if (tk_check_data(m, o, ctx) != TK_OK)
         return TK_ERR_INPUT;
-    trainer t = {.m = m, .o = o, .ctx = ctx};
+    if (tk_dist_check(m, o, ctx) != TK_OK)
+        return TK_ERR_INPUT;
+    trainer t = {.m = m, .o = o, .ctx = ctx, .silent = *o};
+    t.writer = !tk_dist_on(o->dist) || o->dist->rank == 0;
+    t.silent.run_dir = NULL;
+    if (tk_dist_on(o->dist)) {
+        int size = o->dist->size, b = o->batch_size;
+        if (b % size)
+            notice(&t, "data-parallel: %d ranks x %d-%d samples (global batch %d)", size,
+                   b / size, b / size + 1, b);
+        else
+            notice(&t, "data-parallel: %d ranks x %d samples (global batch %d)", size,
+                   b / size, b);
+    }
     tk_status st = setup(&t);
     bool stop = o->patience > 0 && t.st.bad_epochs >= o->patience;
     for (int64_t epoch = t.st.epoch + 1; st == TK_OK && !stop && epoch <= o->epochs; epoch++) {
@@ -689,13 +805,16 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
         if (st == TK_OK)
             st = end_epoch(&t, epoch, &stop);
         /* A signal during the epoch's last step or its valid pass stops at the boundary. */
-        if (st == TK_OK && o->interrupt && *o->interrupt && epoch < o->epochs && !stop) {
+        tk_status ist = TK_OK;
+        if (st == TK_OK && epoch < o->epochs && !stop && interrupted(&t, true, &ist)) {
             st = o->save_last ? TK_OK : save_full(&t, "last.safetensors");
             if (st == TK_OK)
                 st = tk_fail(ctx, TK_ERR_INTERRUPTED, "interrupted after epoch %lld (step %lld): "
                              "state saved to %s/last.safetensors", (long long)epoch,
                              (long long)t.st.step, t.ckpt_dir);
         }
+        if (st == TK_OK)
+            st = ist;
     }
     if (st == TK_OK)
         st = finish(&t);
