@@ -289,7 +289,7 @@ static int p_predict(lua_State *L)
     if (!tk_lp_classification(p))
         return 1;
     tk_ltensor *o = tk_lt_check(L, -1);
-    int64_t rows = o->shape[0], w = tk_lt_numel(o) / (rows ? rows : 1);
+    int64_t rows = o->shape[0], w = o->shape[o->ndim - 1]; /* (N, classes) */
     int64_t rs[2] = {rows, w};
     tk_ltensor *ids = tk_lt_new(L, 1, rs, true);
     tk_ltensor *probs = tk_lt_new(L, 2, rs, false);
@@ -460,12 +460,16 @@ static tk_status epoch_with_bar(pipeline *p, tk_stepper_result *r)
     return st;
 }
 
-/* P:fit{epochs = k [, quiet = true]}: k epochs (finishing a partial one first), each with a
+/* P:fit{epochs = k [, quiet = true]} (P:fit(): one epoch): k epochs (finishing a partial one first), each with a
  * valid pass when the script has one; one line per epoch (and a progress line while an epoch
  * runs, on a terminal). Returns the last epoch's {train = {...}, valid = {...}}. */
 static int p_fit(lua_State *L)
 {
     pipeline *p = check_p(L);
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_newtable(L);
+    }
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "epochs");
     lua_Integer epochs = lua_isnil(L, -1) ? 1 : luaL_checkinteger(L, -1);
@@ -534,6 +538,8 @@ static int p_lr(lua_State *L)
 void tk_lp_set_lr(lua_State *L, pipeline *p, lua_Integer g, int idx)
 {
     double lr = lua_isnil(L, idx) ? NAN : luaL_checknumber(L, idx);
+    if (!lua_isnil(L, idx) && isnan(lr))
+        luaL_error(L, "lr is NaN (nil puts the group back on the schedule)");
     if (tk_stepper_set_lr(p->st, (int)g, lr, p->s->ctx) != TK_OK)
         fail(L, p);
 }

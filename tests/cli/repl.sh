@@ -145,11 +145,13 @@ P:set_lr(0, nil)
 print(P:lr()[1], moved(0.1))
 P:set_lr(3, 0.1)
 opt.groups[1].momentum = 0.9
+P:set_lr(0, 0/0)
 EOF
 expect_rc 0
 [ "$OUT" = $'0.1\ttrue\n0.5\t0.5\ttrue\ntrue\n0.1\ttrue' ] && ok || bad "live lr: $OUT"
 expect_err "no parameter group 3 (the groups are 0 to 0)"
 expect_err "only lr changes live"
+expect_err "lr is NaN (nil puts the group back on the schedule)"
 
 # 6. Weights: save, train, load gives the saved bytes back; a wrong file is refused.
 repl "$IRIS" <<'EOF'
@@ -181,6 +183,7 @@ print(table.concat(x.shape, "x"), table.concat(out.shape, "x"), y.dtype, ids.dty
 print(math.abs(loss - e.loss) < 1e-6, right / #y == e.accuracy, math.abs(probs[1]:sum() - 1) < 1e-6)
 print(#P:forward(tensor{{0, 0, 0, 0}}), P:forward(tensor{{0, 0, 0, 0}}):argmax()[1] == P:predict(tensor{{0, 0, 0, 0}})[1])
 print(data.valid.size, data.train.batches, model.layers[1].type, opt.kind, tostring(model):match("^layer") ~= nil)
+print(table.concat(select(2, P:predict(x:narrow(1, 1, 0))).shape, "x"), P:forward(x:narrow(1, 1, 0)))
 P:forward(tensor{{1, 2, 3}})
 P:batch("valid", 2)
 P.step(1)
@@ -190,6 +193,7 @@ expect_rc 0
 [ "$(line 2)" = $'true\ttrue\ttrue' ] && ok || bad "forward/predict vs evaluate: $(line 2)"
 [ "$(line 3)" = $'1\ttrue' ] && ok || bad "forward/predict of a hand-made tensor: $(line 3)"
 [ "$(line 4)" = $'15\t7\tlinear\tadam\ttrue' ] && ok || bad "data/model/opt: $(line 4)"
+[ "$(line 5)" = $'0x3\ttensor([], size=(0, 3))' ] && ok || bad "zero rows: $(line 5)"
 expect_err "x has shape (1, 3) but the model takes (N, 4): N samples first"
 expect_err "batch 2 out of range: the split has 1 batches (1 to 1)"
 expect_err "call it as a method: P:step(...)"
