@@ -136,7 +136,8 @@ tk_status tk_view_augment(tk_view *v, const tk_augment *ops, int n, tk_ctx *ctx)
         if (!isfinite(op->fill))
             return tk_fail(ctx, TK_ERR_INPUT, "augment: fill %g is not finite", op->fill);
     }
-    memcpy(v->aug, ops, (size_t)n * sizeof *ops);
+    if (n > 0)
+        memcpy(v->aug, ops, (size_t)n * sizeof *ops);
     v->n_aug = n;
     return TK_OK;
 }

@@ -57,6 +57,13 @@ static int by_bytes(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* qsort wants a valid pointer even for no elements. */
+static void sort(strlist *l)
+{
+    if (l->n > 1)
+        qsort(l->s, l->n, sizeof *l->s, by_bytes);
+}
+
 static char *join(const char *a, const char *b)
 {
     size_t na = strlen(a), nb = strlen(b);
@@ -145,12 +152,12 @@ static tk_status class_files(const char *class_dir, strlist *paths, tk_ctx *ctx)
     strlist all = {0};
     tk_status st = walk(class_dir, 0, &all, ctx);
     if (!st)
-        qsort(all.s, all.n, sizeof *all.s, by_bytes);
+        sort(&all);
     for (size_t i = 0; !st && i < all.n; i++) {
         strlist dirs = {0}, files = {0};
         st = list_dir(all.s[i], &dirs, &files, ctx);
         if (!st)
-            qsort(files.s, files.n, sizeof *files.s, by_bytes);
+            sort(&files);
         for (size_t k = 0; !st && k < files.n; k++) {
             int kind = file_kind(files.s[k]);
             if (kind < 0)
@@ -183,7 +190,7 @@ static tk_status scan(const char *root, tk_dataset *ds, strlist *paths, int **la
         strlist_free(&dirs);
         return st;
     }
-    qsort(dirs.s, dirs.n, sizeof *dirs.s, by_bytes);
+    sort(&dirs);
     ds->n_classes = (int)dirs.n;
     if (!(ds->class_names = tk_calloc(dirs.n, sizeof(char *))))
         st = tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
