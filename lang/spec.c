@@ -289,6 +289,8 @@ static void note_split(lua_State *L, tk_pipeline *p, int s, int t)
         files[1] = lua_istable(L, -1) ? str_field(L, -1, "path", NULL) : NULL;
         lua_pop(L, 1);
     }
+    if (!files[0]) /* a source named otherwise (an image folder): what the dataset says */
+        files[0] = tk_dataset_source(tk_view_dataset(v));
     tk_shape shape = tk_dataset_sample_shape(tk_view_dataset(v));
     char sh[96];
     size_t old = p->data_note ? strlen(p->data_note) : 0, cap = old + 256;
