@@ -8,9 +8,10 @@
 
 #include <string.h>
 
-static tk_model *tiny_model(tk_ctx *ctx)
+/* linear(3) on 4 features with SGD; *gp gets the graph, freed after the model. */
+static tk_model *tiny_model(tk_graph **gp, tk_ctx *ctx)
 {
-    tk_graph *g = tk_graph_new(ctx);
+    tk_graph *g = *gp = tk_graph_new(ctx);
     tk_graph_set_batch(g, 2);
     int x = tk_graph_input(g, (tk_shape){1, {4}});
     int t = tk_graph_target(g, (tk_shape){0, {0}});
@@ -45,8 +46,10 @@ static void flip_last_byte(const char *path)
 static void test_checksum_guards_init(const char *dir)
 {
     tk_ctx *ctx = tk_ctx_new();
-    tk_model *m = tiny_model(ctx);
+    tk_graph *g = NULL;
+    tk_model *m = tiny_model(&g, ctx);
     if (!m) {
+        tk_graph_free(g);
         tk_ctx_free(ctx);
         return;
     }
@@ -73,14 +76,17 @@ static void test_checksum_guards_init(const char *dir)
     CHECK_MSG(tk_model_load_weights(m, plain, NULL, 0, true, NULL, ctx) == TK_OK, "%s",
               tk_errmsg(ctx));
     tk_model_free(m);
+    tk_graph_free(g);
     tk_ctx_free(ctx);
 }
 
 static void test_counters_in_range(const char *dir)
 {
     tk_ctx *ctx = tk_ctx_new();
-    tk_model *m = tiny_model(ctx);
+    tk_graph *g = NULL;
+    tk_model *m = tiny_model(&g, ctx);
     if (!m) {
+        tk_graph_free(g);
         tk_ctx_free(ctx);
         return;
     }
@@ -107,6 +113,7 @@ static void test_counters_in_range(const char *dir)
         CHECK(after.epoch == 7);
     }
     tk_model_free(m);
+    tk_graph_free(g);
     tk_ctx_free(ctx);
 }
 
