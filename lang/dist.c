@@ -5,9 +5,11 @@
 #include "dist.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const tk_dist_backend *backend;
@@ -55,9 +57,56 @@ static bool mpi_executable(char *out, size_t cap)
 static const char no_mpi[] = "this tkrun was built without MPI (no tkrun-mpi next to it): "
                              "install openmpi-bin and libopenmpi-dev, then rebuild";
 
+/* Ctrl-C on mpirun itself aborts the job (SIGTERM to the ranks, SIGKILL a second later, exit
+ * 1). So --ranks runs mpirun in a process group of its own and turns a Ctrl-C or SIGTERM into
+ * SIGUSR1, which mpirun forwards to every rank as it is; there it is a SIGINT (save after the
+ * step, the second one quits at once), and mpirun exits with the ranks' 130. */
+static volatile pid_t mpirun_pid;
+
+static void forward_signal(int sig)
+{
+    (void)sig;
+    if (mpirun_pid > 0)
+        kill(mpirun_pid, SIGUSR1);
+}
+
+static void usr1_as_sigint(int sig)
+{
+    (void)sig;
+    raise(SIGINT);
+}
+
+static int run_mpirun(char **args)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "tkrun: --ranks: cannot start mpirun: %s\n", strerror(errno));
+        return TK_ERR_RUNTIME;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        execvp("mpirun", args);
+        fprintf(stderr, "tkrun: --ranks: cannot run mpirun: %s (install openmpi-bin)\n",
+                strerror(errno));
+        _exit(TK_ERR_INPUT);
+    }
+    mpirun_pid = pid;
+    struct sigaction sa = {.sa_handler = forward_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return TK_ERR_RUNTIME;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* `tkrun [...] --ranks N [...]`: mpirun -np N on localhost, N slots (so N may exceed the
- * cores), no core binding (each rank's BLAS threads may move), the rest of argv unchanged. */
-static int exec_mpirun(int argc, char **argv, int at)
+ * cores), no core binding (each rank's BLAS threads may move), no stdin (mpirun is not in
+ * the terminal's foreground group), the rest of argv unchanged. */
+static int launch_ranks(int argc, char **argv, int at)
 {
     const char *count = strchr(argv[at], '=') ? strchr(argv[at], '=') + 1
                                               : at + 1 < argc ? argv[at + 1] : "";
@@ -78,12 +127,13 @@ static int exec_mpirun(int argc, char **argv, int at)
     }
     snprintf(np, sizeof np, "%ld", n);
     snprintf(hosts, sizeof hosts, "localhost:%ld", n);
-    char **args = calloc((size_t)argc + 12, sizeof *args);
+    char **args = calloc((size_t)argc + 14, sizeof *args);
     if (!args)
         return TK_ERR_RUNTIME;
     int k = 0;
-    const char *lead[] = {"mpirun", "-np", np, "-H", hosts, "--bind-to", "none"};
-    for (int i = 0; i < 7; i++)
+    const char *lead[] = {"mpirun", "-np", np, "-H", hosts, "--bind-to", "none", "--stdin",
+                          "none"};
+    for (int i = 0; i < 9; i++)
         args[k++] = (char *)lead[i];
     if (geteuid() == 0)
         args[k++] = "--allow-run-as-root";
@@ -92,12 +142,9 @@ static int exec_mpirun(int argc, char **argv, int at)
     for (int i = 1; i < argc; i++)
         if (i < at || i >= at + skip)
             args[k++] = argv[i];
-    fflush(stdout);
-    execvp("mpirun", args);
-    fprintf(stderr, "tkrun: --ranks: cannot run mpirun: %s (install openmpi-bin)\n",
-            strerror(errno));
+    int rc = run_mpirun(args);
     free(args);
-    return TK_ERR_INPUT;
+    return rc;
 }
 
 static bool is_train(int argc, char **argv)
@@ -134,7 +181,7 @@ bool tk_dist_start(int *argc, char ***argv, int *rc)
 {
     for (int i = 1; i < *argc; i++)
         if (strcmp((*argv)[i], "--ranks") == 0 || strncmp((*argv)[i], "--ranks=", 8) == 0) {
-            *rc = exec_mpirun(*argc, *argv, i);
+            *rc = launch_ranks(*argc, *argv, i);
             return true;
         }
     long ranks = launched_ranks();
@@ -159,6 +206,9 @@ bool tk_dist_start(int *argc, char ***argv, int *rc)
     }
     if (world->size > 1)
         default_threads(argc, argv);
+    struct sigaction sa = {.sa_handler = usr1_as_sigint};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
     /* Rank 0 speaks for the job; the others keep stderr for what only they can say. */
     if (world->rank != 0 && !freopen("/dev/null", "w", stdout))
         fprintf(stderr, "tkrun: rank %d: cannot silence stdout\n", world->rank);

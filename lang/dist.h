@@ -22,9 +22,10 @@ typedef struct {
 } tk_dist_backend;
 void tk_dist_register(const tk_dist_backend *b);
 
-/* First thing main() does: `--ranks N` execs mpirun; launched by mpirun, the plain tkrun
- * execs tkrun-mpi next to it, which joins the job (and defaults --threads to the cores per
- * rank). Returns true when main must return *rc at once. */
+/* First thing main() does: `--ranks N` runs mpirun (and returns its exit code, 130 after
+ * Ctrl-C); launched by mpirun, the plain tkrun execs tkrun-mpi next to it, which joins the
+ * job (and defaults --threads to the cores per rank). Returns true when main must return
+ * *rc at once. */
 bool tk_dist_start(int *argc, char ***argv, int *rc);
 /* The job's ranks, or NULL for one process. */
 const tk_dist *tk_dist_world(void);
