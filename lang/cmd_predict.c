@@ -1,11 +1,11 @@
 /* cmd_predict.c - tkrun predict: a script's model with trained weights applied to inputs given
  * on the command line: PNG/JPEG images (converted to the model's channels and size), CSV rows
- * (laid out like the training file, or only its feature columns) and .npy arrays (one sample
- * or a batch). Every input is prepared like the training batches: the training view's scale
- * and normalisation (train statistics) are applied to the raw values. Prints the top-k classes
- * with softmax probabilities (class names when the labels were strings), or the regression
- * values; --json for machines. Not here: the forward pass (runtime tk_model_predict), file
- * decoding (runtime image, npy, csv readers). */
+ * (the training file's delimiter, header and columns, or only its feature columns) and .npy
+ * arrays (one sample or a batch). Every input is prepared like the training batches: the
+ * training view's scale and normalisation (train statistics) are applied to the raw values.
+ * Prints the top-k classes with softmax probabilities (class names when the labels were
+ * strings), or the regression values; --json for machines. Not here: the forward pass
+ * (runtime tk_model_predict), file decoding (runtime image, npy, csv readers). */
 #include "cli.h"
 
 #include <lauxlib.h>
@@ -73,11 +73,11 @@ static bool train_csv_opts(lua_State *L, tk_csv_opts *o)
         lua_getfield(L, t, "delimiter");
         const char *d = lua_tostring(L, -1);
         o->delimiter = d && d[0] ? d[0] : ',';
-        lua_getfield(L, t, "skip_rows");
-        o->skip_rows = (int)lua_tointeger(L, -1);
+        /* skip_rows is not applied: it describes the training file (iris.csv's count row),
+         * and skipping a prediction input's first rows would drop them silently. */
         lua_getfield(L, t, "header");
         o->header = lua_toboolean(L, -1);
-        lua_pop(L, 3);
+        lua_pop(L, 2);
         o->n_features = colrefs(L, t, "features", feature_refs);
         o->features = feature_refs;
         lua_getfield(L, t, "label");

@@ -69,17 +69,23 @@ tk_status tk_evaluate(tk_model *m, tk_view *v, int batch_size, const char *const
     if (st == TK_OK)
         st = tk_loader_new(v, &lo, &ld, ctx);
     const double start = seconds_now();
-    double loss_sum = 0;
+    double loss_sum = 0, loss_weight = 0;
     if (st == TK_OK) {
         tk_loader_begin(ld, 0, 0);
         for (int n; st == TK_OK &&
                     (n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0;) {
             float loss;
+            /* PyTorch's divisor (class weights, ignore_index): the pass's loss is the mean
+             * over the whole pass, as training's own test pass reports it. */
+            double weight = tk_model_loss_weight(m, n);
             st = tk_model_eval(m, n, &loss, ctx);
             if (st != TK_OK)
                 break;
             tk_metrics_add(out->metrics, tk_model_output(m), width, tk_model_target(m), n);
-            loss_sum += (double)loss * n;
+            if (weight > 0) {
+                loss_sum += (double)loss * weight;
+                loss_weight += weight;
+            }
             out->samples += n;
         }
     }
@@ -89,7 +95,7 @@ tk_status tk_evaluate(tk_model *m, tk_view *v, int batch_size, const char *const
         return st;
     }
     out->seconds = seconds_now() - start;
-    out->loss = loss_sum / (double)out->samples;
+    out->loss = loss_weight > 0 ? loss_sum / loss_weight : NAN;
     out->n_values = n_metrics;
     for (int k = 0; k < n_metrics; k++)
         out->values[k] = tk_metrics_value(out->metrics, metrics[k]);

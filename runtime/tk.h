@@ -413,7 +413,7 @@ void tk_metrics_set_state(tk_metrics *mt, const double *in);
 /* One eval-mode pass (dropout off, running statistics) over a view, in order. */
 typedef struct {
     int64_t samples;
-    double loss;               /* mean over the samples */
+    double loss;               /* the loss's mean over the pass (its own weighting) */
     tk_metrics *metrics;       /* everything accumulated (report, per-class scores) */
     double *values;            /* the requested metrics' values, in order (NAN: not defined) */
     int n_values;

@@ -56,6 +56,15 @@ expect_rc 0
 loss=$(sed -n 's/^loss \([0-9.]*\).*/\1/p' <<<"$OUT")
 [ -n "$loss" ] && grep -qF "test: loss $loss " <<<"$train_test" && ok ||
     bad "eval loss '$loss' differs from training's '$train_test'"
+# With class weights the loss is PyTorch's weighted mean over the pass, as in training's pass.
+sed 's/cross_entropy {}/cross_entropy { weight = { 1, 3, 0.5 } }/' pets.lua > weighted.lua
+run weighted.lua --run-dir weighted --quiet
+weighted_test=$(grep '^test: ' <<<"$OUT")
+run eval weighted.lua --weights weighted/checkpoints/last.safetensors
+wloss=$(sed -n 's/^loss \([0-9.]*\).*/\1/p' <<<"$OUT")
+[ -n "$wloss" ] && grep -qF "test: loss $wloss " <<<"$weighted_test" && ok ||
+    bad "weighted eval loss '$wloss' differs from training's '$weighted_test'"
+run eval pets.lua --weights pets/checkpoints/last.safetensors
 expect_out "accuracy"
 expect_out " f1 "
 expect_out "confusion matrix"
@@ -147,6 +156,15 @@ run predict pets.lua --weights pets pets.csv --top 1
 right=$(paste -d' ' <(awk '{print $4}' <<<"$OUT") <(tail -n +2 pets.csv | cut -d, -f4) |
         awk '$1 == $2' | wc -l)
 expect_ge "$right" 280 "pets.csv rows predicted right (of 300)"
+# skip_rows describes the training file (a count row, as iris.csv has): inputs keep every row.
+{ echo "300,3"; cat pets.csv; } > counted.csv
+sed 's/path = "pets.csv", header = true/path = "counted.csv", skip_rows = 1, header = true/' \
+    pets.lua > counted.lua
+run counted.lua --run-dir counted --quiet --epochs 1
+run predict counted.lua --weights counted feats.csv
+expect_rc 0
+[ "$(wc -l <<<"$OUT")" = 5 ] && ok || bad "skip_rows dropped input rows: $OUT"
+expect_out "feats.csv row 2  "
 printf 'a,b,c,kind\n1,2,3,cat\n4,5\n' > short.csv
 run predict pets.lua --weights pets short.csv
 expect_rc 2
