@@ -328,7 +328,9 @@ void tk_print_groups(FILE *f, const tk_model *m)
         fprintf(f, "%-30s %7d %10s  (not trained)\n", "frozen", frozen, elements);
         print_names(f, m, -1);
     }
-    for (int g = 0; g < tk_model_group_count(m); g++) {
+    /* The default group may be empty (the groups cover everything); a named one means a
+     * pattern that took nothing. */
+    for (int g = 1; g < tk_model_group_count(m); g++) {
         tk_group_info gi = tk_model_group(m, g);
         if (gi.tensors == 0)
             fprintf(f, "warning: group %d (%s) has no tensors: what it matches is frozen or "

@@ -578,6 +578,19 @@ static int newest_first(const void *a, const void *b)
     return x->cursor < y->cursor ? 1 : x->cursor > y->cursor ? -1 : 0;
 }
 
+/* A named optimizer group that took no tensor (frozen, or matched by an earlier group) is
+ * almost always a mistake in the script: say so before training, not only in note.log. */
+static void warn_empty_groups(const trainer *t)
+{
+    for (int g = 1; g < tk_model_group_count(t->m); g++) {
+        tk_group_info gi = tk_model_group(t->m, g);
+        if (gi.tensors == 0)
+            notice(t, "warning: optimizer group %d (%s) has no tensors: what it matches is "
+                   "frozen or taken by an earlier group, so its settings apply to nothing", g,
+                   gi.patterns);
+    }
+}
+
 /* Results depend on the thread count (OpenBLAS splits sums differently): continue at the
  * recorded one, or say that the run will differ from an uninterrupted one. */
 static void resume_threads(trainer *t)
@@ -797,6 +810,8 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
                    b / size, b);
     }
     tk_status st = setup(&t);
+    if (st == TK_OK)
+        warn_empty_groups(&t);
     bool stop = o->patience > 0 && t.st.bad_epochs >= o->patience;
     for (int64_t epoch = t.st.epoch + 1; st == TK_OK && !stop && epoch <= o->epochs; epoch++) {
         st = train_epoch(&t, epoch);

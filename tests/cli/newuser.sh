@@ -282,17 +282,22 @@ return tk.pipeline {
   model = tk.nn.sequential { tk.nn.linear(8), tk.nn.relu(), tk.nn.linear(3) },
   loss = tk.loss.cross_entropy {},
   optimizer = tk.optim.sgd { lr = 0.1, freeze = { "0.*" },
-                             groups = { { match = "0.*", lr = 0.5 }, { match = "2.bias", lr = 0.01 } } },
+                             groups = { { match = "0.*", lr = 0.5 }, { match = "2.*", lr = 0.01 } } },
   epochs = 1,
 }
 EOF
 run check groups.lua
 expect_rc 0
-expect_out "      2.weight"
-expect_out "      2.bias"
+expect_out "      2.weight, 2.bias"
 grep -qE "^frozen +2 +40 " <<<"$OUT" && ok || bad "no frozen row with 2 tensors, 40 elements: $OUT"
 expect_out "      0.weight, 0.bias"
 expect_out "warning: group 1 (0.*) has no tensors"
+grep -q "warning: group 0" <<<"$OUT" && bad "an empty default group is warned about" || ok
+#    Training says it too, not only note.log.
+run groups.lua --run-dir groups --quiet
+expect_rc 0
+expect_out "warning: optimizer group 1 (0.*) has no tensors"
+grep -q "warning: group 1 (0.\*) has no tensors" groups/note.log && ok || bad "note.log lacks the warning"
 #    A long list keeps its first names and counts the rest.
 LONG=$(for i in $(seq 1 30); do printf 'tk.nn.linear(4), '; done)
 pipeline long "$CSV" "$LONG tk.nn.linear(3)" 'tk.loss.cross_entropy {}' '' >long.lua
