@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum { INPUT_IMAGE, INPUT_NPY, INPUT_CSV } input_kind;
 
@@ -341,12 +342,20 @@ static int run_predict(const tk_cli *c, tk_session *s)
         return tk_cli_exit(tk_fail(s->ctx, TK_ERR_RUNTIME, "out of memory"), s->ctx);
     for (int i = 0; st == TK_OK && i < c->n_inputs; i++) {
         const char *path = c->inputs[i];
+        struct stat info;
         FILE *f = fopen(path, "rb");
         if (!f) {
             st = tk_fail(s->ctx, TK_ERR_INPUT, "%s: cannot open the input", path);
             break;
         }
+        bool regular = fstat(fileno(f), &info) == 0 && S_ISREG(info.st_mode);
         fclose(f);
+        /* The kind is read from the first bytes, then the file again: a pipe would lose them. */
+        if (!regular) {
+            st = tk_fail(s->ctx, TK_ERR_INPUT, "%s: not a regular file (give files, not pipes "
+                         "or directories)", path);
+            break;
+        }
         switch (sniff(path)) {
         case INPUT_IMAGE:
             st = read_image(path, in, &inputs[i], s->ctx);

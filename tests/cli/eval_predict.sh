@@ -197,6 +197,9 @@ expect_err "3 shape-mismatched"
 run predict pets.lua --weights pets missing.csv
 expect_rc 2
 expect_err "missing.csv: cannot open"
+run predict pets.lua --weights pets .
+expect_rc 2
+expect_err ".: not a regular file"
 
 # ---- predict: images and .npy on a FashionMNIST slice, against numpy's forward of the IDX
 # samples (scale 1/255 and the script's normalisation, as training saw them).
