@@ -147,6 +147,18 @@ expect_rc 130
 expect_err "state saved to ctrlc/checkpoints/last.safetensors"
 [ ! -f ctrlc/checkpoints/final.safetensors ] && ok || bad "Ctrl-C did not stop the run"
 
+# Batch norm keeps per-rank statistics (rank 0's are kept); a checkpoint of 2 ranks does not
+# resume on 1, since the statistics would change meaning.
+sed -e 's/nn.linear(512), nn.relu(),$/nn.linear(64), nn.batch_norm1d(), nn.relu(),/' \
+    -e 's/epochs = 2/epochs = 1/' mlp.lua > bn.lua
+grep -q batch_norm1d bn.lua && ok || bad "bn.lua has no batch norm"
+OUT=$("${MPI[@]}" "$TKRUN" bn.lua --run-dir bn 2>"$TK_TMP/stderr") && RC=0 || RC=$?
+ERR=$(cat "$TK_TMP/stderr")
+expect_rc 0
+run bn.lua --resume bn --epochs 2
+expect_rc 2
+expect_err "written by a run on 2 ranks; this model keeps batch-norm statistics per rank"
+
 # Refused: more ranks than rows in a batch.
 OUT=$("${MPI[@]}" "$TKRUN" mlp.lua --run-dir tiny --set data.batch_size=1 2>"$TK_TMP/stderr") &&
     RC=0 || RC=$?
