@@ -78,7 +78,7 @@ typedef struct {
     int depth, index;
     tk_shape shape;
     int64_t params, macs;
-    bool leaf;
+    bool leaf, frozen;         /* frozen: none of its parameters is trained */
 } summary_row;
 
 static int name_depth(const char *name)
@@ -107,6 +107,22 @@ static int64_t layer_macs(const tk_layer_info *l)
         for (int k = 2; k < l->shape.ndim; k++)
             positions *= l->shape.d[k];
     return l->params * positions;
+}
+
+/* Elements of the trained parameters a layer declares ("<layer>.weight", ...). */
+static int64_t trained_params(const tk_model *m, const char *layer)
+{
+    size_t n = strlen(layer);
+    int64_t total = 0;
+    for (int i = 0; i < tk_model_tensor_count(m); i++) {
+        tk_tensor_info t = tk_model_tensor(m, i);
+        const char *local = n ? t.name + n + 1 : t.name;
+        if (t.kind == TK_TENSOR_PARAM && t.group >= 0 &&
+            (n == 0 || (strncmp(t.name, layer, n) == 0 && t.name[n] == '.')) &&
+            !strchr(local, '.'))
+            total += tk_shape_numel(&t.shape);
+    }
+    return total;
 }
 
 static void fmt_count(char *buf, size_t cap, int64_t v)
@@ -185,6 +201,7 @@ void tk_print_summary(FILE *f, const tk_model *m, const char *model_class)
         r->leaf = true;
         r->shape = l.shape;
         r->params = l.params;
+        r->frozen = l.params > 0 && trained_params(m, l.name) == 0;
         r->macs = layer_macs(&l);
         torch_class(l.type, r->cls, sizeof r->cls);
     }
@@ -220,6 +237,12 @@ void tk_print_summary(FILE *f, const tk_model *m, const char *model_class)
                      r->depth == 1 ? "├─" : "└─", r->cls, r->depth, r->index);
         list_shape(&r->shape, shape, sizeof shape);
         fmt_count(params, sizeof params, r->params);
+        if (r->leaf && r->frozen) {
+            size_t len = strlen(params);
+            memmove(params + 1, params, len);
+            params[0] = '(';
+            snprintf(params + len + 1, sizeof params - len - 1, ")");
+        }
         fmt_count(mult, sizeof mult, r->leaf ? r->macs : 0);
         row_line(f, name_w, name, shape, params, mult);
         if (r->leaf) {

@@ -51,4 +51,14 @@ expect_out "├─Sequential: 1-2                        [8, 16]                
 expect_out "│    └─Linear: 2-1                       [8, 16]                   12,560                    100,480"
 expect_out "├─Linear: 1-3                            [8, 10]                   170                       1,360"
 expect_out "Total params: 12,730"
+# Frozen parameters: torchinfo puts a layer whose parameters train none in parentheses and
+# counts them as non-trainable.
+sed 's/optimizer = tk.optim.sgd { lr = 0.1 }/optimizer = tk.optim.sgd { lr = 0.1, freeze = { "1.0.*" } }/' \
+    nested.lua > frozen.lua
+run summary frozen.lua
+expect_rc 0
+expect_out "│    └─Linear: 2-1                       [8, 16]                   (12,560)                  100,480"
+expect_out "├─Linear: 1-3                            [8, 10]                   170                       1,360"
+expect_out "Trainable params: 170"
+expect_out "Non-trainable params: 12,560"
 finish
