@@ -310,6 +310,47 @@ static void note_split(lua_State *L, tk_pipeline *p, int s, int t)
     p->data_note = note;
 }
 
+/* Split s's samples per class (class labels only), as a line after its note_split line:
+ * "classes  tshirt 36, trouser 40, ..." (names when the labels have them, else ids). */
+static void note_classes(tk_pipeline *p, int s)
+{
+    enum { SHOWN = 20 };
+    tk_view *v = p->views[s];
+    tk_dataset *ds = v ? tk_view_dataset(v) : NULL;
+    int k = ds ? tk_dataset_num_classes(ds) : 0;
+    if (k <= 0 || tk_dataset_label_width(ds) != 1)
+        return;
+    int64_t *count = calloc((size_t)k, sizeof *count);
+    size_t old = p->data_note ? strlen(p->data_note) : 0, cap = old + 64 + 72 * SHOWN;
+    char *note = count ? realloc(p->data_note, cap) : NULL;
+    if (!note) {
+        free(count);
+        return;
+    }
+    p->data_note = note;
+    for (int64_t i = 0; i < tk_view_len(v); i++) {
+        float id = tk_dataset_label(ds, tk_view_index(v, i), 0);
+        if (id >= 0 && id < (float)k)
+            count[(int)id]++;
+    }
+    size_t used = old + (size_t)snprintf(note + old, cap - old, "       classes ");
+    for (int c = 0; c < k && c < SHOWN; c++) {
+        const char *name = tk_dataset_class_name(ds, c);
+        const char *sep = c ? ", " : " ";
+        if (name)
+            used += (size_t)snprintf(note + used, cap - used, "%s%.40s %lld", sep, name,
+                                     (long long)count[c]);
+        else
+            used += (size_t)snprintf(note + used, cap - used, "%s%d: %lld", sep, c,
+                                     (long long)count[c]);
+    }
+    free(count);
+    if (k > SHOWN)
+        snprintf(note + used, cap - used, ", ... (%d classes)\n", k);
+    else
+        snprintf(note + used, cap - used, "\n");
+}
+
 static tk_status build_data(lua_State *L, int pipe, tk_pipeline *p, bool regression,
                             tk_ctx *ctx)
 {
@@ -346,6 +387,7 @@ static tk_status build_data(lua_State *L, int pipe, tk_pipeline *p, bool regress
         int own = p->datasets[s] ? spec[s] : spec[TRAIN];
         st = normalize(L, own, p->views[s], p->views[TRAIN], ctx);
         note_split(L, p, s, own);
+        note_classes(p, s);
     }
     if (st == TK_OK && spec[TRAIN] && p->views[TRAIN])
         st = augment(L, spec, p->views[TRAIN], ctx);

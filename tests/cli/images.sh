@@ -79,6 +79,12 @@ expect_ge "$acc" 0.65 "PNG folder test accuracy"
 # The class names are the folder names: the test report lists them.
 grep -qE "^ *9 " run_png/test_report.txt && ok || bad "test_report.txt: $(head -5 run_png/test_report.txt)"
 
+# tkrun check lists each split's samples per class: the test folder's counts, by folder name.
+want=$(for c in 0 1 2 3 4 5 6 7 8 9; do printf '%s %s, ' $c "$(ls png/test/$c | wc -l)"; done)
+run check png.lua
+expect_rc 0
+expect_out "classes  ${want%, }"
+
 # The list form: a CSV of path and class name (sorted names become the class ids).
 names=(tshirt trouser pullover dress coat sandal shirt sneaker bag boot)
 { echo "file,kind"; for f in $(find png/test -name '*.png' | sort -r); do
