@@ -118,6 +118,30 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const tk_st_tensor *)a)->name, ((const tk_st_tensor *)b)->name);
 }
 
+typedef struct {
+    const char *key, *value;
+} pair;
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(((const pair *)a)->key, ((const pair *)b)->key);
+}
+
+/* The metadata's own checksum: a CRC-32 of every pair but itself, in key order (sorts p). The
+ * tensor checksum leaves the training state out, and a damaged counter must be found too. */
+static uint32_t meta_checksum(pair *p, int n)
+{
+    qsort(p, (size_t)n, sizeof *p, by_key);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(p[i].key, "meta_checksum") == 0)
+            continue;
+        crc = crc32(crc, (const Bytef *)p[i].key, (uInt)strlen(p[i].key) + 1);
+        crc = crc32(crc, (const Bytef *)p[i].value, (uInt)strlen(p[i].value) + 1);
+    }
+    return (uint32_t)crc;
+}
+
 static uint32_t checksum(const tk_st_tensor *t, int n)
 {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -195,8 +219,14 @@ tk_status tk_ckpt_save(const tk_model *m, const char *path, const tk_train_state
     }
     if (config)
         put(&md, "config", config);
-    for (int i = 0; i < m->n_meta && md.n < 96; i++)
+    for (int i = 0; i < m->n_meta && md.n < 95; i++)
         put(&md, m->meta[2 * i], m->meta[2 * i + 1]);
+    pair all[96];
+    for (int i = 0; i < md.n; i++)
+        all[i] = (pair){md.keys[i], md.values[i]};
+    char meta_crc[16];
+    snprintf(meta_crc, sizeof meta_crc, "%08x", meta_checksum(all, md.n));
+    put(&md, "meta_checksum", meta_crc);
     tk_status s = tk_st_save_typed(path, t, i64, n, md.keys, md.values, md.n, ctx);
     tk_free(groups);
     tk_free(sched);
@@ -227,6 +257,21 @@ static tk_status verify_checksum(const tk_st_file *f, const char *path, tk_ctx *
     if (strcmp(got, want) != 0)
         return tk_fail(ctx, TK_ERR_INPUT, "%s: corrupted: checksum of the tensor data is %s, "
                        "the file says %s", path, got, want);
+    /* Files written before the metadata had its own checksum carry none. */
+    const char *meta_want = tk_st_meta(f, "meta_checksum");
+    if (!meta_want)
+        return TK_OK;
+    int k = tk_st_meta_count(f);
+    pair *p = tk_calloc((size_t)(k ? k : 1), sizeof *p);
+    if (!p)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    for (int i = 0; i < k; i++)
+        p[i] = (pair){tk_st_meta_key(f, i), tk_st_meta(f, tk_st_meta_key(f, i))};
+    snprintf(got, sizeof got, "%08x", meta_checksum(p, k));
+    tk_free(p);
+    if (strcmp(got, meta_want) != 0)
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: corrupted: checksum of the metadata (the "
+                       "training state) is %s, the file says %s", path, got, meta_want);
     return TK_OK;
 }
 
@@ -493,6 +538,7 @@ static const char *const reserved[] = {
     "format", "tkrun", "kind", "checksum", "optimizer", "groups", "epoch", "cursor", "step",
     "optim_steps", "batches_seen", "bad_epochs", "best_epoch", "skips", "rows", "seed",
     "threads", "best", "stop_best", "loss_sum", "loss_weight", "sched", "metrics", "config",
+    "ranks", "meta_checksum",
 };
 
 tk_status tk_model_set_meta(tk_model *m, const char *key, const char *value, tk_ctx *ctx)

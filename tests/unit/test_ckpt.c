@@ -1,7 +1,7 @@
 /* test_ckpt.c - weights files as --init reads them: a file tkrun wrote is refused when one
  * bit of its tensor data flipped (its checksum), while a file with no checksum (as PyTorch's
- * save_file writes) still loads; a full checkpoint whose training counters are out of range
- * (the checksum does not cover metadata) is refused by name before anything is loaded.
+ * save_file writes) still loads; a full checkpoint whose metadata changed (its own checksum)
+ * or whose training counters are out of range is refused by name before anything loads.
  * Not here: the safetensors format itself (test_safetensors). */
 #include "check.h"
 #include "tk_int.h"
@@ -96,6 +96,26 @@ static void test_counters_in_range(const char *dir)
     tk_train_state got = {.epoch = 0};
     CHECK_MSG(tk_ckpt_load(m, path, &got, ctx) == TK_OK, "%s", tk_errmsg(ctx));
     CHECK(got.epoch == 1 && got.step == 4);
+
+    /* One digit of the step changed on disk: the metadata's checksum catches it. */
+    FILE *f = fopen(path, "r+b");
+    static char bytes[1 << 16];
+    size_t len = f ? fread(bytes, 1, sizeof bytes, f) : 0;
+    char *hit = NULL;
+    for (size_t i = 0; !hit && i + 10 <= len; i++)
+        if (memcmp(bytes + i, "\"step\":\"4\"", 10) == 0)
+            hit = bytes + i;
+    CHECK(hit != NULL);
+    if (hit) {
+        fseek(f, (long)(hit - bytes) + 8, SEEK_SET);
+        fputc('5', f);
+    }
+    if (f)
+        fclose(f);
+    tk_clear_error(ctx);
+    CHECK(tk_ckpt_load(m, path, &got, ctx) == TK_ERR_INPUT);
+    CHECK_MSG(tk_contains(tk_errmsg(ctx), "full.safetensors: corrupted: checksum of the metadata"),
+              "%s", tk_errmsg(ctx));
 
     tk_train_state bad[3] = {good, good, good};
     bad[0].cursor = -3;
