@@ -7,27 +7,60 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- run directory */
 
-static tk_status make_run_dir(const tk_cli *c, const tk_pipeline *p, char *out, size_t cap,
-                              tk_ctx *ctx)
+/* The run directory a new run will make (made only once everything verified): --run-dir,
+ * which must not hold anything yet (a second run there would mix with the first), or
+ * runs/<name>/<stamp>. */
+static tk_status choose_run_dir(const tk_cli *c, const tk_pipeline *p, char *out, size_t cap,
+                                tk_ctx *ctx)
 {
+    struct stat st;
     if (c->run_dir) {
         snprintf(out, cap, "%s", c->run_dir);
-        return tk_mkdirs(out, ctx);
+        if (stat(out, &st) != 0)
+            return TK_OK;
+        if (!S_ISDIR(st.st_mode))
+            return tk_fail(ctx, TK_ERR_INPUT, "--run-dir %s: exists and is not a directory",
+                           out);
+        DIR *d = opendir(out);
+        struct dirent *e = NULL;
+        while (d && (e = readdir(d)) != NULL &&
+               (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0))
+            ;
+        if (d)
+            closedir(d);
+        if (!d || e)
+            return tk_fail(ctx, TK_ERR_INPUT, "--run-dir %s: already exists and is not empty "
+                           "(a run there would mix with what it holds); continue that run "
+                           "with --resume %s, or choose a new directory", out, out);
+        return TK_OK;
     }
     char stamp[32];
     time_t t = time(NULL);
     strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", localtime(&t));
-    struct stat st;
     snprintf(out, cap, "runs/%s/%s", p->name, stamp);
     for (int k = 2; stat(out, &st) == 0; k++)
         snprintf(out, cap, "runs/%s/%s_%d", p->name, stamp, k);
-    return tk_mkdirs(out, ctx);
+    return TK_OK;
+}
+
+/* Makes the chosen directory; a --run-dir that cannot be made (a file on the way, no
+ * permission, a read-only place) is the user's to fix: exit 2. */
+static tk_status make_run_dir(const tk_cli *c, const char *dir, tk_ctx *ctx)
+{
+    if (tk_mkdirs(dir, ctx) == TK_OK)
+        return TK_OK;
+    if (!c->run_dir)
+        return TK_ERR_RUNTIME;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", tk_errmsg(ctx));
+    return tk_fail(ctx, TK_ERR_INPUT, "--run-dir %s: %s", dir, why);
 }
 
 static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p,
@@ -59,6 +92,48 @@ static tk_status write_note(const char *dir, lua_State *L, const tk_pipeline *p,
 }
 
 /* ---------------------------------------------------------------- resume, init */
+
+/* --init WEIGHTS, else the script's init, loaded into the model; the report (tensors
+ * matched, renamed, left out) is printed and kept in *text for note.log (free it). check
+ * and train share it, so check refuses exactly the files training would. */
+static tk_status load_init(const tk_cli *c, tk_pipeline *p, char **text, tk_ctx *ctx)
+{
+    *text = NULL;
+    const char *init = c->init ? c->init : p->init_path;
+    if (!init)
+        return TK_OK;
+    size_t len = 0;
+    FILE *report = open_memstream(text, &len);
+    tk_status st = tk_model_load_weights(p->model, init, p->renames, c->init ? 0 : p->n_renames,
+                                         p->init_strict, report, ctx);
+    if (report)
+        fclose(report);
+    if (*text)
+        fputs(*text, stdout);
+    return st;
+}
+
+/* The runtime calls this once the data and the resume checkpoint have verified and before
+ * it writes anything: only then is the run directory made and note.log written, so a
+ * refused run leaves nothing behind. */
+typedef struct {
+    const tk_cli *c;
+    lua_State *L;
+    const tk_pipeline *p;
+    const char *dir, *init_text;
+} ready_state;
+
+static tk_status on_ready(void *ud, tk_ctx *ctx)
+{
+    const ready_state *r = ud;
+    if (!r->c->resume) {
+        tk_status st = make_run_dir(r->c, r->dir, ctx);
+        if (st != TK_OK)
+            return st;
+        printf("run directory: %s\n", r->dir);
+    }
+    return write_note(r->dir, r->L, r->p, r->init_text, ctx);
+}
 
 /* The run directory a resume continues in: RUN for RUN or RUN/checkpoints/FILE. */
 static bool resume_run_dir(const char *from, char *out, size_t cap)
@@ -322,7 +397,6 @@ static void print_resume_hint(const tk_cli *c, const char *dir, const char *msg)
     fputc('\n', stderr);
 }
 
-
 static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ctx)
 {
     char dir[4096] = "";
@@ -335,33 +409,22 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
             return tk_fail(ctx, TK_ERR_INPUT, "--resume %s: no such file or directory",
                            c->resume);
     } else {
-        tk_status made = writer ? make_run_dir(c, p, dir, sizeof dir, ctx) : TK_OK;
-        if (made != TK_OK)
+        tk_status chosen = writer ? choose_run_dir(c, p, dir, sizeof dir, ctx) : TK_OK;
+        if (chosen != TK_OK)
             dir[0] = 0;
         st = tk_dist_share(dir, sizeof dir, ctx);
         if (st == TK_OK && !dir[0])
-            st = writer ? made
+            st = writer ? chosen
                         : tk_fail(ctx, TK_ERR_RUNTIME, "rank 0 could not make the run "
                                   "directory");
     }
     char *config = st == TK_OK ? tk_lua_describe(L, ctx) : NULL;
     if (st == TK_OK && !config)
         st = TK_ERR_INPUT;
-    FILE *init_report = NULL;
     char *init_text = NULL;
-    size_t init_len = 0;
-    const char *init = c->init ? c->init : p->init_path;
-    if (st == TK_OK && init) {
-        init_report = open_memstream(&init_text, &init_len);
-        st = tk_model_load_weights(p->model, init, p->renames, c->init ? 0 : p->n_renames,
-                                   p->init_strict, init_report, ctx);
-        fclose(init_report);
-        if (init_text)
-            fputs(init_text, stdout);
-    }
-    if (st == TK_OK && writer)
-        st = write_note(dir, L, p, init_text, ctx);
-    free(init_text);
+    if (st == TK_OK)
+        st = load_init(c, p, &init_text, ctx);
+    ready_state ready = {c, L, p, dir, init_text};
     if (st == TK_OK) {
         tk_progress_out ps;
         tk_progress_out_init(&ps, c->quiet, p->train.valid != NULL);
@@ -375,13 +438,13 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         o->progress_ud = &ps;
         o->notice = on_notice;
         o->dist = dist;
+        o->ready = on_ready;     /* rank 0's: makes the directory, writes note.log */
+        o->ready_ud = &ready;
         char *report = NULL;
         size_t report_len = 0;
         o->report = open_memstream(&report, &report_len);
         if (c->resume)
             print_config_changes(dir, config);
-        else
-            printf("run directory: %s\n", dir);
         setup_crash_test();
         struct sigaction sa = {.sa_handler = on_signal};
         sigemptyset(&sa.sa_mask);
@@ -406,6 +469,7 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         if (st == TK_ERR_INTERRUPTED && writer)
             print_resume_hint(c, dir, tk_errmsg(ctx));
     }
+    free(init_text);
     free(config);
     return st;
 }
@@ -426,6 +490,10 @@ int tk_cmd_check(const tk_cli *c)
 {
     tk_session s;
     tk_status st = tk_session_open(&s, c);
+    char *init_text = NULL;
+    if (st == TK_OK)
+        st = load_init(c, &s.p, &init_text, s.ctx);
+    free(init_text);
     if (st == TK_OK) {
         tk_print_layers(stdout, s.p.model);
         printf("\n");

@@ -14,7 +14,7 @@ static const tk_command commands[] = {
     {"train", "SCRIPT [options]", "train the pipeline SCRIPT returns (the default command)",
      "set epochs threads run-dir resume init quiet ranks", 0, tk_cmd_train},
     {"check", "SCRIPT [options]", "compile and validate everything, run no batch",
-     "set epochs threads", 0, tk_cmd_check},
+     "set epochs threads init", 0, tk_cmd_check},
     {"summary", "SCRIPT [options]", "torchinfo's table: shapes, parameters, mult-adds, sizes",
      "set threads", 0, tk_cmd_summary},
     {"repl", "SCRIPT [options]", "a Lua REPL over the compiled pipeline (also: tkrun -i SCRIPT)",

@@ -80,6 +80,26 @@ static void list_names(const tk_graph *g, char *buf, size_t cap)
     }
 }
 
+/* A group's patterns as "a, b" (quote: "'a', 'b'", for messages). */
+static void join_group(const tk_group_spec *gs, char *buf, size_t cap, bool quote)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int p = 0; p < gs->n_patterns && used + 4 < cap; p++) {
+        int w = snprintf(buf + used, cap - used, quote ? "%s'%s'" : "%s%s", p ? ", " : "",
+                         gs->patterns[p]);
+        used += w > 0 ? (size_t)w : 0;
+    }
+}
+
+static char *join_patterns(const tk_optim_spec *opt, int group)
+{
+    char buf[512] = "(default)";
+    if (group > 0)
+        join_group(&opt->groups[group - 1], buf, sizeof buf, false);
+    return tk_strdup(buf);
+}
+
 static tk_status check_patterns(const tk_graph *g, const tk_optim_spec *opt, tk_ctx *ctx)
 {
     char names[1024];
@@ -96,6 +116,27 @@ static tk_status check_patterns(const tk_graph *g, const tk_optim_spec *opt, tk_
                            "(parameters: %s)", gs->where ? gs->where : opt->where, k + 1,
                            gs->n_patterns ? gs->patterns[0] : "", names);
     }
+    /* As in PyTorch, a parameter belongs to one group: an overlap is a mistake to point at,
+     * not something to settle by the order of the patterns. */
+    for (int i = 0; i < g->n_params; i++) {
+        const char *name = g->params[i].name;
+        int first = g->params[i].trainable && !is_frozen(opt, name) ? group_of(opt, name) : 0;
+        for (int k = first; first && k < opt->n_groups; k++) {
+            const tk_group_spec *gs = &opt->groups[k];
+            bool hit = false;
+            for (int p = 0; p < gs->n_patterns && !hit; p++)
+                hit = tk_glob(gs->patterns[p], name);
+            if (!hit)
+                continue;
+            char pa[512], pb[512];
+            join_group(&opt->groups[first - 1], pa, sizeof pa, true);
+            join_group(gs, pb, sizeof pb, true);
+            return tk_fail(ctx, TK_ERR_INPUT, "%s: parameter '%s' is in optimizer group %d "
+                           "(match %s) and group %d (match %s); a parameter belongs to one "
+                           "group, as in PyTorch: make the patterns disjoint",
+                           gs->where ? gs->where : opt->where, name, first, pa, k + 1, pb);
+        }
+    }
     for (int k = 0; k < opt->n_freeze; k++) {
         bool any = false;
         for (int i = 0; i < g->n_params && !any; i++)
@@ -105,24 +146,20 @@ static tk_status check_patterns(const tk_graph *g, const tk_optim_spec *opt, tk_
                            "%s: freeze pattern '%s' matches no parameter (parameters: %s)",
                            opt->where, opt->freeze[k], names);
     }
+    /* Freezing everything leaves a run that changes nothing yet reports success. */
+    int trainable = 0, frozen = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        trainable += g->params[i].trainable;
+        frozen += g->params[i].trainable && is_frozen(opt, g->params[i].name);
+    }
+    if (opt->n_freeze && trainable && frozen == trainable)
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: freeze covers every parameter (%s): nothing "
+                       "would train (leave some parameters out of freeze)",
+                       opt->where, names);
     return TK_OK;
 }
 
-static char *join_patterns(const tk_optim_spec *opt, int group)
-{
-    char buf[512] = "(default)";
-    if (group > 0) {
-        const tk_group_spec *gs = &opt->groups[group - 1];
-        size_t used = 0;
-        buf[0] = 0;
-        for (int p = 0; p < gs->n_patterns && used + 4 < sizeof buf; p++) {
-            int w = snprintf(buf + used, sizeof buf - used, "%s%s", p ? ", " : "",
-                             gs->patterns[p]);
-            used += w > 0 ? (size_t)w : 0;
-        }
-    }
-    return tk_strdup(buf);
-}
+
 
 static void init_param(const tk_param_decl *p, float *data, uint64_t seed, int index)
 {

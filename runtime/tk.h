@@ -160,6 +160,9 @@ int tk_dataset_num_classes(const tk_dataset *ds);
 const char *tk_dataset_class_name(const tk_dataset *ds, int id); /* NULL if numeric */
 /* "iris.csv row 17" / "train-images-idx3-ubyte.gz record 5" for sample i. */
 char *tk_dataset_where(const tk_dataset *ds, int64_t i, char *buf, size_t cap);
+/* The same for sample i's label: "train-labels-idx1-ubyte.gz record 5" when the labels come
+ * from a file of their own. */
+char *tk_dataset_label_where(const tk_dataset *ds, int64_t i, char *buf, size_t cap);
 const char *tk_dataset_source(const tk_dataset *ds);
 /* Label value k of sample i (a class id as a float, or a target). */
 float tk_dataset_label(const tk_dataset *ds, int64_t i, int k);
@@ -539,7 +542,7 @@ typedef struct {
     double min_delta;
     bool restore_best;                     /* end with best.safetensors' weights */
     bool skip_nonfinite;                   /* drop non-finite updates instead of stopping */
-    int64_t max_skips;                     /* with skip: stop after this many (0: never) */
+    int64_t max_skips;                     /* with skip: stop when more are skipped */
     const char *resume;                    /* a full checkpoint or a run directory */
     bool keep_threads;                     /* resume at tk_threads() even when the checkpoint
                                               recorded another count (a notice says the run
@@ -554,6 +557,11 @@ typedef struct {
     void *progress_ud;
     tk_notice_fn notice;
     void *notice_ud;
+    /* Called (by rank 0) once what the run reads has verified, the resume checkpoint
+     * included, and before anything is written: a refused run leaves no trace. The CLI
+     * makes the run directory and writes note.log here. Its failure ends the run. */
+    tk_status (*ready)(void *ud, tk_ctx *ctx);
+    void *ready_ud;
     const tk_dist *dist;                   /* data-parallel ranks (NULL: one process); rank 0
                                               alone writes run_dir */
 } tk_train_opts;

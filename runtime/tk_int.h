@@ -256,7 +256,6 @@ struct tk_model {
     int *param_tensor;         /* graph param index -> tensor index */
     tk_group_rec *groups;
     int n_groups;
-    char *group_notes;         /* tk_model_group_notes, or NULL */
     tk_optim_kind kind;
     const tk_optim_def *opt;
     int64_t optim_steps;

@@ -102,7 +102,7 @@ static tk_status check_view(const tk_model *m, const tk_view *v, const char *spl
                            "classes (%s); the last layer has %d outputs", loss->where,
                            loss->op->name, (long long)y, name ? " ('" : "", name ? name : "",
                            name ? "')" : "", classes,
-                           tk_dataset_where(ds, row, where, sizeof where), classes);
+                           tk_dataset_label_where(ds, row, where, sizeof where), classes);
         }
     }
     return TK_OK;
@@ -154,6 +154,12 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
         if (strcmp(o->metrics[i], "accuracy") != 0 &&
             tk_metric_check(o->metrics[i], classification, ctx) != TK_OK)
             return TK_ERR_INPUT;
+    /* top-K over fewer than K classes is a mistake, not a metric (torchmetrics refuses it). */
+    for (int i = 0, k; classification && i < o->n_metrics; i++)
+        if (sscanf(o->metrics[i], "top%d", &k) == 1 && k > output_width(m))
+            return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s' needs at least %d classes, and "
+                           "there are %d (the last layer's outputs)", o->metrics[i], k,
+                           output_width(m));
     tk_monitor plateau = {o->sched && o->sched->kind == TK_SCHED_PLATEAU ? o->sched->monitor
                                                                            : NULL, false};
     if (check_monitor(&o->best, "save.best", o, classification, ctx) != TK_OK ||
@@ -265,9 +271,10 @@ static tk_status nonfinite(trainer *t, int64_t epoch, int64_t batch, float loss,
     t->st.skips++;
     notice(t, "skipped the update at epoch %lld, batch %lld: non-finite %s (%g); %lld skipped "
            "so far", (long long)epoch, (long long)batch, what, v, (long long)t->st.skips);
-    if (t->o->max_skips > 0 && t->st.skips > t->o->max_skips)
-        return tk_fail(t->ctx, TK_ERR_RUNTIME, "non-finite %s at epoch %lld, batch %lld: more "
-                       "than max_skips = %lld skipped updates", what, (long long)epoch,
+    if (t->st.skips > t->o->max_skips)
+        return tk_fail(t->ctx, TK_ERR_RUNTIME, "non-finite %s at epoch %lld, step %lld, batch "
+                       "%lld: more than max_skips = %lld skipped updates; the last good "
+                       "checkpoint is kept", what, (long long)epoch, (long long)t->st.step + 1,
                        (long long)batch, (long long)t->o->max_skips);
     *skip = true;
     return TK_OK;
@@ -744,15 +751,19 @@ static tk_status setup(trainer *t)
         if (tk_loader_new(v, &lo, &t->loaders[s], t->ctx) != TK_OK)
             return TK_ERR_RUNTIME;
     }
-    if (o->run_dir) {
+    if (o->run_dir)
         snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", o->run_dir);
-        if (t->writer && tk_mkdirs(t->ckpt_dir, t->ctx) != TK_OK)
-            return TK_ERR_RUNTIME;
-        if (t->writer)
-            remove_stale_temps(t->ckpt_dir);
-    }
+    /* Everything read verifies before the first write. */
     if (o->resume && resume(t) != TK_OK)
         return TK_ERR_INPUT;
+    tk_status ready = t->writer && o->ready ? o->ready(o->ready_ud, t->ctx) : TK_OK;
+    if (ready != TK_OK)
+        return ready;
+    if (o->run_dir && t->writer) {
+        if (tk_mkdirs(t->ckpt_dir, t->ctx) != TK_OK)
+            return TK_ERR_RUNTIME;
+        remove_stale_temps(t->ckpt_dir);
+    }
     tk_sched_lrs(t->sched, t->st.step, t->lrs);
     return tk_runlog_open(&t->log, t->writer ? o : &t->silent, n_groups,
                           o->resume ? t->st.epoch : -1, t->ctx);
@@ -831,6 +842,12 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
         if (st == TK_OK)
             st = ist;
     }
+    /* Skipping is for the odd bad batch: a run that never applied an update trained nothing,
+     * and its final weights must not look like a result. */
+    if (st == TK_OK && o->skip_nonfinite && t.st.skips > 0 && t.st.step == 0)
+        st = tk_fail(ctx, TK_ERR_RUNTIME, "every update of %lld epochs was skipped (%lld "
+                     "non-finite losses or gradients): nothing was trained",
+                     (long long)t.st.epoch, (long long)t.st.skips);
     if (st == TK_OK)
         st = finish(&t);
     tk_runlog_close(&t.log);

@@ -9,9 +9,9 @@ Run once with Debian's interpreter (it has python3-torch):
 It writes tests/fixtures/optim_groups.safetensors. One small model,
 nn.Sequential(Linear(6, 8), ReLU(), Linear(8, 3)) with cross-entropy (mean), trains for STEPS
 steps on fixed batches of BATCH samples under each optimizer variant. Parameters go to
-groups as tkrun assigns them: the first matching pattern of MATCH wins ("*.bias" -> group 1,
-"2.*" -> group 2), the rest is group 0 (the optimizer's defaults), and frozen parameters
-(requires_grad False) are in no group. PyTorch's param_groups are listed in that order.
+groups as tkrun assigns them: the matching pattern of MATCH ("*.bias" -> group 1, "2.weight"
+-> group 2; as in PyTorch, a parameter two patterns match is an error), the rest is group 0
+(the optimizer's defaults), and frozen parameters (requires_grad False) are in no group. PyTorch's param_groups are listed in that order.
 
 Tensors (float32 unless said otherwise; k = 0..STEPS-1):
   init.<p>            the initial value of parameter <p> (0.weight (8,6), 0.bias (8),
@@ -48,7 +48,7 @@ from gen_fixtures import save  # noqa: E402
 STEPS = 50
 BATCH = 5
 CLIP = 0.2
-MATCH = ["*.bias", "2.*"]
+MATCH = ["*.bias", "2.weight"]
 NAMES = ["0.weight", "0.bias", "2.weight", "2.bias"]
 
 # (optimizer, default settings, group 1 settings, group 2 settings, frozen, clip)

@@ -168,7 +168,7 @@ static void test_learns_without_allocating(void)
 static void test_freeze_and_groups(void)
 {
     net b = build(0.0);
-    const char *bias[] = {"*.bias"}, *last[] = {"6.*"}, *frozen[] = {"1.*"};
+    const char *bias[] = {"*.bias"}, *last[] = {"6.weight"}, *frozen[] = {"1.*"};
     tk_group_spec groups[2] = {{bias, 1, {.lr = 0.01, .momentum = 0.9}, "t:20"},
                                {last, 1, {.lr = 0.5}, "t:21"}};
     tk_optim_spec o = sgd(0.1);
@@ -225,6 +225,23 @@ static void test_freeze_and_groups(void)
     o.n_freeze = 1;
     CHECK(tk_compile(b.g, &o, &co, &m, b.ctx) == TK_ERR_INPUT);
     CHECK(tk_contains(tk_errmsg(b.ctx), "freeze pattern 'features.*' matches no parameter"));
+    /* A parameter two groups match is refused (PyTorch refuses it too), naming both. */
+    const char *wide[] = {"6.*"};
+    tk_group_spec overlap[2] = {{bias, 1, {.lr = 0.01}, "t:20"}, {wide, 1, {.lr = 0.5}, "t:21"}};
+    o.groups = overlap;
+    o.n_groups = 2;
+    o.n_freeze = 0;
+    CHECK(tk_compile(b.g, &o, &co, &m, b.ctx) == TK_ERR_INPUT);
+    CHECK_MSG(tk_contains(tk_errmsg(b.ctx), "t:21: parameter '6.bias' is in optimizer group 1 "
+                                            "(match '*.bias') and group 2 (match '6.*')"),
+              "%s", tk_errmsg(b.ctx));
+    /* Freezing every parameter leaves nothing to train: an error, not a silent no-op run. */
+    const char *all[] = {"*"};
+    o.n_groups = 0;
+    o.freeze = all;
+    o.n_freeze = 1;
+    CHECK(tk_compile(b.g, &o, &co, &m, b.ctx) == TK_ERR_INPUT);
+    CHECK(tk_contains(tk_errmsg(b.ctx), "freeze covers every parameter"));
     tk_graph_free(b.g);
     tk_ctx_free(b.ctx);
 }

@@ -3,7 +3,7 @@
  * same model, Linear(6, 8) -> ReLU -> Linear(8, 3) with cross-entropy, is built through the
  * C graph API, starts from the fixture's weights and takes 50 steps on the fixture's batches
  * (tk_model_forward_backward, optionally clip by global norm, tk_model_update at every
- * group's lr) under each optimizer variant; groups match "*.bias" and "2.*", some variants
+ * group's lr) under each optimizer variant; groups match "*.bias" and "2.weight", some variants
  * freeze 0.weight. Every variant's settings and group assignment come from the fixture's
  * __metadata__. Also: tk_model_grad_norm and scaling against clip_grad_norm_.
  *
