@@ -82,8 +82,8 @@ tk_status tk_dist_check(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     if (o->batch_size < d->size)
         return tk_fail(ctx, TK_ERR_INPUT, "batch_size %d over %d ranks leaves ranks without "
                        "rows: batch_size is the global batch (each rank takes batch_size / "
-                       "ranks), so use at most %d ranks or a larger batch", o->batch_size,
-                       d->size, o->batch_size);
+                       "ranks), so use at most %d rank%s or a larger batch", o->batch_size,
+                       d->size, o->batch_size, o->batch_size > 1 ? "s" : "");
     const tk_node *loss = &m->g->nodes[m->g->loss];
     if ((loss->op->flags & TK_OP_CLASS_TARGET) && tk_node_attr(loss, "weight") &&
         strcmp(tk_attr_str(loss, "reduction", "mean"), "sum") != 0)

@@ -159,6 +159,13 @@ run bn.lua --resume bn --epochs 2
 expect_rc 2
 expect_err "written by a run on 2 ranks; this model keeps batch-norm statistics per rank"
 
+# sync_batch_norm = true is refused (not implemented), false is the default behaviour.
+run check bn.lua --set sync_batch_norm=true
+expect_rc 2
+expect_err "sync_batch_norm = true is not supported yet"
+run check bn.lua --set sync_batch_norm=false
+expect_rc 0
+
 # Refused: more ranks than rows in a batch.
 OUT=$("${MPI[@]}" "$TKRUN" mlp.lua --run-dir tiny --set data.batch_size=1 2>"$TK_TMP/stderr") &&
     RC=0 || RC=$?
