@@ -386,6 +386,9 @@ static void put_arg(FILE *f, const char *a)
 static void print_resume_hint(const tk_cli *c, const char *dir, const char *msg)
 {
     fprintf(stderr, "tkrun: %s\ntkrun: resume with: tkrun", msg);
+    const tk_dist *dist = tk_dist_world();
+    if (dist && dist->size > 1)
+        fprintf(stderr, " --ranks %d", dist->size); /* or mpirun -np N as before */
     put_arg(stderr, c->script);
     fputs(" --resume", stderr);
     put_arg(stderr, dir);
@@ -431,7 +434,6 @@ static tk_status train(const tk_cli *c, lua_State *L, tk_pipeline *p, tk_ctx *ct
         tk_train_opts *o = &p->train;
         o->run_dir = dir;
         o->resume = c->resume ? c->resume : NULL;
-        o->keep_threads = c->threads > 0;
         o->config = config;
         o->interrupt = &interrupted;
         o->progress = progress_and_crash;

@@ -121,6 +121,7 @@ on_rank1 int:14 mlp.lua --run-dir stopped >/dev/null 2>"$TK_TMP/stderr" && RC=0 
 ERR=$(cat "$TK_TMP/stderr")
 expect_rc 130
 expect_err "interrupted at epoch 2, batch 6 (step 15)"
+expect_err "resume with: tkrun --ranks 2 mlp.lua --resume stopped"
 "${MPI[@]}" "$TKRUN" mlp.lua --resume stopped --quiet >/dev/null 2>&1 && RC=0 || RC=$?
 expect_rc 0
 [ "$(weights_diff stopped/checkpoints/final.safetensors mlp-2/checkpoints/final.safetensors)" = \
