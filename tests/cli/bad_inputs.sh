@@ -15,12 +15,10 @@ mkdir base && cp -r "$CORPUS/_common/." base/
     bad "the sgd base run for the checkpoint cases failed"
 export BASE_RUN="$TK_TMP/base/run" BASE_SGD_RUN="$TK_TMP/base/run_sgd"
 
-# Every path under the current directory with the sha256 of each file, sorted.
+# Every path under the current directory with its type, then the sha256 of each file.
 snapshot() {
-    find . -mindepth 1 -printf '%y %p\n' | sort | while read -r type path; do
-        if [ "$type" = f ]; then echo "$path $(sha256sum <"$path" | cut -c1-64)"
-        else echo "$path ($type)"; fi
-    done
+    find . -mindepth 1 -printf '%y %p\n' | LC_ALL=C sort
+    find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
 }
 
 PENDING=()
