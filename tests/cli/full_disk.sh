@@ -39,6 +39,7 @@ faulty best_nospace 'write:*/best.safetensors.tmp.*:2:ENOSPC' 2 \
 # A real full disk: 40 KiB of tmpfs fills with logs and checkpoints after some 70 epochs.
 mkdir disk
 trap 'umount "$TK_TMP/disk" 2>/dev/null' EXIT
+trap 'exit 1' INT TERM
 if mount -t tmpfs -o size=40k tmpfs disk 2>/dev/null; then
     run base.lua --run-dir disk/run --epochs 400 --quiet --set tensorboard=false
     expect_rc 1
