@@ -62,6 +62,79 @@ function S.tail_called(func, pattern)
     S.lost = {func = func, info = info}
 end
 
+-- The script's tokens that matter for finding a key: names and brackets with their lines
+-- (strings, comments and numbers are skipped).
+local function tokens(text)
+    local toks, i, line, n = {}, 1, 1, #text
+    local function skip_to(e)
+        for _ in text:sub(i, e):gmatch("\n") do line = line + 1 end
+        i = e + 1
+    end
+    while i <= n do
+        local c = text:sub(i, i)
+        local long = text:match("^%[(=*)%[", i) or text:match("^%-%-%[(=*)%[", i)
+        if long then
+            local _, e = text:find("]" .. long .. "]", i, true)
+            skip_to(e or n)
+        elseif text:sub(i, i + 1) == "--" then
+            skip_to((text:find("\n", i, true) or n + 1) - 1)
+        elseif c == '"' or c == "'" then
+            local j = i + 1
+            while j <= n and text:sub(j, j) ~= c and text:sub(j, j) ~= "\n" do
+                j = j + (text:sub(j, j) == "\\" and 2 or 1)
+            end
+            skip_to(j)
+        elseif c:match("[%a_]") then
+            local w = text:match("^[%w_]+", i)
+            toks[#toks + 1] = {w, line}
+            i = i + #w
+        elseif c:match("%d") then
+            i = i + #text:match("^[%w_.]+", i)
+        else
+            if c == "\n" then line = line + 1 elseif not c:match("%s") then toks[#toks + 1] = {c, line} end
+            i = i + 1
+        end
+    end
+    return toks
+end
+
+-- The line of `key` in the tail-called pipeline's table, inside the nested table that `ctx`
+-- names ("data", "save.best"; "pipeline" is the table itself), found in the script's text:
+-- a nested plain table keeps no line of its own. nil when the text does not say.
+local function key_line(info, ctx, key)
+    local f = info.source:sub(1, 1) == "@" and io.open(info.source:sub(2), "r")
+    if not f then return nil end
+    local toks = tokens(f:read("a"))
+    f:close()
+    local path = {}
+    for part in (ctx or ""):gmatch("[^.]+") do path[#path + 1] = part end
+    if path[1] == "pipeline" then path = {} end
+    local function scan(s, level)    -- toks[s] is the table's "{"
+        local depth = 0
+        for j = s, #toks do
+            local t, nxt = toks[j][1], toks[j + 1] and toks[j + 1][1]
+            if t == "{" or t == "(" or t == "[" then
+                depth = depth + 1
+            elseif t == "}" or t == ")" or t == "]" then
+                depth = depth - 1
+                if depth == 0 then return nil end
+            elseif depth == 1 and nxt == "=" and (toks[j + 2] or {})[1] ~= "=" and t:match("^[%a_]") then
+                if level > #path then
+                    if t == key then return toks[j][2] end
+                elseif t == path[level] and (toks[j + 2] or {})[1] == "{" then
+                    return scan(j + 2, level + 1)
+                end
+            end
+        end
+    end
+    for j, t in ipairs(toks) do
+        if t[1] == "pipeline" and t[2] >= info.currentline then
+            local s = toks[j + 1] and toks[j + 1][1] == "(" and j + 2 or j + 1
+            return toks[s] and toks[s][1] == "{" and scan(s, 1) or nil
+        end
+    end
+end
+
 -- The script path without the script folder ("mlp.lua"), so recorded lines stay short and
 -- do not depend on where the script was run from.
 local function display_source(info)
@@ -90,12 +163,18 @@ end
 -- Raises "<user file:line>: <ctx>: <msg>". `where` (a recorded _where) replaces the stack
 -- lookup when the mistake belongs to a table built earlier. Under tk.set the prefix is the
 -- "--set path" being applied instead.
-function S.fail(ctx, msg, where)
+-- `key` (the option the message is about) lets a mistake inside the tail-called pipeline's
+-- nested tables name the key's own line instead of the `return tk.pipeline {` line.
+function S.fail(ctx, msg, where, key)
     local text = ctx and (ctx .. ": " .. msg) or msg
     if S.override then error(S.override .. ": " .. text, 0) end
     if not where then
         local info = user_frame()
-        where = info and (info.short_src .. (info.currentline > 0 and ":" .. info.currentline or ""))
+        local line = info and info.currentline or 0
+        if key and info and S.lost and info == S.lost.info then
+            line = key_line(info, ctx, key) or line
+        end
+        where = info and (info.short_src .. (line > 0 and ":" .. line or ""))
     end
     error(where and (where .. ": " .. text) or text, 0)
 end
@@ -551,7 +630,7 @@ end
 local function check_field(ctx, f, v)
     local x, tail = f.type.check(v)
     if x == nil then
-        S.fail(ctx, f.name .. (tail or (" must be " .. f.type.desc .. ", got " .. S.repr(v))))
+        S.fail(ctx, f.name .. (tail or (" must be " .. f.type.desc .. ", got " .. S.repr(v))), nil, f.name)
     end
     return x
 end
@@ -567,7 +646,7 @@ function S.validate(spec, raw, ctx)
         if type(k) ~= "string" then
             S.fail(ctx, string.format("unexpected positional value #%s (%s)", tostring(k), S.repr(raw[k])))
         end
-        if k ~= "_where" and not spec.by_name[k] then S.fail(ctx, S.unknown_key(k, spec.names)) end
+        if k ~= "_where" and not spec.by_name[k] then S.fail(ctx, S.unknown_key(k, spec.names), nil, k) end
     end
     local out = {}
     for _, f in ipairs(spec.fields) do

@@ -181,6 +181,33 @@ LUA
 run check idx.lua
 expect_rc 2
 expect_err "label 7 out of range for 3 classes (labels.idx record 3)"
+cat > keys.lua <<'LUA'
+return tk.pipeline {
+  data = {
+    train = tk.data.csv { path = "d.csv" },
+    batch_size = 0,
+  },
+  model = tk.nn.sequential { tk.nn.linear(4), tk.nn.relu(), tk.nn.linear(3) },
+  loss = tk.loss.cross_entropy {},
+  optimizer = tk.optim.sgd { lr = 0.1 },
+  save = { every = 1,
+           evry = 2 },
+  early_stop = { monitor = "train.loss",
+    patience = -1 },
+}
+LUA
+run check keys.lua
+expect_rc 2
+expect_err "keys.lua:4: data: batch_size must be a positive integer, got 0"
+sed -i 's/batch_size = 0/batch_size = 2/' keys.lua
+run check keys.lua
+expect_err "keys.lua:10: save: unknown key 'evry'"
+sed -i 's/evry = 2 //' keys.lua
+run check keys.lua
+expect_err "keys.lua:12: early_stop: patience must be an integer >= 0, got -1"
+sed -i 's/patience = -1 //; s/^}$/  epoch = 3,\n}/' keys.lua
+run check keys.lua
+expect_err "keys.lua:13: pipeline: unknown key 'epoch' (did you mean 'epochs'?)"
 cp d.csv secret.csv
 chmod 000 secret.csv
 sed 's/d.csv/secret.csv/' base.lua > secret.lua

@@ -74,11 +74,16 @@ T.test("regression losses default to regression metrics", function()
     T.errors(function() load_pipeline("metrics = {'r2'},") end, "metric 'r2' needs a regression loss")
 end)
 
+-- The key's own line, found in the script's text (a nested plain table has no line).
 T.test("errors point at the user's line through the tail call", function()
     T.errors(function() load_pipeline("epoch = 3,") end,
-        "pipeline: unknown key 'epoch' (did you mean 'epochs'?)", dir .. "/iris.lua:2: ")
+        "pipeline: unknown key 'epoch' (did you mean 'epochs'?)", dir .. "/iris.lua:11: ")
     T.errors(function() load_pipeline("", "batchsize = 3,") end,
-        "data: unknown key 'batchsize' (did you mean 'batch_size'?)", dir .. "/iris.lua:2: ")
+        "data: unknown key 'batchsize' (did you mean 'batch_size'?)", dir .. "/iris.lua:6: ")
+    T.errors(function() load_pipeline("save = {\n every = 0 },") end,
+        "save: every must be a positive integer, got 0", dir .. "/iris.lua:12: ")
+    T.errors(function() load_pipeline("", "shuffle = 1,") end,
+        "data: shuffle must be true or false, got 1", dir .. "/iris.lua:6: ")
     T.errors(function() load_pipeline("epochs = -1,") end, "pipeline: epochs must be a positive integer, got -1")
     T.errors(function() load_pipeline("loss = 3,") end, "pipeline: loss must be a loss (e.g. tk.loss.cross_entropy{}), got 3")
 end)
