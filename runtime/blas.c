@@ -78,8 +78,11 @@ static void gemm_block(int t, void *ud)
     }
 }
 
-/* Below this many multiply-adds a product is not worth waking a thread for. */
-enum { SPLIT_MIN_WORK = 1 << 17, SPLIT_ALIGN = 16 };
+/* Below this many multiply-adds a product is not worth waking a thread for. The blocks depend
+ * on the shape alone, never on the thread count: OpenBLAS picks its kernel (and so its
+ * rounding) by the size of each call, so the same calls on any number of threads give the
+ * same bits. */
+enum { SPLIT_MIN_WORK = 1 << 17, SPLIT_ALIGN = 16, SPLIT_MAX_PARTS = 8, SPLIT_MIN_BLOCK = 32 };
 
 void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)
@@ -95,14 +98,14 @@ void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
         tk_sgemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    int threads = tk_pool_size();
     bool split_n = n >= m;
     int dim = split_n ? n : m;
-    if (threads == 1 || (double)m * n * k < SPLIT_MIN_WORK || dim < 2 * SPLIT_ALIGN) {
+    int parts = dim / SPLIT_MIN_BLOCK < SPLIT_MAX_PARTS ? dim / SPLIT_MIN_BLOCK : SPLIT_MAX_PARTS;
+    if ((double)m * n * k < SPLIT_MIN_WORK || parts < 2) {
         gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    int block = (dim + threads - 1) / threads;
+    int block = (dim + parts - 1) / parts;
     block = (block + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
     gemm_job j = {trans_a, trans_b, split_n, m, n, k, lda, ldb, ldc, block, alpha, beta, a, b, c};
     tk_parallel((dim + block - 1) / block, gemm_block, &j);

@@ -381,8 +381,6 @@ tk_status tk_ckpt_load(tk_model *m, const char *path, tk_train_state *st, tk_ctx
     if (wrong)
         s = tk_fail(ctx, TK_ERR_INPUT, "%s: corrupted: the training state's %s (%s) is out of "
                     "range", path, wrong, tk_st_meta(f, wrong));
-    if (s == TK_OK && !get_int(f, "threads", &in.threads))
-        in.threads = 0;
     /* Older checkpoints weighed every row by 1. */
     if (s == TK_OK && !get_double(f, "loss_weight", &in.loss_weight))
         in.loss_weight = (double)in.rows;

@@ -544,10 +544,6 @@ typedef struct {
     bool skip_nonfinite;                   /* drop non-finite updates instead of stopping */
     int64_t max_skips;                     /* with skip: stop when more are skipped */
     const char *resume;                    /* a full checkpoint or a run directory */
-    bool keep_threads;                     /* resume at tk_threads() even when the checkpoint
-                                              recorded another count (a notice says the run
-                                              is then not bit-identical); false: switch to
-                                              the recorded count */
     const char *config;                    /* resolved config text, kept in checkpoints */
     volatile int *interrupt;               /* set by a signal: save and stop after the step */
     bool tensorboard;

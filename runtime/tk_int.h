@@ -286,7 +286,6 @@ typedef struct {
     double best, stop_best;    /* best values of save.best's and early_stop's monitors */
     double loss_sum;           /* the partial epoch's loss sum: batch losses times weights */
     double loss_weight;        /* their tk_model_loss_weight sum (the mean's divisor) */
-    int64_t threads;           /* tk_threads() when saved (0: not recorded, older files) */
     double *sched;             /* tk_sched state, n_sched values (caller's buffer) */
     int n_sched;
     double *metrics;           /* the partial epoch's tk_metrics state (caller's buffer) */

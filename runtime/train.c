@@ -598,24 +598,6 @@ static void warn_empty_groups(const trainer *t)
     }
 }
 
-/* Results depend on the thread count (OpenBLAS splits sums differently): continue at the
- * recorded one, or say that the run will differ from an uninterrupted one. */
-static void resume_threads(trainer *t)
-{
-    int now = tk_threads();
-    if (t->st.threads <= 0 || t->st.threads == now)
-        return;
-    if (!t->o->keep_threads) {
-        tk_set_threads((int)t->st.threads);
-        notice(t, "threads: %lld, as the checkpoint recorded", (long long)t->st.threads);
-        return;
-    }
-    notice(t, "notice: --threads %d but the checkpoint was written with %lld thread%s: the "
-           "result will not be bit-identical to an uninterrupted run (resume with --threads "
-           "%lld for that)", now, (long long)t->st.threads, t->st.threads == 1 ? "" : "s",
-           (long long)t->st.threads);
-}
-
 /* The state a checkpoint holds is global whatever the rank count (the cursor counts global
  * batches, random draws are keyed by step and global row, metrics are summed over ranks), so
  * another count continues a defined run, equal to the old count's within float rounding.
@@ -686,7 +668,6 @@ static tk_status resume(trainer *t)
             notice(t, "resumed from %s: epoch %lld%s, step %lld", c[i].path,
                    (long long)t->st.epoch + (t->st.cursor ? 1 : 0),
                    t->st.cursor ? " (mid-epoch)" : " done", (long long)t->st.step);
-            resume_threads(t);
             return resume_ranks(t, c[i].path);
         }
         if (n == 1)
