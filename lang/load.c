@@ -186,6 +186,11 @@ tk_status tk_lua_run_script(lua_State *L, const char *path, tk_ctx *ctx)
     }
     if (pcall(L, 0, 1, ctx) != TK_OK)
         return TK_ERR_INPUT;
+    /* The host goes on through the global `tk`, whatever the script assigned to it. */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "tk");
+    lua_setglobal(L, "tk");
+    lua_pop(L, 1);
     /* Only a table tk.pipeline built: spec.c reads its fields without checking them again. */
     push_tk_field(L, "is_pipeline");
     bool ok = false;
@@ -210,9 +215,7 @@ tk_status tk_lua_set(lua_State *L, const char *assignment, tk_ctx *ctx)
     const char *eq = strchr(assignment, '=');
     if (!eq || eq == assignment)
         return tk_fail(ctx, TK_ERR_INPUT, "--set %s: expected key=value", assignment);
-    lua_getglobal(L, "tk");
-    lua_getfield(L, -1, "set");
-    lua_remove(L, -2);
+    push_tk_field(L, "set");
     lua_pushvalue(L, -2);
     lua_pushlstring(L, assignment, (size_t)(eq - assignment));
     lua_pushstring(L, eq + 1);
@@ -224,9 +227,7 @@ tk_status tk_lua_set(lua_State *L, const char *assignment, tk_ctx *ctx)
 
 char *tk_lua_describe(lua_State *L, tk_ctx *ctx)
 {
-    lua_getglobal(L, "tk");
-    lua_getfield(L, -1, "describe");
-    lua_remove(L, -2);
+    push_tk_field(L, "describe");
     lua_pushvalue(L, -2);
     if (pcall(L, 1, 1, ctx) != TK_OK)
         return NULL;

@@ -27,6 +27,10 @@ for s in /dev/null empty.lua nothing.lua number.lua lookalike.lua; do
     expect_rc 2
     [ ! -e "never_$(basename "$s")" ] && ok || bad "$s: a run directory was made"
 done
+# A script that reassigns the global tk still hands its pipeline over (no panic).
+printf 'local p = dofile("base.lua")\ntk = nil\nreturn p\n' > global.lua
+run check global.lua --set epochs=3
+expect_rc 0
 echo 'error({ code = 3 })' > errtable.lua
 run check errtable.lua
 expect_rc 2
