@@ -212,6 +212,13 @@ expect_err "keys.lua:12: early_stop: patience must be an integer >= 0, got -1"
 sed -i 's/patience = -1 //; s/^}$/  epoch = 3,\n}/' keys.lua
 run check keys.lua
 expect_err "keys.lua:13: pipeline: unknown key 'epoch' (did you mean 'epochs'?)"
+printf '1,2,3\n4,5,6\n7,8,9\n1,1,1\n' > features.csv
+printf 'y\n0\n1\n\n7\n2\n' > labels.csv
+sed 's|tk.data.csv { path = "d.csv" }|tk.data.csv { path = "features.csv", label = tk.data.csv { path = "labels.csv", skip_rows = 1 } }|' \
+    base.lua > csvlabels.lua
+run check csvlabels.lua
+expect_rc 2
+expect_err "label 7 out of range for 3 classes (labels.csv row 5)"
 cp d.csv secret.csv
 chmod 000 secret.csv
 sed 's/d.csv/secret.csv/' base.lua > secret.lua
