@@ -97,4 +97,16 @@ run check cnn_bn.lua
 expect_rc 2
 expect_err "cnn_bn.lua:7: layer '4' (batch_norm2d)"
 
+# The thread count changes no bit: the CNN (conv, pooling, split products, Adam) trained on
+# 1 and on 3 threads ends with the same weights. 1000 training images keep it short.
+READER="/usr/bin/python3 $TK_SRC/tests/safetensors_reader.py"
+sed -e 's/batch_size = 64 },/batch_size = 64, valid = tk.data.split(0.9) },/' \
+    -e 's/tk.optim.sgd(0.01, 0.9)/tk.optim.adam(1e-3)/' cnn.lua > cnn_threads.lua
+for t in 1 3; do
+    run cnn_threads.lua --run-dir threads$t --threads "$t" --epochs 1 --quiet
+    expect_rc 0
+done
+$READER same threads1/checkpoints/final.safetensors threads3/checkpoints/final.safetensors && ok ||
+    bad "the CNN's weights differ between 1 and 3 threads"
+
 finish
