@@ -351,6 +351,7 @@ void tk_print_groups(FILE *f, const tk_model *m)
         fprintf(f, "%-30s %7d %10s  (not trained)\n", "frozen", frozen, elements);
         print_names(f, m, -1);
     }
+    fputs(tk_model_notes(m), f);
     /* The default group may be empty (the groups cover everything); a named one means a
      * pattern that took nothing. */
     for (int g = 1; g < tk_model_group_count(m); g++) {

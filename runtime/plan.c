@@ -116,27 +116,6 @@ static tk_status check_patterns(const tk_graph *g, const tk_optim_spec *opt, tk_
                            "(parameters: %s)", gs->where ? gs->where : opt->where, k + 1,
                            gs->n_patterns ? gs->patterns[0] : "", names);
     }
-    /* As in PyTorch, a parameter belongs to one group: an overlap is a mistake to point at,
-     * not something to settle by the order of the patterns. */
-    for (int i = 0; i < g->n_params; i++) {
-        const char *name = g->params[i].name;
-        int first = g->params[i].trainable && !is_frozen(opt, name) ? group_of(opt, name) : 0;
-        for (int k = first; first && k < opt->n_groups; k++) {
-            const tk_group_spec *gs = &opt->groups[k];
-            bool hit = false;
-            for (int p = 0; p < gs->n_patterns && !hit; p++)
-                hit = tk_glob(gs->patterns[p], name);
-            if (!hit)
-                continue;
-            char pa[512], pb[512];
-            join_group(&opt->groups[first - 1], pa, sizeof pa, true);
-            join_group(gs, pb, sizeof pb, true);
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: parameter '%s' is in optimizer group %d "
-                           "(match %s) and group %d (match %s); a parameter belongs to one "
-                           "group, as in PyTorch: make the patterns disjoint",
-                           gs->where ? gs->where : opt->where, name, first, pa, k + 1, pb);
-        }
-    }
     for (int k = 0; k < opt->n_freeze; k++) {
         bool any = false;
         for (int i = 0; i < g->n_params && !any; i++)
@@ -184,6 +163,48 @@ static void init_param(const tk_param_decl *p, float *data, uint64_t seed, int i
     }
 }
 
+/* The first group that matches a parameter takes it (DESIGN.md), so that a pattern for the
+ * biases and one for a layer can be written without carving one out of the other. What a later
+ * group also matched is kept as a note for check, note.log and the start of training: the rule
+ * then applies in the open, never silently. */
+static tk_status note_overlaps(tk_model *m, const tk_optim_spec *opt, tk_ctx *ctx)
+{
+    const tk_graph *g = m->g;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    for (int i = 0; i < g->n_params; i++) {
+        const char *name = g->params[i].name;
+        int first = g->params[i].trainable && !is_frozen(opt, name) ? group_of(opt, name) : 0;
+        for (int k = first; first && k < opt->n_groups; k++) {
+            const tk_group_spec *gs = &opt->groups[k];
+            bool hit = false;
+            for (int p = 0; p < gs->n_patterns && !hit; p++)
+                hit = tk_glob(gs->patterns[p], name);
+            if (!hit)
+                continue;
+            char pa[512], pb[512];
+            join_group(&opt->groups[first - 1], pa, sizeof pa, true);
+            join_group(gs, pb, sizeof pb, true);
+            fprintf(f, "note: parameter '%s' matches optimizer group %d (match %s) and group %d "
+                    "(match %s): group %d applies (the first match wins)\n", name, first, pa,
+                    k + 1, pb, first);
+        }
+    }
+    if (fclose(f) != 0 || !text)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    m->notes = tk_strdup(text);
+    free(text);
+    return m->notes ? TK_OK : tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+}
+
+const char *tk_model_notes(const tk_model *m)
+{
+    return m->notes ? m->notes : "";
+}
+
 static tk_status layout(tk_model *m, const tk_optim_spec *opt, bool train, tk_ctx *ctx)
 {
     tk_graph *g = m->g;
@@ -191,7 +212,7 @@ static tk_status layout(tk_model *m, const tk_optim_spec *opt, bool train, tk_ct
     m->opt = tk_optim_def_of(opt->kind);
     if (!m->opt)
         return tk_fail(ctx, TK_ERR_INPUT, "%s: unknown optimizer", opt->where);
-    if (check_patterns(g, opt, ctx) != TK_OK)
+    if (check_patterns(g, opt, ctx) != TK_OK || note_overlaps(m, opt, ctx) != TK_OK)
         return TK_ERR_INPUT;
     m->n_groups = opt->n_groups + 1;
     m->groups = tk_calloc((size_t)m->n_groups, sizeof *m->groups);
@@ -606,5 +627,6 @@ void tk_model_free(tk_model *m)
     for (int i = 0; i < 2 * m->n_meta; i++)
         tk_free(m->meta[i]);
     tk_free(m->meta);
+    tk_free(m->notes);
     tk_free(m);
 }

@@ -376,6 +376,9 @@ typedef struct {
 int tk_model_group_count(const tk_model *m);
 tk_group_info tk_model_group(const tk_model *m, int g);
 tk_optim_kind tk_model_optim_kind(const tk_model *m);
+/* What the user should read about how the spec was applied, one "note: ..." line each ("" if
+ * nothing): a parameter that several optimizer groups match goes to the first of them. */
+const char *tk_model_notes(const tk_model *m);
 
 /* ---------------------------------------------------------------- metrics */
 

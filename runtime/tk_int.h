@@ -263,6 +263,7 @@ struct tk_model {
     tk_schedule train, eval;
     const tk_schedule *last;   /* which schedule produced the current output */
     char **meta;               /* tk_model_set_meta: key, value, key, value ... */
+    char *notes;               /* tk_model_notes */
     int n_meta;
     int64_t row0;              /* this rank's first row of the global batch (dist.c) */
 };

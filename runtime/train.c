@@ -585,10 +585,17 @@ static int newest_first(const void *a, const void *b)
     return x->cursor < y->cursor ? 1 : x->cursor > y->cursor ? -1 : 0;
 }
 
-/* A named optimizer group that took no tensor (frozen, or matched by an earlier group) is
- * almost always a mistake in the script: say so before training, not only in note.log. */
-static void warn_empty_groups(const trainer *t)
+/* Said before training, not only in note.log: which group took a parameter several groups
+ * match, and a named optimizer group that took no tensor (frozen, or matched by an earlier
+ * group), which is almost always a mistake in the script. */
+static void group_notices(const trainer *t)
 {
+    for (const char *n = tk_model_notes(t->m); *n;) {
+        const char *nl = strchr(n, '\n');
+        int len = nl ? (int)(nl - n) : (int)strlen(n);
+        notice(t, "%.*s", len, n);
+        n += len + (nl ? 1 : 0);
+    }
     for (int g = 1; g < tk_model_group_count(t->m); g++) {
         tk_group_info gi = tk_model_group(t->m, g);
         if (gi.tensors == 0)
@@ -803,7 +810,7 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     }
     tk_status st = setup(&t);
     if (st == TK_OK)
-        warn_empty_groups(&t);
+        group_notices(&t);
     bool stop = o->patience > 0 && t.st.bad_epochs >= o->patience;
     for (int64_t epoch = t.st.epoch + 1; st == TK_OK && !stop && epoch <= o->epochs; epoch++) {
         st = train_epoch(&t, epoch);

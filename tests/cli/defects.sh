@@ -150,10 +150,15 @@ run check nul.lua
 expect_rc 2
 expect_err "nul.csv:2: column 2: a NUL byte inside the cell"
 sed 's/lr = 0.1 }/lr = 0.1, groups = { { match = "*.weight", lr = 0.01 }, { match = "2.*" } } }/' \
-    base.lua > overlap.lua  # PyTorch refuses a parameter in two groups
+    base.lua > overlap.lua  # the first match wins (DESIGN.md), and says so
 run check overlap.lua
-expect_rc 2
-expect_err "overlap.lua:5: parameter '2.weight' is in optimizer group 1 (match '*.weight') and group 2 (match '2.*')"
+expect_rc 0
+expect_out "note: parameter '2.weight' matches optimizer group 1 (match '*.weight') and group 2 (match '2.*'): group 1 applies (the first match wins)"
+run overlap.lua --run-dir overlap_run --quiet
+expect_rc 0
+expect_out "note: parameter '2.weight' matches optimizer group 1"
+grep -qF "note: parameter '2.weight' matches optimizer group 1" overlap_run/note.log && ok ||
+    bad "note.log does not list the overlap"
 sed 's/epochs = 2,/epochs = 2, metrics = { "accuracy", "top5" },/' base.lua > top5.lua
 run check top5.lua
 expect_rc 2
