@@ -66,7 +66,7 @@ for r in $(seq "$rounds"); do
         dir=$tmp/run-$name-$r
         /usr/bin/time -f %M -o "$tmp/rss" "$tkrun" "$tmp/$name.lua" --run-dir "$dir" \
             --threads "$threads" --quiet > /dev/null
-        echo "$(sed -n 's/^epoch 1 .* seconds \([0-9.]*\)$/\1/p' "$dir/train.log") \
+        echo "$(sed -n 's/^epoch 1\/1 .* seconds \([0-9.]*\)$/\1/p' "$dir/train.log") \
 $(sed -n 's/^test .* seconds \([0-9.]*\)$/\1/p' "$dir/valid.log") $(cat "$tmp/rss")" \
             >> "$tmp/tk-$name"
         OPENBLAS_NUM_THREADS=$threads /usr/bin/time -f %M -o "$tmp/rss" /usr/bin/python3 \
