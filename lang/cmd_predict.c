@@ -2,7 +2,8 @@
  * on the command line: PNG/JPEG images (converted to the model's channels and size), CSV rows
  * (the training file's delimiter, header and columns, or only its feature columns) and .npy
  * arrays (one sample or a batch). Every input is prepared like the training batches: the
- * training view's scale and normalisation (train statistics) are applied to the raw values.
+ * scale and normalisation the weights recorded (data.mul/data.add), else the training view's,
+ * are applied to the raw values.
  * Prints the top-k classes with softmax probabilities (class names when the labels were
  * strings), or the regression values; --json for machines. Not here: the forward pass
  * (runtime tk_model_predict), file decoding (runtime image, npy, csv readers). */
@@ -318,9 +319,62 @@ static void print_sample(printer *pr, const char *where, const float *out)
 
 /* ---------------------------------------------------------------- command */
 
+/* The feature transform the weights were trained with: tkrun's checkpoints carry it as
+ * data.mul/data.add (exactly what the batches got), so predictions follow the weights even
+ * when the script's data files changed since. Weights without it (written by another tool)
+ * take the script's training view. *mul is NULL then. */
+static tk_status trained_transform(const char *weights, int64_t features, float **mul,
+                                   tk_ctx *ctx)
+{
+    *mul = NULL;
+    tk_st_file *f = NULL;
+    if (tk_st_load(weights, &f, ctx) != TK_OK)
+        return TK_ERR_INPUT;
+    const char *ms = tk_st_meta(f, "data.mul"), *as = tk_st_meta(f, "data.add");
+    tk_status st = TK_OK;
+    if (ms && as) {
+        double *v = malloc(sizeof(double) * (size_t)(2 * features + 2));
+        float *out = malloc(sizeof(float) * (size_t)(2 * features + 2));
+        int64_t nm = v ? tk_meta_numbers(ms, v, features + 1) : -1;
+        int64_t na = v ? tk_meta_numbers(as, v + features + 1, features + 1) : -1;
+        if (!v || !out)
+            st = tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+        else if (nm != features || na != features)
+            st = tk_fail(ctx, TK_ERR_INPUT, "%s: its data.mul/data.add metadata holds %lld/%lld "
+                         "values but the model takes %lld features per sample (weights of "
+                         "other data?)", weights, (long long)nm, (long long)na,
+                         (long long)features);
+        for (int64_t k = 0; st == TK_OK && k < features; k++) {
+            out[k] = (float)v[k];
+            out[features + k] = (float)v[features + 1 + k];
+        }
+        free(v);
+        if (st == TK_OK)
+            *mul = out;
+        else
+            free(out);
+    }
+    tk_st_free(f);
+    return st;
+}
+
+static void apply_transform(const float *mul, int64_t features, float *x, int64_t n)
+{
+    const float *add = mul + features;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < features; k++)
+            x[i * features + k] = x[i * features + k] * mul[k] + add[k];
+}
+
 static int run_predict(const tk_cli *c, tk_session *s)
 {
-    tk_status st = tk_session_load_weights(s, c->weights, NULL, 0);
+    char used[4200];
+    tk_status st = tk_session_load_weights(s, c->weights, used, sizeof used);
+    float *mul = NULL;
+    tk_shape in_shape = tk_model_input_shape(s->p.model);
+    int64_t features = tk_shape_numel(&in_shape);
+    if (st == TK_OK)
+        st = trained_transform(used, features, &mul, s->ctx);
     if (st != TK_OK)
         return tk_cli_exit(st, s->ctx);
     tk_model *m = s->p.model;
@@ -330,16 +384,20 @@ static int run_predict(const tk_cli *c, tk_session *s)
     printer pr = {.json = c->json, .first = true, .width = tk_model_output_width(m),
                   .train = train,
                   .classes = tk_dataset_label_kind(train) == TK_LABEL_CLASS};
-    if (pr.classes && pr.width > 4096)
+    if (pr.classes && pr.width > 4096) {
+        free(mul);
         return tk_cli_exit(tk_fail(s->ctx, TK_ERR_INPUT, "predict: %d classes is more than "
                                    "4096", pr.width), s->ctx);
+    }
     pr.top = c->top_k ? c->top_k : 5;
     if (pr.top > pr.width)
         pr.top = pr.width;
     /* Read and check every input before printing anything: a bad file is one error. */
     batch *inputs = calloc((size_t)c->n_inputs, sizeof *inputs);
-    if (!inputs)
+    if (!inputs) {
+        free(mul);
         return tk_cli_exit(tk_fail(s->ctx, TK_ERR_RUNTIME, "out of memory"), s->ctx);
+    }
     for (int i = 0; st == TK_OK && i < c->n_inputs; i++) {
         const char *path = c->inputs[i];
         struct stat info;
@@ -367,7 +425,9 @@ static int run_predict(const tk_cli *c, tk_session *s)
             st = read_csv(path, s->L, train, &inputs[i], s->ctx);
             break;
         }
-        if (st == TK_OK)
+        if (st == TK_OK && mul)
+            apply_transform(mul, features, inputs[i].x, inputs[i].n);
+        else if (st == TK_OK)
             tk_view_transform(train_view, inputs[i].x, inputs[i].n);
     }
     float *out = NULL;
@@ -388,6 +448,7 @@ static int run_predict(const tk_cli *c, tk_session *s)
     if (pr.json && st == TK_OK)
         fputs("\n]}\n", stdout);
     free(out);
+    free(mul);
     for (int i = 0; i < c->n_inputs; i++)
         free_batch(&inputs[i]);
     free(inputs);

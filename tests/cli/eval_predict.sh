@@ -156,6 +156,16 @@ run predict pets.lua --weights pets pets.csv --top 1
 right=$(paste -d' ' <(awk '{print $4}' <<<"$OUT") <(tail -n +2 pets.csv | cut -d, -f4) |
         awk '$1 == $2' | wc -l)
 expect_ge "$right" 280 "pets.csv rows predicted right (of 300)"
+# The statistics come with the weights: a training file changed since (every feature scaled
+# by 10, so 'standard' would compute other means and stds) predicts exactly as before.
+run predict pets.lua --weights pets feats.csv --json
+before=$OUT
+cp pets.csv pets.orig.csv
+awk -F, -v OFS=, 'NR > 1 { $1 *= 10; $2 *= 10; $3 *= 10 } { print }' pets.orig.csv > pets.csv
+run predict pets.lua --weights pets feats.csv --json
+expect_rc 0
+[ "$OUT" = "$before" ] && ok || bad "predict followed the changed data file, not the weights"
+cp pets.orig.csv pets.csv
 # skip_rows describes the training file (a count row, as iris.csv has): inputs keep every row.
 { echo "300,3"; cat pets.csv; } > counted.csv
 sed 's/path = "pets.csv", header = true/path = "counted.csv", skip_rows = 1, header = true/' \
