@@ -236,8 +236,12 @@ tk_status tk_write_atomic(const char *path, const void *data, size_t len, tk_ctx
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
+    int synced = fsync(fd), e = errno;
+    if (close(fd) != 0 && synced == 0) {
+        synced = -1;
+        e = errno;
+    }
+    if (synced != 0) {
         unlink(tmp);
         return tk_fail(ctx, TK_ERR_RUNTIME, "cannot sync '%s': %s", tmp, strerror(e));
     }

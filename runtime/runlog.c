@@ -4,6 +4,7 @@
  * Not here: note.log (the CLI writes it) and checkpoints (ckpt.c). */
 #include "tk_int.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,10 +173,19 @@ static void tb_scalar(tk_runlog *l, const char *split, const char *name, int64_t
     tk_events_scalar(l->events, tag, step, v, wall, NULL);
 }
 
-void tk_runlog_pass(tk_runlog *l, const tk_pass_log *p)
+/* fflush reports what buffered writes met (ENOSPC, EIO); ferror what earlier ones did. */
+static tk_status flushed(FILE *f, const tk_runlog *l, const char *name, tk_ctx *ctx)
+{
+    if (fflush(f) == 0 && !ferror(f))
+        return TK_OK;
+    return tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s/%s: %s", l->o->run_dir, name,
+                   strerror(errno ? errno : EIO));
+}
+
+tk_status tk_runlog_pass(tk_runlog *l, const tk_pass_log *p, tk_ctx *ctx)
 {
     if (!l->csv)
-        return;
+        return TK_OK;
     bool train = strcmp(p->split, "train") == 0, test = strcmp(p->split, "test") == 0;
     FILE *human = train ? l->train : l->valid;
     if (test)
@@ -218,8 +228,9 @@ void tk_runlog_pass(tk_runlog *l, const tk_pass_log *p)
                 100.0 * p->wait_fraction);
     fprintf(human, " seconds %.3f\n", p->seconds);
     fprintf(l->csv, ",%.3f\n", p->seconds);
-    fflush(human);
-    fflush(l->csv);
+    errno = 0;
+    tk_status st = flushed(human, l, train ? "train.log" : "valid.log", ctx);
+    return st == TK_OK ? flushed(l->csv, l, "metrics.csv", ctx) : st;
 }
 
 void tk_runlog_step(tk_runlog *l, int64_t step, double loss, double wall)

@@ -324,7 +324,9 @@ typedef struct {
  * that epoch. */
 tk_status tk_runlog_open(tk_runlog *l, const tk_train_opts *o, int n_groups,
                          int64_t resume_epoch, tk_ctx *ctx);
-void tk_runlog_pass(tk_runlog *l, const tk_pass_log *p);
+/* TK_ERR_RUNTIME (naming the file and errno) when a log line could not be written: a disk
+ * that fills must not let a run end as a success with its record cut short. */
+tk_status tk_runlog_pass(tk_runlog *l, const tk_pass_log *p, tk_ctx *ctx);
 void tk_runlog_step(tk_runlog *l, int64_t step, double loss, double wall);
 void tk_runlog_close(tk_runlog *l);
 

@@ -437,8 +437,7 @@ static tk_status train_epoch(trainer *t, int64_t epoch)
     report(t, &p);
     tk_pass_log pl = {"train", epoch, t->st.step, p.loss, mt, t->lrs, p.seconds,
                       p.samples_per_sec, p.seconds > 0 ? wait / p.seconds : 0, wall_clock()};
-    tk_runlog_pass(&t->log, &pl);
-    return TK_OK;
+    return tk_runlog_pass(&t->log, &pl, t->ctx);
 }
 
 static tk_status eval_pass(trainer *t, int split, int64_t epoch)
@@ -480,8 +479,7 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
     t->eval_loss = p.loss;
     tk_pass_log pl = {names[split], epoch, t->st.step, p.loss, mt, t->lrs, p.seconds,
                       p.samples_per_sec, 0, wall_clock()};
-    tk_runlog_pass(&t->log, &pl);
-    return TK_OK;
+    return tk_runlog_pass(&t->log, &pl, t->ctx);
 }
 
 /* ---------------------------------------------------------------- save policy */

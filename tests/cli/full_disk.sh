@@ -1,7 +1,7 @@
 # full_disk.sh - a save that hits ENOSPC or EIO (write, fsync or rename, injected by
 # tests/faults/inject.c through LD_PRELOAD) names the file and the error, exits 1, removes its
 # temp file and keeps the previous checkpoint valid: resuming from it ends bit-identical to a
-# straight run. A run on a small tmpfs that fills up mid-run ends the same way (skipped where
+# straight run. A log that cannot be written ends the run the same way. A run on a small tmpfs that fills up mid-run ends the same way (skipped where
 # mounting is not allowed).
 source "$(dirname "$0")/lib.bash"
 READER="/usr/bin/python3 $TK_SRC/tests/safetensors_reader.py"
@@ -35,6 +35,9 @@ faulty rename_eio 'rename:*/last.safetensors:2:EIO' 1 \
     "cannot rename 'rename_eio/checkpoints/last.safetensors.tmp." "Input/output error"
 faulty best_nospace 'write:*/best.safetensors.tmp.*:2:ENOSPC' 2 \
     "cannot write 'best_nospace/checkpoints/best.safetensors.tmp." "No space left on device"
+# A log line that cannot be written ends the run too (exit 1), its checkpoints intact.
+faulty log_nospace 'fflush:*/train.log:2:ENOSPC' 1 \
+    "cannot write log_nospace/train.log" "No space left on device"
 
 # A real full disk: 40 KiB of tmpfs fills with logs and checkpoints after some 70 epochs.
 mkdir disk
