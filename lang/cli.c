@@ -54,6 +54,21 @@ tk_status tk_session_load_weights(tk_session *s, const char *weights, char *used
     return tk_model_load_weights(s->p.model, path, NULL, 0, true, NULL, s->ctx);
 }
 
+void tk_cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 int tk_cli_exit(tk_status st, tk_ctx *ctx)
 {
     if (st != TK_OK && st != TK_ERR_INTERRUPTED)

@@ -52,6 +52,9 @@ void tk_session_close(tk_session *s);
  * checkpoints/last.safetensors). The path used is copied into `used` when not NULL. */
 tk_status tk_session_load_weights(tk_session *s, const char *weights, char *used, size_t cap);
 
+/* s as a JSON string literal (quotes, backslashes and control characters escaped). */
+void tk_cli_json_string(FILE *f, const char *s);
+
 /* Prints "tkrun: <message>" for a failed status and returns the exit code. */
 int tk_cli_exit(tk_status st, tk_ctx *ctx);
 /* Prints "tkrun: <message>" and the command's usage; returns exit code 2. */

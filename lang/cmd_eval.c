@@ -29,21 +29,6 @@ static int metric_list(const tk_pipeline *p, bool classification, const char **o
     return n;
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void json_number(FILE *f, double v)
 {
     if (isfinite(v))
@@ -57,17 +42,17 @@ static void print_json(const tk_cli *c, const char *weights, const char *split,
                        int n_classes)
 {
     fputs("{\"script\": ", stdout);
-    json_string(stdout, c->script);
+    tk_cli_json_string(stdout, c->script);
     fputs(", \"weights\": ", stdout);
-    json_string(stdout, weights);
+    tk_cli_json_string(stdout, weights);
     fputs(", \"split\": ", stdout);
-    json_string(stdout, split);
+    tk_cli_json_string(stdout, split);
     printf(", \"samples\": %lld, \"loss\": ", (long long)r->samples);
     json_number(stdout, r->loss);
     fputs(", \"metrics\": {", stdout);
     for (int k = 0; k < r->n_values; k++) {
         fputs(k ? ", " : "", stdout);
-        json_string(stdout, names[k]);
+        tk_cli_json_string(stdout, names[k]);
         fputs(": ", stdout);
         json_number(stdout, r->values[k]);
     }
@@ -81,7 +66,7 @@ static void print_json(const tk_cli *c, const char *weights, const char *split,
             const char *name = tk_dataset_class_name(ds, k);
             printf("%s{\"id\": %d, \"name\": ", k ? ", " : "", k);
             if (name)
-                json_string(stdout, name);
+                tk_cli_json_string(stdout, name);
             else
                 printf("\"%d\"", k);
             fputs(", \"precision\": ", stdout);

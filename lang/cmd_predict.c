@@ -241,21 +241,6 @@ static tk_status read_csv(const char *path, lua_State *L, const tk_dataset *trai
 
 /* ---------------------------------------------------------------- output */
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 typedef struct {
     bool json, classes, first;
     int top, width;
@@ -276,7 +261,7 @@ static void print_sample(printer *pr, const char *where, const float *out)
 {
     if (pr->json) {
         fputs(pr->first ? "\n  {\"input\": " : ",\n  {\"input\": ", stdout);
-        json_string(stdout, where);
+        tk_cli_json_string(stdout, where);
     } else {
         printf("%s", where);
     }
@@ -308,7 +293,7 @@ static void print_sample(printer *pr, const char *where, const float *out)
         class_label(pr, best, name, sizeof name);
         if (pr->json) {
             printf("%s{\"class\": %d, \"name\": ", r ? ", " : "", best);
-            json_string(stdout, name);
+            tk_cli_json_string(stdout, name);
             printf(", \"probability\": %.9g}", prob);
         } else {
             printf("  %s %.4f", name, prob);
