@@ -281,9 +281,13 @@ wait_for "interrupted at epoch" && ok || bad "Ctrl-C did not stop P:fit: $(scree
 tmux send-keys -t "$S" '=P:state().step > 0 and "back at the prompt"' Enter
 wait_for "back at the prompt" && ok || bad "no prompt after Ctrl-C: $(screen)"
 tmux send-keys -t "$S" C-l
-sleep 0.3
-tmux clear-history -t "$S"
-screen | grep -q "interrupted at" && bad "the screen was not cleared: $(screen)"
+cleared=no
+for _ in $(seq 100); do
+    tmux clear-history -t "$S"
+    screen | grep -q "interrupted at" || { cleared=yes; break; }
+    sleep 0.1
+done
+[ "$cleared" = yes ] || bad "the screen was not cleared: $(screen)"
 tmux send-keys -t "$S" 'P:fit{epochs = 1000000}' Enter
 sleep 1
 tmux send-keys -t "$S" C-c
