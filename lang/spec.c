@@ -90,6 +90,13 @@ static char delimiter(lua_State *L, int t)
     return d[0] ? d[0] : ',';
 }
 
+/* The splits drawn from a streamed train file, fixed when it is read (build_data). */
+static struct {
+    double fractions[2];
+    int n;
+    uint64_t seed;
+} stream_split;
+
 static tk_status load_csv(lua_State *L, int t, bool regression, tk_dataset **out, tk_ctx *ctx)
 {
     enum { MAXCOLS = 4096 };
@@ -112,6 +119,12 @@ static tk_status load_csv(lua_State *L, int t, bool regression, tk_dataset **out
         o.n_label = colrefs(L, t, "label", label, MAXCOLS);
     }
     o.label = label;
+    o.stream = bool_field(L, t, "stream", false);
+    o.shard_size = (int64_t)num_field(L, t, "shard_size", 0);
+    o.shuffle_buffer = (int64_t)num_field(L, t, "shuffle_buffer", 0);
+    o.stream_split = stream_split.fractions;
+    o.n_stream_split = stream_split.n;
+    o.stream_split_seed = stream_split.seed;
     tk_status st = tk_dataset_csv(&o, out, ctx);
     lua_pop(L, 1);
     return st;
@@ -328,11 +341,7 @@ static void note_classes(tk_pipeline *p, int s)
         return;
     }
     p->data_note = note;
-    for (int64_t i = 0; i < tk_view_len(v); i++) {
-        float id = tk_dataset_label(ds, tk_view_index(v, i), 0);
-        if (id >= 0 && id < (float)k)
-            count[(int)id]++;
-    }
+    tk_view_class_counts(v, count, k);
     size_t used = old + (size_t)snprintf(note + old, cap - old, "       classes ");
     for (int c = 0; c < k && c < SHOWN; c++) {
         const char *name = tk_dataset_class_name(ds, c);
@@ -363,12 +372,19 @@ static tk_status build_data(lua_State *L, int pipe, tk_pipeline *p, bool regress
     for (int s = TRAIN; s <= TEST; s++) {
         lua_getfield(L, data, split_names[s]);
         spec[s] = lua_istable(L, -1) ? lua_gettop(L) : 0;
-        if (!spec[s])
-            continue;
-        if (strcmp(str_field(L, spec[s], "_kind", ""), "data.split") == 0) {
+        if (spec[s] && strcmp(str_field(L, spec[s], "_kind", ""), "data.split") == 0) {
             fractions[n_splits] = num_field(L, spec[s], "fraction", 0.1);
             split_of[n_splits++] = s;
-        } else if (st == TK_OK) {
+        }
+    }
+    /* Only the train source is split, and a streamed one must know how as it is read. */
+    memcpy(stream_split.fractions, fractions, sizeof fractions);
+    stream_split.seed = (uint64_t)p->seed;
+    for (int s = TRAIN; s <= TEST; s++) {
+        if (!spec[s] || strcmp(str_field(L, spec[s], "_kind", ""), "data.split") == 0)
+            continue;
+        stream_split.n = s == TRAIN ? n_splits : 0;
+        if (st == TK_OK) {
             st = load_dataset(L, spec[s], regression, &p->datasets[s], ctx);
             if (st == TK_OK && !(p->views[s] = tk_view_all(p->datasets[s])))
                 st = tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");

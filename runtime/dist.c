@@ -49,25 +49,25 @@ double tk_dist_loss_share(const tk_model *m, int rows, int n)
 
 /* Sharding is exact only where a batch's loss is a mean over its rows (or a sum): class
  * weights and ignored rows make the mean divide by a per-shard weight total instead. */
+static bool is_ignored(float y, void *ud)
+{
+    return (int64_t)y == *(const int64_t *)ud;
+}
+
 static tk_status check_split(const tk_model *m, const tk_view *v, tk_ctx *ctx)
 {
     const tk_node *loss = &m->g->nodes[m->g->loss];
     if (!v || !(loss->op->flags & TK_OP_CLASS_TARGET) ||
         strcmp(tk_attr_str(loss, "reduction", "mean"), "sum") == 0)
         return TK_OK;
-    const tk_dataset *ds = tk_view_dataset(v);
     int64_t ignore = tk_attr_int(loss, "ignore_index", -100);
-    for (int64_t i = 0; i < tk_view_len(v); i++) {
-        int64_t row = tk_view_index(v, i);
-        if ((int64_t)tk_dataset_label(ds, row, 0) == ignore) {
-            char where[512];
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: %s: %s has label %lld = ignore_index; "
-                           "data-parallel training does not support ignored rows yet (the "
-                           "mean would divide by each rank's own count)", loss->where,
-                           loss->op->name, tk_dataset_where(ds, row, where, sizeof where),
-                           (long long)ignore);
-        }
-    }
+    char where[512];
+    float y;
+    if (tk_view_find_label(v, is_ignored, &ignore, &y, where, sizeof where))
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: %s: %s has label %lld = ignore_index; "
+                       "data-parallel training does not support ignored rows yet (the "
+                       "mean would divide by each rank's own count)", loss->where,
+                       loss->op->name, where, (long long)ignore);
     return TK_OK;
 }
 

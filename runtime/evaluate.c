@@ -88,6 +88,8 @@ tk_status tk_evaluate(tk_model *m, tk_view *v, int batch_size, const char *const
             }
             out->samples += n;
         }
+        if (st == TK_OK && out->samples < tk_view_len(v))
+            st = tk_loader_fail(ld, ctx);
     }
     tk_loader_free(ld);
     if (st != TK_OK) {

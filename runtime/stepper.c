@@ -174,6 +174,10 @@ static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
     float loss = 0;
     while (in_window < k && s->cursor + in_window < batches) {
         int n = tk_loader_next(s->train, tk_model_input(m), tk_model_target(m), NULL);
+        if (n < 0) {
+            s->begun = false;
+            return tk_loader_fail(s->train, ctx);
+        }
         if (n == 0)
             break;
         if (in_window++ == 0)
@@ -281,7 +285,8 @@ tk_status tk_stepper_evaluate(tk_stepper *s, int split, double *loss,
     double weight = 0;
     tk_metrics_reset(s->eval_mt);
     tk_loader_begin(ld, 0, 0);
-    for (int n; (n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0;) {
+    int n;
+    while ((n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0) {
         float l;
         double w = tk_model_loss_weight(m, n);
         if (tk_model_eval(m, n, &l, ctx) != TK_OK)
@@ -292,6 +297,8 @@ tk_status tk_stepper_evaluate(tk_stepper *s, int split, double *loss,
             weight += w;
         }
     }
+    if (n < 0)
+        return tk_loader_fail(ld, ctx);
     *loss = weight > 0 ? sum / weight : NAN;
     *metrics = s->eval_mt;
     return TK_OK;
@@ -313,7 +320,10 @@ int tk_stepper_batch(tk_stepper *s, int split, int64_t i, float *x, float *y, tk
                        "batches (1 to %lld)", (long long)i + 1, (long long)n, (long long)n),
                -1;
     tk_loader_begin(ld, 0, i);
-    return tk_loader_next(ld, x, y, NULL);
+    int got = tk_loader_next(ld, x, y, NULL);
+    if (got < 0)
+        tk_loader_fail(ld, ctx);
+    return got;
 }
 
 /* ---------------------------------------------------------------- model queries */

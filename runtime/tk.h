@@ -67,7 +67,8 @@ char *tk_shape_str(const tk_shape *s, char *buf, size_t cap);
 
 /* Counter-based (Philox-4x32-10): every draw is a pure function of (seed, stream, a, b,
  * counter), so resume reproduces any random number without replaying earlier ones. */
-enum { TK_STREAM_INIT = 1, TK_STREAM_SHUFFLE, TK_STREAM_SPLIT, TK_STREAM_DROPOUT, TK_STREAM_AUGMENT };
+enum { TK_STREAM_INIT = 1, TK_STREAM_SHUFFLE, TK_STREAM_SPLIT, TK_STREAM_DROPOUT, TK_STREAM_AUGMENT,
+       TK_STREAM_WINDOW };
 typedef struct {
     uint64_t seed;
     uint32_t stream, a, b;
@@ -113,6 +114,16 @@ typedef struct {
      * count; features picked by the options above, label cells skipped), or holding only
      * its feature columns, in order. No labels are read. */
     const tk_dataset *like;
+    /* Streamed: the rows stay in the (plain, uncompressed) file. One pass at load checks
+     * every row and records where each shard of shard_size rows starts; loaders then read
+     * windows of shuffle_buffer samples (whole shards) back. The split the script carves
+     * from it is fixed now (stream_split fractions, seed): one membership draw per row. */
+    bool stream;
+    int64_t shard_size;        /* rows per shard; 0: 1024 */
+    int64_t shuffle_buffer;    /* samples per shuffle window; 0: 16384 */
+    const double *stream_split;
+    int n_stream_split;
+    uint64_t stream_split_seed;
 } tk_csv_opts;
 
 typedef struct {
@@ -180,6 +191,14 @@ void tk_view_free(tk_view *v);
 int64_t tk_view_len(const tk_view *v);
 tk_dataset *tk_view_dataset(const tk_view *v);
 int64_t tk_view_index(const tk_view *v, int64_t i); /* dataset index of view sample i */
+/* True for a view of a streamed dataset (tk_csv_opts.stream): it has no sample indices. */
+bool tk_view_streamed(const tk_view *v);
+/* The first sample of v in file order whose class label `match`es: true, with the label and
+ * "file row N" in where (streamed views answer from the counts their load pass took). */
+bool tk_view_find_label(const tk_view *v, bool (*match)(float label, void *ud), void *ud,
+                        float *label, char *where, size_t cap);
+/* Samples of v per class id 0..k-1 (ids outside that are not counted). */
+void tk_view_class_counts(const tk_view *v, int64_t *count, int k);
 /* The view's transform: returns mul and sets *add (one value per feature of a sample). */
 const float *tk_view_affine(const tk_view *v, const float **add);
 
@@ -213,7 +232,9 @@ typedef struct {
 tk_status tk_view_augment(tk_view *v, const tk_augment *ops, int n, tk_ctx *ctx);
 
 /* Batches over a view. Shuffle order is a function of (seed, epoch). A prefetch thread
- * gathers the next batch while the caller computes. */
+ * gathers the next batch while the caller computes. A streamed view's order: the shards
+ * shuffled per epoch, cut into windows of shuffle_buffer samples, each window shuffled
+ * whole; the thread reads the next window ahead. */
 typedef struct tk_loader tk_loader;
 typedef struct {
     int batch_size;
@@ -227,8 +248,11 @@ int64_t tk_loader_batches(const tk_loader *l); /* per epoch */
 /* Start an epoch at batch `cursor` (0 = from the beginning). */
 void tk_loader_begin(tk_loader *l, int64_t epoch, int64_t cursor);
 /* Next batch into x (batch_size * features floats) and y (batch_size * label_width); returns
- * rows (0 at the end of the epoch). `rows_out` (may be NULL) receives dataset indices. */
+ * rows (0 at the end of the epoch). `rows_out` (may be NULL) receives dataset indices.
+ * -1: a streamed file could not be read (tk_loader_fail says why). */
 int tk_loader_next(tk_loader *l, float *x, float *y, int64_t *rows_out);
+/* After next returned -1: the reader's message into ctx; returns TK_ERR_RUNTIME. */
+tk_status tk_loader_fail(const tk_loader *l, tk_ctx *ctx);
 
 /* ---------------------------------------------------------------- graph IR */
 

@@ -56,6 +56,13 @@ int64_t tk_train_steps_per_epoch(const tk_train_opts *o)
 
 /* ---------------------------------------------------------------- checks before training */
 
+/* A class label outside [0, range[0]) that is not the ignore_index range[1]. */
+static bool outside(float y, void *ud)
+{
+    const int64_t *range = ud;
+    return (int64_t)y != range[1] && (y < 0 || y >= (float)range[0]);
+}
+
 static tk_status check_view(const tk_model *m, const tk_view *v, const char *split, tk_ctx *ctx)
 {
     const tk_dataset *ds = tk_view_dataset(v);
@@ -89,21 +96,15 @@ static tk_status check_view(const tk_model *m, const tk_view *v, const char *spl
         return TK_OK;
     }
     int classes = output_width(m);
-    int64_t ignore = tk_attr_int(loss, "ignore_index", -100);
-    for (int64_t i = 0; i < tk_view_len(v); i++) {
-        int64_t row = tk_view_index(v, i);
-        float y = tk_dataset_label(ds, row, 0);
-        if ((int64_t)y == ignore)
-            continue;
-        if (y < 0 || y >= (float)classes) {
-            char where[512];
-            const char *name = tk_dataset_class_name(ds, (int)y);
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: %s: label %lld%s%s%s out of range for %d "
-                           "classes (%s); the last layer has %d outputs", loss->where,
-                           loss->op->name, (long long)y, name ? " ('" : "", name ? name : "",
-                           name ? "')" : "", classes,
-                           tk_dataset_label_where(ds, row, where, sizeof where), classes);
-        }
+    int64_t range[2] = {classes, tk_attr_int(loss, "ignore_index", -100)};
+    char where[512];
+    float y;
+    if (tk_view_find_label(v, outside, range, &y, where, sizeof where)) {
+        const char *name = tk_dataset_class_name(ds, (int)y);
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: %s: label %lld%s%s%s out of range for %d "
+                       "classes (%s); the last layer has %d outputs", loss->where,
+                       loss->op->name, (long long)y, name ? " ('" : "", name ? name : "",
+                       name ? "')" : "", classes, where, classes);
     }
     return TK_OK;
 }
@@ -384,6 +385,8 @@ static tk_status train_epoch(trainer *t, int64_t epoch)
         double w0 = now();
         int n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL);
         wait += now() - w0;
+        if (n < 0)
+            return tk_loader_fail(ld, t->ctx);
         if (n == 0)
             break;
         batch++;
@@ -453,7 +456,8 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
     tk_loader_begin(ld, 0, 0);
     tk_progress p = {.split = names[split], .epoch = epoch, .epochs = t->o->epochs,
                      .batches = tk_loader_batches(ld), .step = t->st.step, .lr = t->lrs[0]};
-    for (int n; (n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0;) {
+    int n;
+    while ((n = tk_loader_next(ld, tk_model_input(m), tk_model_target(m), NULL)) > 0) {
         float loss;
         double weight = tk_model_loss_weight(m, n);
         if (run_batch(t, false, n, mt, &loss) != TK_OK)
@@ -469,6 +473,8 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
         p.seconds = now() - start;
         report(t, &p);
     }
+    if (n < 0)
+        return tk_loader_fail(ld, t->ctx);
     if (tk_dist_reduce_metrics(mt, t->o->dist, t->ctx) != TK_OK)
         return TK_ERR_RUNTIME;
     p.accuracy = tk_metrics_accuracy(mt);

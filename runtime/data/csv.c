@@ -5,11 +5,10 @@
  * or header name, and turns label cells into class ids (numbers as they are, strings mapped
  * in sorted order) or regression targets. Rows are counted from 1 and include skipped rows,
  * the header and blank lines, so an error's number is the line an editor shows.
- * Not here: normalisation (split.c), batching (loader.c).
+ * Not here: normalisation (split.c), batching (loader.c), streamed files (csv_stream.c).
  */
-#include "dataset.h"
+#include "csv_int.h"
 
-#include <csv.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,54 +17,6 @@
 #define READ_CHUNK (1 << 16)
 #define MAX_CLASS_ID 16777216.0 /* 2^24: larger ids would not be exact as float */
 
-typedef struct {
-    char *s;
-    int64_t line;              /* first occurrence, for errors */
-    int col;
-} label_str;
-
-/* One CSV file being read: the options that concern it, the row libcsv is assembling,
- * the resolved columns and the values parsed so far. */
-typedef struct {
-    const char *name;          /* basename, for messages */
-    char delim;
-    int skip_rows;
-    bool header;
-    bool want_features, want_labels, regression;
-    bool like;                 /* prediction input laid out like a training file: */
-    bool exclude_label;        /*  its label columns are skipped, not read */
-    int like_cols, like_feat;  /*  its columns per row and feature count */
-    const tk_colref *feat_refs, *label_refs;
-    int n_feat_refs, n_label_refs;
-    tk_ctx *ctx;
-    tk_status st;              /* first failure; later callbacks do nothing */
-
-    char *cells;               /* the current row's cells, NUL-terminated, back to back */
-    size_t cells_len, cells_cap;
-    size_t *cell_off;
-    size_t cap_cells;
-    int n_cells;
-    int64_t line;              /* physical line libcsv has reached */
-    int64_t row_line;          /* where the current row started */
-    bool in_row, after_cr;
-    int64_t records;           /* non-blank rows seen, for skip_rows */
-
-    int ncol;                  /* 0 until the first row after the skipped ones */
-    char **names;              /* header names, or NULL */
-    int *feat_cols, *label_cols; /* 0-based */
-    int nfeat, nlab;
-
-    int64_t n, cap;            /* data rows */
-    float *x;                  /* cap * nfeat */
-    float *y;                  /* regression: cap * nlab */
-    int32_t *label_ids;        /* classes: index into strs */
-    int64_t *lines;
-    label_str *strs;           /* distinct class label cells */
-    size_t cap_strs;
-    int n_strs;
-    int32_t *hash;             /* open addressing over strs, -1 empty */
-    size_t hash_cap;
-} sheet;
 
 /* libcsv grows its field buffer by a fixed block per call, so one long field (a stray quote
  * swallows the rest of the file into it) would be copied over and over: quadratic. The block
@@ -342,16 +293,19 @@ static bool rehash(sheet *sh, size_t cap)
     return true;
 }
 
-/* The id of a class label cell among the distinct ones seen so far; -1 on failure. */
+/* The id of a class label cell among the distinct ones seen so far; -1 on failure; -2 for a
+ * label a frozen sheet has not seen. */
 static int32_t intern(sheet *sh, const char *s, int col)
 {
-    if ((size_t)(sh->n_strs + 1) * 2 > sh->hash_cap &&
+    if (!sh->frozen && (size_t)(sh->n_strs + 1) * 2 > sh->hash_cap &&
         !rehash(sh, sh->hash_cap ? sh->hash_cap * 2 : 64))
         return -1;
     size_t j = hash_str(s) & (sh->hash_cap - 1);
     for (; sh->hash[j] >= 0; j = (j + 1) & (sh->hash_cap - 1))
         if (strcmp(sh->strs[sh->hash[j]].s, s) == 0)
             return sh->hash[j];
+    if (sh->frozen)
+        return -2;
     label_str *strs = sh->n_strs == INT32_MAX ? NULL
                       : grow(sh->strs, &sh->cap_strs, (size_t)sh->n_strs + 1, sizeof *strs);
     if (!strs)
@@ -398,7 +352,14 @@ static void data_row(sheet *sh)
                          sh->name, (long long)sh->row_line, sh->ncol, sh->n_cells);
         return;
     }
-    if (sh->n == sh->cap && !grow_rows(sh)) {
+    /* A streamed sheet parses every row it wants into row 0 and hands it on. */
+    if (sh->hook && sh->hook->want && !sh->hook->want(sh)) {
+        sh->n++;
+        sh->done = sh->max_rows > 0 && sh->n >= sh->max_rows;
+        return;
+    }
+    int64_t at = sh->hook ? 0 : sh->n;
+    if ((sh->hook ? sh->cap == 0 : sh->n == sh->cap) && !grow_rows(sh)) {
         oom(sh);
         return;
     }
@@ -406,14 +367,15 @@ static void data_row(sheet *sh)
     for (int f = 0; f < sh->nfeat; f++) {
         if (!number_at(sh, sh->feat_cols[f], &v))
             return;
-        sh->x[sh->n * sh->nfeat + f] = (float)v;
+        sh->x[at * sh->nfeat + f] = (float)v;
     }
+    int32_t id = -1;
     for (int k = 0; k < sh->nlab; k++) {
         int col = sh->label_cols[k];
         if (sh->regression) {
             if (!number_at(sh, col, &v))
                 return;
-            sh->y[sh->n * sh->nlab + k] = (float)v;
+            sh->y[at * sh->nlab + k] = (float)v;
             continue;
         }
         if (blank(cell(sh, col))) {
@@ -421,12 +383,24 @@ static void data_row(sheet *sh)
                              sh->name, (long long)sh->row_line, col + 1);
             return;
         }
-        int32_t id = intern(sh, cell(sh, col), col);
+        id = intern(sh, cell(sh, col), col);
+        if (id == -2) {
+            sh->st = tk_fail(sh->ctx, TK_ERR_INPUT, "%s:%lld: column %d: label '%.60s' was not "
+                             "in the file when it was checked (has the file changed?)",
+                             sh->name, (long long)sh->row_line, col + 1, cell(sh, col));
+            return;
+        }
         if (id < 0) {
             oom(sh);
             return;
         }
-        sh->label_ids[sh->n] = id;
+        sh->label_ids[at] = id;
+    }
+    if (sh->hook) {
+        sh->n++;
+        sh->done = sh->max_rows > 0 && sh->n >= sh->max_rows;
+        sh->st = sh->hook->row(sh, sh->x, sh->y, id, sh->row_line);
+        return;
     }
     sh->lines[sh->n++] = sh->row_line;
 }
@@ -457,10 +431,10 @@ static void end_row(sheet *sh)
         data_row(sh);
 }
 
-static void on_field(void *s, size_t len, void *data)
+void tk_csv_on_field(void *s, size_t len, void *data)
 {
     sheet *sh = data;
-    if (sh->st)
+    if (sh->st || sh->done)
         return;
     if (!s) {
         /* Runs of spaces delimit once when the delimiter is a space (aligned columns). */
@@ -502,16 +476,18 @@ static void on_field(void *s, size_t len, void *data)
     memcpy(sh->cells + sh->cells_len, s, len);
     sh->cells[sh->cells_len + len] = 0;
     sh->cells_len += len + 1;
+    sh->max_field = len > sh->max_field ? len : sh->max_field;
+    sh->max_cells = sh->cells_len > sh->max_cells ? sh->cells_len : sh->max_cells;
     /* Quoted fields may span lines; later rows still need their physical line. */
     for (const char *p = s, *e = (const char *)s + len; (p = memchr(p, '\n', (size_t)(e - p)));
          p++)
         sh->line++;
 }
 
-static void on_row_end(int c, void *data)
+void tk_csv_on_row_end(int c, void *data)
 {
     sheet *sh = data;
-    if (sh->st)
+    if (sh->st || sh->done)
         return;
     if (sh->in_row) {
         sh->in_row = false;
@@ -528,7 +504,7 @@ static void on_row_end(int c, void *data)
     }
 }
 
-static void free_sheet(sheet *sh)
+void tk_csv_free_sheet(sheet *sh)
 {
     if (sh->names)
         for (int i = 0; i < sh->ncol; i++)
@@ -548,7 +524,7 @@ static void free_sheet(sheet *sh)
     tk_free(sh->lines);
 }
 
-static tk_status parse_failure(sheet *sh, struct csv_parser *p, const char *what)
+tk_status tk_csv_parse_failure(sheet *sh, struct csv_parser *p, const char *what)
 {
     if (csv_error(p) == CSV_ENOMEM || csv_error(p) == CSV_ETOOBIG) {
         oom(sh);
@@ -560,18 +536,25 @@ static tk_status parse_failure(sheet *sh, struct csv_parser *p, const char *what
                             what);
 }
 
+void tk_csv_parser_init(sheet *sh, struct csv_parser *p, size_t reserve)
+{
+    csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL | CSV_EMPTY_IS_NULL);
+    csv_set_realloc_func(p, csv_realloc);
+    csv_set_free_func(p, csv_release);
+    csv_set_delim(p, (unsigned char)sh->delim);
+    csv_set_space_func(p, sh->delim == ' ' ? tab_only
+                          : sh->delim == '\t' ? space_only : space_or_tab);
+    /* libcsv grows its buffer only when a field fills it (struct csv_parser is public). */
+    if (reserve && (p->entry_buf = csv_realloc(NULL, reserve)))
+        p->entry_size = reserve;
+}
+
 static tk_status read_sheet(sheet *sh, const char *path)
 {
     sh->name = tk_data_basename(path);
     sh->line = 1;
     struct csv_parser p;
-    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL | CSV_EMPTY_IS_NULL) != 0)
-        return tk_fail(sh->ctx, TK_ERR_RUNTIME, "%s: cannot start the CSV parser", sh->name);
-    csv_set_realloc_func(&p, csv_realloc);
-    csv_set_free_func(&p, csv_release);
-    csv_set_delim(&p, (unsigned char)sh->delim);
-    csv_set_space_func(&p, sh->delim == ' ' ? tab_only
-                           : sh->delim == '\t' ? space_only : space_or_tab);
+    tk_csv_parser_init(sh, &p, 0);
     gzFile f = tk_data_open(path, sh->ctx);
     unsigned char *buf = f ? tk_malloc(READ_CHUNK) : NULL;
     if (!f) {
@@ -591,14 +574,14 @@ static tk_status read_sheet(sheet *sh, const char *path)
                 off = 3; /* spreadsheet programs start UTF-8 files with a byte-order mark */
             first = false;
             size_t len = (size_t)r - off;
-            if (csv_parse(&p, buf + off, len, on_field, on_row_end, sh) != len && !sh->st)
-                parse_failure(sh, &p, "malformed quoting (a quote inside an unquoted field, "
+            if (csv_parse(&p, buf + off, len, tk_csv_on_field, tk_csv_on_row_end, sh) != len && !sh->st)
+                tk_csv_parse_failure(sh, &p, "malformed quoting (a quote inside an unquoted field, "
                                       "or text after a closing quote)");
             if (sh->st || r < READ_CHUNK)
                 break;
         }
-        if (!sh->st && csv_fini(&p, on_field, on_row_end, sh) != 0 && !sh->st)
-            parse_failure(sh, &p, "unterminated quoted field");
+        if (!sh->st && csv_fini(&p, tk_csv_on_field, tk_csv_on_row_end, sh) != 0 && !sh->st)
+            tk_csv_parse_failure(sh, &p, "unterminated quoted field");
     }
     csv_free(&p);
     tk_free(buf);
@@ -614,13 +597,8 @@ static int cmp_label_str(const void *a, const void *b)
     return strcmp((*(label_str *const *)a)->s, (*(label_str *const *)b)->s);
 }
 
-/* Turn the distinct label cells into class ids: all numbers -> those numbers (which must be
- * ids), otherwise names in sorted order. */
-static tk_status class_labels(sheet *sh, tk_dataset *ds)
+tk_status tk_csv_class_values(sheet *sh, tk_dataset *ds, double *val)
 {
-    double *val = tk_malloc((size_t)sh->n_strs * sizeof(double));
-    if (!val)
-        return tk_fail(sh->ctx, TK_ERR_RUNTIME, "%s: out of memory", sh->name);
     bool numeric = true;
     const label_str *bad = NULL;
     for (int i = 0; i < sh->n_strs && numeric; i++) {
@@ -630,19 +608,16 @@ static tk_status class_labels(sheet *sh, tk_dataset *ds)
             (!bad || e->line < bad->line))
             bad = e;
     }
-    if (numeric && bad) {
-        tk_free(val);
+    if (numeric && bad)
         return tk_fail(sh->ctx, TK_ERR_INPUT,
                        "%s:%lld: column %d: '%.60s' is not a class id (class labels are "
                        "integers >= 0 or names; set regression = true for numeric targets)",
                        sh->name, (long long)bad->line, bad->col + 1, bad->s);
-    }
     if (!numeric) {
         label_str **order = tk_malloc((size_t)sh->n_strs * sizeof *order);
         ds->class_names = tk_calloc((size_t)sh->n_strs, sizeof(char *));
         if (!order || !ds->class_names) {
             tk_free(order);
-            tk_free(val);
             return tk_fail(sh->ctx, TK_ERR_RUNTIME, "%s: out of memory", sh->name);
         }
         for (int i = 0; i < sh->n_strs; i++)
@@ -651,6 +626,14 @@ static tk_status class_labels(sheet *sh, tk_dataset *ds)
         for (int rank = 0; rank < sh->n_strs; rank++) {
             int i = (int)(order[rank] - sh->strs);
             val[i] = rank;
+            /* A streamed sheet keeps its labels to look shard rows up in. */
+            if (sh->hook) {
+                if (!(ds->class_names[rank] = tk_strdup(sh->strs[i].s))) {
+                    tk_free(order);
+                    return tk_fail(sh->ctx, TK_ERR_RUNTIME, "%s: out of memory", sh->name);
+                }
+                continue;
+            }
             ds->class_names[rank] = sh->strs[i].s; /* moved: the sheet forgets it below */
             sh->strs[i].s = NULL;
         }
@@ -662,10 +645,21 @@ static tk_status class_labels(sheet *sh, tk_dataset *ds)
             max = val[i] > max ? val[i] : max;
         ds->n_classes = (int)max + 1;
     }
-    for (int64_t r = 0; r < sh->n; r++)
+    return TK_OK;
+}
+
+/* Turn the distinct label cells into class ids: all numbers -> those numbers (which must be
+ * ids), otherwise names in sorted order. */
+static tk_status class_labels(sheet *sh, tk_dataset *ds)
+{
+    double *val = tk_malloc((size_t)(sh->n_strs ? sh->n_strs : 1) * sizeof(double));
+    if (!val)
+        return tk_fail(sh->ctx, TK_ERR_RUNTIME, "%s: out of memory", sh->name);
+    tk_status st = tk_csv_class_values(sh, ds, val);
+    for (int64_t r = 0; st == TK_OK && r < sh->n; r++)
         ds->y[r] = (float)val[sh->label_ids[r]];
     tk_free(val);
-    return TK_OK;
+    return st;
 }
 
 /* A per-row array cut down from cap to n rows (kept as it is if memory is short). */
@@ -704,6 +698,8 @@ tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx)
     if (delim == '"' || delim == '\n' || delim == '\r')
         return tk_fail(ctx, TK_ERR_INPUT, "%s: the delimiter cannot be a quote or a newline",
                        tk_data_basename(o->path));
+    if (o->stream)
+        return tk_csv_stream_index(o, out, ctx);
     sheet data = { /* the features file, and the labels too unless label_path */
         .delim = delim, .skip_rows = o->skip_rows, .header = o->header, .ctx = ctx,
         .want_features = true, .want_labels = !o->label_path && !o->like,
@@ -751,8 +747,8 @@ tk_status tk_dataset_csv(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx)
         if (!st && !o->like)
             st = take_labels(o->label_path ? &lab : &data, ds);
     }
-    free_sheet(&data);
-    free_sheet(&lab);
+    tk_csv_free_sheet(&data);
+    tk_csv_free_sheet(&lab);
     if (st) {
         tk_dataset_free(ds);
         return st;

@@ -48,6 +48,7 @@ void tk_dataset_free(tk_dataset *ds)
         for (int64_t i = 0; i < ds->n; i++)
             tk_free(ds->files[i]);
     tk_free(ds->files);
+    tk_stream_free(ds->stream);
     tk_free(ds->path);
     tk_free(ds);
 }
@@ -79,7 +80,7 @@ int tk_dataset_num_classes(const tk_dataset *ds)
 
 float tk_dataset_label(const tk_dataset *ds, int64_t i, int k)
 {
-    if (i < 0 || i >= ds->n || k < 0 || k >= ds->label_width)
+    if (i < 0 || i >= ds->n || k < 0 || k >= ds->label_width || !ds->y)
         return NAN;
     return ds->y[i * ds->label_width + k];
 }

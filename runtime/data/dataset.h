@@ -8,6 +8,32 @@
 
 #include <zlib.h>
 
+/* A streamed CSV (csv_stream.c): its rows stay in the file, in shards of shard_size rows
+ * whose starts the load pass recorded, with the counts that checks and splits need. */
+typedef struct {
+    int64_t offset;            /* byte offset of the shard's first row */
+    int64_t line;              /* its physical line */
+} tk_shard;
+
+struct tk_sheet;
+typedef struct tk_stream {
+    int64_t shard_size;        /* rows per shard (the last may have fewer) */
+    int64_t window;            /* shards per shuffle window */
+    int64_t n_shards;
+    tk_shard *shards;
+    int64_t size, mtime_s, mtime_ns; /* the file as indexed: a changed file is refused */
+    int n_parts;               /* the split drawn at load: parts 0.., the rest is n_parts */
+    double fractions[2];
+    uint64_t split_seed;
+    int32_t *shard_n;          /* (n_parts + 1) x n_shards: samples of each part per shard */
+    int64_t part_n[3];
+    int n_ids;                 /* distinct class label cells (0: regression) */
+    int64_t *id_count;         /* n_ids x (n_parts + 1): samples per label and part */
+    int64_t *id_line;          /*  and the first line of each */
+    float *id_value;           /* n_ids: each one's class id */
+    struct tk_sheet *layout;   /* the resolved columns and labels, to re-read rows with */
+} tk_stream;
+
 /* Samples in memory. Features are kept as the file stores them (uint8 images take a quarter
  * of the memory of floats); the loader converts while it gathers a batch. */
 struct tk_dataset {
@@ -29,6 +55,7 @@ struct tk_dataset {
     char **files;              /* the file each sample came from (image folders), or NULL */
     char *label_path;          /* labels from another file (tk_dataset_label_where), or NULL */
     int64_t *label_rows;       /* 1-based line of each label in it; NULL: i + 1 */
+    tk_stream *stream;         /* streamed: no x/y/rows in memory */
 };
 
 /* A subset of a dataset plus the per-feature transform x' = x * mul[f] + add[f]. */
@@ -39,6 +66,7 @@ struct tk_view {
     float *mul, *add;          /* ds->nfeat each */
     tk_augment aug[TK_MAX_AUGMENT]; /* tk_view_augment; n_aug == 0: none */
     int n_aug;
+    int part;                  /* streamed (idx NULL): its part of ds->stream, -1: all */
 };
 
 /* An empty dataset owning a copy of `path`; NULL if out of memory. */
@@ -85,5 +113,24 @@ void tk_aug_crop(const float *in, float *out, int64_t c, int64_t h, int64_t w,
 void tk_aug_flip(const float *in, float *out, int64_t c, int64_t h, int64_t w, bool vertical);
 void tk_aug_shift(const float *in, float *out, int64_t c, int64_t h, int64_t w, int64_t tx,
                   int64_t ty, float fill);
+
+/* csv_stream.c: tk_dataset_csv for o->stream. */
+tk_status tk_csv_stream_index(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ctx);
+void tk_stream_free(tk_stream *s);
+/* The part of stream row `row` (0-based data row): 0..n_parts-1, or n_parts for the rest. */
+int tk_stream_part(const tk_stream *s, int64_t row);
+/* Samples of view v in shard `shard`. */
+int64_t tk_stream_shard_n(const tk_view *v, int64_t shard);
+/* A reader of a streamed view's shards: its file, parser and buffers, allocated once. */
+typedef struct tk_csv_reader tk_csv_reader;
+tk_status tk_csv_reader_new(const tk_view *v, tk_csv_reader **out, tk_ctx *ctx);
+void tk_csv_reader_free(tk_csv_reader *r);
+/* The view's samples of shard `shard`, in file order, at x (nfeat each), y (label_width
+ * each) and rows (dataset row); *count of them. Reads and allocates nothing else. */
+tk_status tk_csv_read_shard(tk_csv_reader *r, int64_t shard, float *x, float *y,
+                            int64_t *rows, int64_t *count, tk_ctx *ctx);
+/* Every sample of v in file order through fn (raw features). */
+tk_status tk_stream_scan(const tk_view *v, void (*fn)(void *ud, const float *x), void *ud,
+                         tk_ctx *ctx);
 
 #endif

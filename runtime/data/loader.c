@@ -10,6 +10,14 @@
  * allocates nothing. Call tk_loader_begin before tk_loader_next (until then it returns 0).
  * The view must outlive the loader and not change (split, normalize, augment) while it is in
  * use.
+ *
+ * A streamed view (csv_stream.c) has no samples in memory. Its epoch order is the shards in
+ * a seeded order (keyed by (seed, epoch)), cut into windows of `window` shards; each window
+ * is read whole into a slot and shuffled as a whole (keyed by (seed, epoch, window)), like a
+ * tf.data shuffle buffer that is filled and emptied in one go: position k of the epoch is a
+ * function of (seed, epoch, k), so a resumed epoch reads the one window its cursor is in and
+ * goes on bit for bit. Two slots: batches come from one while the prefetch thread reads the
+ * next window into the other, a shard at a time between batches.
  * Not here: the dataset readers, splits and normalisation statistics.
  */
 #include "dataset.h"
@@ -17,6 +25,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+
+typedef struct {
+    float *x, *y;
+    int64_t *rows;
+    int32_t *perm;
+    int64_t w;                 /* window held, -1: none */
+    int64_t shards, count;     /* of its shards read so far, and their samples */
+} slot;
 
 struct tk_loader {
     tk_view *v;
@@ -38,11 +54,186 @@ struct tk_loader {
     int64_t job;               /* batch the worker is asked for, -1: none */
     int64_t ready;             /* batch held in staging, -1: none */
     bool busy, stop;
+
+    /* streamed views */
+    tk_csv_reader *rd;
+    int64_t n_win, cap;        /* windows per epoch; samples a slot holds */
+    int64_t *shard_order;      /* this epoch's */
+    int64_t *win_start;        /* n_win + 1: each window's first epoch position */
+    slot slots[2];
+    int cur;                   /* the slot batches come from */
+    int64_t ahead;             /* the window to read ahead, -1: none */
+    bool failed;
+    tk_ctx err;                /* why the reader failed */
 };
 
-/* Rows of batch b into x, y (and rows): the only code that produces a batch. */
-static int gather(const tk_loader *l, int64_t b, float *x, float *y, int64_t *rows)
+/* ---------------------------------------------------------------- streamed windows */
+
+static int64_t win_shards(const tk_loader *l, int64_t w)
 {
+    const tk_stream *s = l->v->ds->stream;
+    int64_t left = s->n_shards - w * s->window;
+    return left < s->window ? left : s->window;
+}
+
+/* Read the next shard of window sl->w into the slot; the last one shuffles the window. */
+static tk_status slot_read(tk_loader *l, slot *sl)
+{
+    const tk_dataset *ds = l->v->ds;
+    const tk_stream *s = ds->stream;
+    int64_t shard = l->shard_order[sl->w * s->window + sl->shards], got;
+    tk_status st = tk_csv_read_shard(l->rd, shard, sl->x + sl->count * ds->nfeat,
+                                     sl->y + sl->count * ds->label_width,
+                                     sl->rows + sl->count, &got, &l->err);
+    if (st) {
+        sl->w = -1;
+        return st;
+    }
+    sl->count += got;
+    if (++sl->shards < win_shards(l, sl->w))
+        return TK_OK;
+    for (int64_t i = 0; i < sl->count; i++)
+        sl->perm[i] = (int32_t)i;
+    if (l->o.shuffle) {
+        tk_rng r = tk_rng_make(l->o.seed, TK_STREAM_WINDOW, (uint32_t)l->epoch,
+                               (uint32_t)sl->w);
+        for (int64_t i = sl->count - 1; i > 0; i--) {
+            int64_t j = (int64_t)tk_rng_below(&r, (uint64_t)i + 1);
+            int32_t t = sl->perm[i];
+            sl->perm[i] = sl->perm[j];
+            sl->perm[j] = t;
+        }
+    }
+    return TK_OK;
+}
+
+static bool slot_full(const tk_loader *l, const slot *sl, int64_t w)
+{
+    return sl->w == w && sl->shards == win_shards(l, w);
+}
+
+/* Make the current slot the window holding epoch position k. */
+static tk_status seek(tk_loader *l, int64_t k)
+{
+    slot *c = &l->slots[l->cur];
+    if (c->w >= 0 && k >= l->win_start[c->w] && k < l->win_start[c->w + 1])
+        return TK_OK;
+    int64_t w = c->w >= 0 && k >= l->win_start[c->w + 1] ? c->w + 1 : 0;
+    while (k >= l->win_start[w + 1])
+        w++;
+    slot *o = &l->slots[1 - l->cur];
+    if (o->w != w)
+        *o = (slot){o->x, o->y, o->rows, o->perm, w, 0, 0};
+    while (!slot_full(l, o, w))
+        if (slot_read(l, o) != TK_OK)
+            return TK_ERR_RUNTIME;
+    l->cur = 1 - l->cur;
+    l->ahead = w + 1 < l->n_win ? w + 1 : -1;
+    return TK_OK;
+}
+
+/* Whether the prefetch thread has a shard to read ahead. */
+static bool ahead_pending(const tk_loader *l)
+{
+    return l->rd && !l->failed && l->ahead >= 0 &&
+           !slot_full(l, &l->slots[1 - l->cur], l->ahead);
+}
+
+/* One shard of the window after the current one. A failure is left for seek to meet
+ * again, where it ends the batch that needs the window. */
+static void read_ahead(tk_loader *l)
+{
+    slot *o = &l->slots[1 - l->cur];
+    if (o->w != l->ahead)
+        *o = (slot){o->x, o->y, o->rows, o->perm, l->ahead, 0, 0};
+    if (slot_read(l, o) != TK_OK)
+        l->ahead = -1;
+}
+
+static int gather_stream(tk_loader *l, int64_t b, float *x, float *y, int64_t *rows)
+{
+    const tk_view *v = l->v;
+    const int64_t nf = v->ds->nfeat;
+    const int lw = v->ds->label_width;
+    int64_t start = b * l->o.batch_size;
+    int count = (int)(v->n - start < l->o.batch_size ? v->n - start : l->o.batch_size);
+    for (int r = 0; r < count; r++) {
+        if (seek(l, start + r) != TK_OK) {
+            l->failed = true;
+            l->ahead = -1;
+            return -1;
+        }
+        const slot *sl = &l->slots[l->cur];
+        int64_t j = sl->perm[start + r - l->win_start[sl->w]];
+        const float *src = sl->x + j * nf;
+        float *dst = x + (int64_t)r * nf;
+        for (int64_t f = 0; f < nf; f++)
+            dst[f] = src[f] * v->mul[f] + v->add[f];
+        if (lw)
+            memcpy(y + (int64_t)r * lw, sl->y + j * lw, (size_t)lw * sizeof(float));
+        if (rows)
+            rows[r] = sl->rows[j];
+    }
+    return count;
+}
+
+/* This epoch's shard order and where each window starts. */
+static void plan_stream(tk_loader *l, int64_t epoch)
+{
+    const tk_stream *s = l->v->ds->stream;
+    for (int64_t i = 0; i < s->n_shards; i++)
+        l->shard_order[i] = i;
+    if (l->o.shuffle) {
+        tk_rng r = tk_rng_make(l->o.seed, TK_STREAM_WINDOW, (uint32_t)epoch, UINT32_MAX);
+        for (int64_t i = s->n_shards - 1; i > 0; i--) {
+            int64_t j = (int64_t)tk_rng_below(&r, (uint64_t)i + 1);
+            int64_t t = l->shard_order[i];
+            l->shard_order[i] = l->shard_order[j];
+            l->shard_order[j] = t;
+        }
+        /* Slots hold windows of the last epoch's order; unshuffled ones stay valid. */
+        l->slots[0].w = l->slots[1].w = -1;
+    }
+    l->win_start[0] = 0;
+    for (int64_t w = 0; w < l->n_win; w++) {
+        int64_t n = 0;
+        for (int64_t i = 0; i < win_shards(l, w); i++)
+            n += tk_stream_shard_n(l->v, l->shard_order[w * s->window + i]);
+        l->win_start[w + 1] = l->win_start[w] + n;
+    }
+}
+
+static tk_status stream_new(tk_loader *l, tk_ctx *ctx)
+{
+    const tk_dataset *ds = l->v->ds;
+    const tk_stream *s = ds->stream;
+    l->n_win = (s->n_shards + s->window - 1) / s->window;
+    l->cap = s->window * s->shard_size;
+    l->shard_order = tk_malloc((size_t)s->n_shards * sizeof(int64_t));
+    l->win_start = tk_malloc((size_t)(l->n_win + 1) * sizeof(int64_t));
+    bool ok = l->shard_order && l->win_start;
+    for (int k = 0; ok && k < 2; k++) {
+        slot *sl = &l->slots[k];
+        sl->x = tk_alloc_floats((size_t)(l->cap * ds->nfeat));
+        sl->y = tk_alloc_floats((size_t)(l->cap * (ds->label_width ? ds->label_width : 1)));
+        sl->rows = tk_malloc((size_t)l->cap * sizeof(int64_t));
+        sl->perm = tk_malloc((size_t)l->cap * sizeof(int32_t));
+        sl->w = -1;
+        ok = sl->x && sl->y && sl->rows && sl->perm;
+    }
+    l->ahead = -1;
+    if (!ok)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "loader: out of memory");
+    return tk_csv_reader_new(l->v, &l->rd, ctx);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+/* Rows of batch b into x, y (and rows): the only code that produces a batch. */
+static int gather(tk_loader *l, int64_t b, float *x, float *y, int64_t *rows)
+{
+    if (l->rd)
+        return gather_stream(l, b, x, y, rows);
     const tk_view *v = l->v;
     const tk_dataset *ds = v->ds;
     const int64_t nf = ds->nfeat;
@@ -80,10 +271,19 @@ static void *worker(void *arg)
     tk_loader *l = arg;
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        while (!l->stop && l->job < 0)
+        while (!l->stop && l->job < 0 && !ahead_pending(l))
             pthread_cond_wait(&l->cv, &l->mu);
         if (l->stop)
             break;
+        if (l->job < 0) {
+            l->busy = true;
+            pthread_mutex_unlock(&l->mu);
+            read_ahead(l);
+            pthread_mutex_lock(&l->mu);
+            l->busy = false;
+            pthread_cond_broadcast(&l->cv);
+            continue;
+        }
         int64_t b = l->job;
         l->job = -1;
         l->busy = true;
@@ -142,8 +342,12 @@ tk_status tk_loader_new(tk_view *v, const tk_loader_opts *o, tk_loader **out, tk
     l->n_batches = o->drop_last ? v->n / o->batch_size
                                 : (v->n + o->batch_size - 1) / o->batch_size;
     l->job = l->ready = -1;
-    l->order = tk_malloc((size_t)v->n * sizeof(int64_t));
-    bool ok = l->order != NULL;
+    bool ok = true;
+    tk_status st = TK_OK;
+    if (ds->stream)
+        st = stream_new(l, ctx);
+    else
+        ok = (l->order = tk_malloc((size_t)v->n * sizeof(int64_t))) != NULL;
     if (ok && v->n_aug) {
         l->aug_a = tk_alloc_floats((size_t)ds->nfeat);
         l->aug_b = tk_alloc_floats((size_t)ds->nfeat);
@@ -156,7 +360,8 @@ tk_status tk_loader_new(tk_view *v, const tk_loader_opts *o, tk_loader **out, tk
         l->srows = tk_malloc(bs * sizeof(int64_t));
         ok = l->sx && l->sy && l->srows;
     }
-    tk_status st = ok ? TK_OK : tk_fail(ctx, TK_ERR_RUNTIME, "loader: out of memory");
+    if (!st && !ok)
+        st = tk_fail(ctx, TK_ERR_RUNTIME, "loader: out of memory");
     if (!st && o->prefetch)
         st = start_thread(l, ctx);
     if (st) {
@@ -186,6 +391,15 @@ void tk_loader_free(tk_loader *l)
     tk_free_aligned(l->sx);
     tk_free_aligned(l->sy);
     tk_free(l->srows);
+    tk_csv_reader_free(l->rd);
+    tk_free(l->shard_order);
+    tk_free(l->win_start);
+    for (int k = 0; k < 2; k++) {
+        tk_free_aligned(l->slots[k].x);
+        tk_free_aligned(l->slots[k].y);
+        tk_free(l->slots[k].rows);
+        tk_free(l->slots[k].perm);
+    }
     tk_free(l);
 }
 
@@ -201,15 +415,19 @@ void tk_loader_begin(tk_loader *l, int64_t epoch, int64_t cursor)
          * it reads the order about to be rewritten. */
         pthread_mutex_lock(&l->mu);
         l->job = -1;
+        l->ahead = -1;
         while (l->busy)
             pthread_cond_wait(&l->cv, &l->mu);
         l->ready = -1;
         pthread_mutex_unlock(&l->mu);
     }
-    const int64_t n = l->v->n;
+    const int64_t n = l->rd ? 0 : l->v->n;
     for (int64_t i = 0; i < n; i++)
         l->order[i] = i;
-    if (l->o.shuffle) {
+    if (l->rd) {
+        plan_stream(l, epoch);
+        l->failed = false;
+    } else if (l->o.shuffle) {
         tk_rng r = tk_rng_make(l->o.seed, TK_STREAM_SHUFFLE, (uint32_t)epoch,
                                (uint32_t)((uint64_t)epoch >> 32));
         for (int64_t i = n - 1; i > 0; i--) {
@@ -242,6 +460,10 @@ int tk_loader_next(tk_loader *l, float *x, float *y, int64_t *rows_out)
         pthread_cond_wait(&l->cv, &l->mu);
     int count = l->s_count;
     const tk_dataset *ds = l->v->ds;
+    if (count < 0) {
+        pthread_mutex_unlock(&l->mu);
+        return -1;
+    }
     memcpy(x, l->sx, (size_t)count * (size_t)ds->nfeat * sizeof(float));
     if (ds->label_width)
         memcpy(y, l->sy, (size_t)count * (size_t)ds->label_width * sizeof(float));
@@ -254,4 +476,10 @@ int tk_loader_next(tk_loader *l, float *x, float *y, int64_t *rows_out)
     }
     pthread_mutex_unlock(&l->mu);
     return count;
+}
+
+tk_status tk_loader_fail(const tk_loader *l, tk_ctx *ctx)
+{
+    return tk_fail(ctx, TK_ERR_RUNTIME, "%s", l->failed ? tk_errmsg(&l->err)
+                                                       : "loader: no batch");
 }

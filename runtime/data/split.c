@@ -1,6 +1,8 @@
 /* split.c - views: subsets of a dataset's samples and their feature transform. Seeded,
  * disjoint splits (train/valid/test) and normalisation (fixed, standard, min-max) with
  * statistics taken from one view, usually the train split, and applied to others.
+ * A streamed dataset's views have no indices: a part number of the split its load pass drew
+ * (csv_stream.c), and statistics and label queries that read the pass's counts or the file.
  * Not here: gathering batches (loader.c), reading files (csv.c, idx.c).
  */
 #include "dataset.h"
@@ -15,10 +17,11 @@ static tk_view *view_new(tk_dataset *ds, int64_t n)
         return NULL;
     v->ds = ds;
     v->n = n;
-    v->idx = tk_malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    v->part = -1;
+    v->idx = ds->stream ? NULL : tk_malloc((size_t)(n ? n : 1) * sizeof(int64_t));
     v->mul = tk_malloc((size_t)ds->nfeat * sizeof(float));
     v->add = tk_malloc((size_t)ds->nfeat * sizeof(float));
-    if (!v->idx || !v->mul || !v->add) {
+    if ((!v->idx && !ds->stream) || !v->mul || !v->add) {
         tk_view_free(v);
         return NULL;
     }
@@ -32,7 +35,7 @@ static tk_view *view_new(tk_dataset *ds, int64_t n)
 tk_view *tk_view_all(tk_dataset *ds)
 {
     tk_view *v = view_new(ds, ds->n);
-    if (v)
+    if (v && !ds->stream)
         for (int64_t i = 0; i < ds->n; i++)
             v->idx[i] = i;
     return v;
@@ -60,7 +63,106 @@ tk_dataset *tk_view_dataset(const tk_view *v)
 
 int64_t tk_view_index(const tk_view *v, int64_t i)
 {
-    return i >= 0 && i < v->n ? v->idx[i] : -1;
+    return i >= 0 && i < v->n && v->idx ? v->idx[i] : -1;
+}
+
+bool tk_view_streamed(const tk_view *v)
+{
+    return v->ds->stream != NULL;
+}
+
+/* The parts of a streamed dataset view v covers: [*lo, *hi). */
+static void parts_of(const tk_view *v, int *lo, int *hi)
+{
+    *lo = v->part < 0 ? 0 : v->part;
+    *hi = v->part < 0 ? v->ds->stream->n_parts + 1 : v->part + 1;
+}
+
+bool tk_view_find_label(const tk_view *v, bool (*match)(float label, void *ud), void *ud,
+                        float *label, char *where, size_t cap)
+{
+    const tk_dataset *ds = v->ds;
+    const tk_stream *s = ds->stream;
+    if (!s) {
+        for (int64_t i = 0; i < v->n; i++) {
+            float y = tk_dataset_label(ds, v->idx[i], 0);
+            if (match(y, ud)) {
+                *label = y;
+                tk_dataset_label_where(ds, v->idx[i], where, cap);
+                return true;
+            }
+        }
+        return false;
+    }
+    int lo, hi, np = s->n_parts + 1;
+    parts_of(v, &lo, &hi);
+    int64_t first = -1;
+    for (int id = 0; id < s->n_ids; id++)
+        for (int k = lo; k < hi; k++)
+            if (s->id_count[id * np + k] && match(s->id_value[id], ud) &&
+                (first < 0 || s->id_line[id * np + k] < first)) {
+                first = s->id_line[id * np + k];
+                *label = s->id_value[id];
+            }
+    if (first >= 0)
+        snprintf(where, cap, "%s row %lld", ds->name, (long long)first);
+    return first >= 0;
+}
+
+void tk_view_class_counts(const tk_view *v, int64_t *count, int k)
+{
+    const tk_stream *s = v->ds->stream;
+    for (int c = 0; c < k; c++)
+        count[c] = 0;
+    if (!s) {
+        for (int64_t i = 0; i < v->n; i++) {
+            float id = tk_dataset_label(v->ds, v->idx[i], 0);
+            if (id >= 0 && id < (float)k)
+                count[(int)id]++;
+        }
+        return;
+    }
+    int lo, hi, np = s->n_parts + 1;
+    parts_of(v, &lo, &hi);
+    for (int id = 0; id < s->n_ids; id++)
+        for (int p = lo; p < hi; p++)
+            if (s->id_value[id] >= 0 && s->id_value[id] < (float)k)
+                count[(int)s->id_value[id]] += s->id_count[id * np + p];
+}
+
+/* A streamed view's split: the parts its load pass drew, which must be these. */
+static tk_status split_stream(tk_view *from, const double *fractions, int n_parts,
+                              uint64_t seed, tk_view **parts, tk_ctx *ctx)
+{
+    tk_dataset *ds = from->ds;
+    const tk_stream *s = ds->stream;
+    bool same = from->part < 0 && s->n_parts == n_parts && s->split_seed == seed;
+    for (int k = 0; same && k < n_parts; k++)
+        same = s->fractions[k] == fractions[k];
+    if (!same)
+        return tk_fail(ctx, TK_ERR_INPUT, "split of %s: a streamed file is split as it is "
+                       "read, so the split must be given when it is loaded", ds->name);
+    for (int k = 0; k < n_parts; k++)
+        if (s->part_n[k] == 0)
+            return tk_fail(ctx, TK_ERR_INPUT, "split of %s: fraction %g of %lld samples is "
+                           "no sample", ds->name, fractions[k], (long long)ds->n);
+    if (s->part_n[n_parts] == 0)
+        return tk_fail(ctx, TK_ERR_INPUT, "split of %s: the parts take all %lld samples and "
+                       "leave none", ds->name, (long long)ds->n);
+    for (int k = 0; k < n_parts; k++) {
+        parts[k] = view_new(ds, s->part_n[k]);
+        if (!parts[k]) {
+            for (int j = 0; j < k; j++)
+                tk_view_free(parts[j]);
+            return tk_fail(ctx, TK_ERR_RUNTIME, "split of %s: out of memory", ds->name);
+        }
+        parts[k]->part = k;
+        memcpy(parts[k]->mul, from->mul, (size_t)ds->nfeat * sizeof(float));
+        memcpy(parts[k]->add, from->add, (size_t)ds->nfeat * sizeof(float));
+    }
+    from->part = n_parts;
+    from->n = s->part_n[n_parts];
+    return TK_OK;
 }
 
 const float *tk_view_affine(const tk_view *v, const float **add)
@@ -95,6 +197,8 @@ tk_status tk_view_split(tk_view *from, const double *fractions, int n_parts, uin
         return tk_fail(ctx, TK_ERR_INPUT,
                        "split of %s: the fractions add up to %g; they must leave some "
                        "samples (sum < 1)", ds->name, sum);
+    if (ds->stream)
+        return split_stream(from, fractions, n_parts, seed, parts, ctx);
     if (taken >= n)
         return tk_fail(ctx, TK_ERR_INPUT,
                        "split of %s: the parts take all %lld samples and leave none",
@@ -161,9 +265,36 @@ static double raw(const tk_dataset *ds, int64_t i)
     return ds->x8 ? (double)ds->x8[i] : (double)ds->x32[i];
 }
 
+/* Statistics over a streamed view, summed in file order like the in-memory pass. */
+typedef struct {
+    int64_t nf;
+    double *mn, *mx, *mean, *sd;
+} stats_acc;
+
+static void acc_first(void *ud, const float *x)
+{
+    stats_acc *a = ud;
+    for (int64_t f = 0; f < a->nf; f++) {
+        double d = x[f];
+        a->mean[f] += d;
+        a->mn[f] = d < a->mn[f] ? d : a->mn[f];
+        a->mx[f] = d > a->mx[f] ? d : a->mx[f];
+    }
+}
+
+static void acc_second(void *ud, const float *x)
+{
+    stats_acc *a = ud;
+    for (int64_t f = 0; f < a->nf; f++) {
+        double d = x[f] - a->mean[f];
+        a->sd[f] += d * d;
+    }
+}
+
 /* Per-feature min, max, mean and population std of `v`'s raw values, in double. Constant
  * features report std 0 exactly (rounding in the mean would otherwise leave a tiny std). */
-static void feature_stats(const tk_view *v, double *mn, double *mx, double *mean, double *sd)
+static tk_status feature_stats(const tk_view *v, double *mn, double *mx, double *mean,
+                               double *sd, tk_ctx *ctx)
 {
     const tk_dataset *ds = v->ds;
     const int64_t nf = ds->nfeat;
@@ -171,6 +302,17 @@ static void feature_stats(const tk_view *v, double *mn, double *mx, double *mean
         mn[f] = INFINITY;
         mx[f] = -INFINITY;
         mean[f] = sd[f] = 0;
+    }
+    if (ds->stream) {
+        stats_acc a = {nf, mn, mx, mean, sd};
+        tk_status st = tk_stream_scan(v, acc_first, &a, ctx);
+        for (int64_t f = 0; f < nf; f++)
+            mean[f] /= (double)v->n;
+        if (st == TK_OK)
+            st = tk_stream_scan(v, acc_second, &a, ctx);
+        for (int64_t f = 0; f < nf; f++)
+            sd[f] = mn[f] == mx[f] ? 0 : sqrt(sd[f] / (double)v->n);
+        return st;
     }
     for (int64_t i = 0; i < v->n; i++) {
         int64_t base = v->idx[i] * nf;
@@ -192,6 +334,7 @@ static void feature_stats(const tk_view *v, double *mn, double *mx, double *mean
     }
     for (int64_t f = 0; f < nf; f++)
         sd[f] = mn[f] == mx[f] ? 0 : sqrt(sd[f] / (double)v->n);
+    return TK_OK;
 }
 
 static tk_status fixed_stats(tk_view *v, const tk_norm_opts *o, double scale, tk_ctx *ctx)
@@ -261,7 +404,10 @@ tk_status tk_view_normalize(tk_view *v, const tk_norm_opts *o, const tk_view *st
     if (!st)
         return tk_fail(ctx, TK_ERR_RUNTIME, "normalize %s: out of memory", ds->name);
     double *mn = st, *mx = st + nf, *mean = st + 2 * nf, *sd = st + 3 * nf;
-    feature_stats(src, mn, mx, mean, sd);
+    if (feature_stats(src, mn, mx, mean, sd, ctx) != TK_OK) {
+        tk_free(st);
+        return TK_ERR_INPUT;
+    }
     for (int64_t f = 0; f < nf; f++) {
         /* Statistics of the scaled values x * scale; a constant feature divides by 1. */
         double shift, div;

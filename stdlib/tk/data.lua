@@ -119,6 +119,11 @@ local csv_spec = S.spec("data.csv", {
     {"features", S.list(column_t, {min = 1})},
     {"normalize", normalize_t},
     {"regression", S.boolean, default = false},
+    -- stream = true: rows stay in the file, read back in shards of shard_size rows and
+    -- shuffled per window of shuffle_buffer samples (README, Data: streamed CSV)
+    {"stream", S.boolean, default = false},
+    {"shard_size", posint, default = 1024},
+    {"shuffle_buffer", posint, default = 16384},
 }, {positional = {"path"}})
 
 local function names_need_header(d)
