@@ -17,6 +17,60 @@
 
 #define CHUNK (1 << 16)
 
+/* ---------------------------------------------------------------- lines */
+
+static bool is_space(const sheet *sh, unsigned char c)
+{
+    return c == ' ' ? sh->delim != ' ' : c == '\t' && sh->delim != '\t';
+}
+
+/* One line (its '\n' included, or the file's unterminated end; not `whole`: a piece of a
+ * longer one) into the sheet. A line with
+ * no quote, starting outside a row, is split here, as libcsv would split it (fields trimmed
+ * of the same spaces, CR LF a row end and a blank line): libcsv takes a byte at a time
+ * through callbacks, five times slower, and a streamed file is read every epoch. */
+static tk_status feed_line(sheet *sh, struct csv_parser *p, const unsigned char *q,
+                           size_t len, bool whole)
+{
+    const unsigned char *end = q + len;
+    size_t body = len - (len && end[-1] == '\n');
+    bool crlf = body && q[body - 1] == '\r';
+    body -= crlf;
+    if (!whole || sh->in_row || sh->delim == ' ' || memchr(q, '"', len) ||
+        memchr(q, '\r', body)) {
+        if (csv_parse(p, q, len, tk_csv_on_field, tk_csv_on_row_end, sh) != len && !sh->st &&
+            !sh->done)
+            tk_csv_parse_failure(sh, p, "malformed quoting (a quote inside an unquoted "
+                                        "field, or text after a closing quote)");
+        return sh->st;
+    }
+    const unsigned char *b = q, *e = q + body;
+    while (b < e && is_space(sh, *b))
+        b++;
+    if (b < e) {
+        for (const unsigned char *f = q;;) {
+            const unsigned char *d = memchr(f, sh->delim, (size_t)(e - f));
+            const unsigned char *fe = d ? d : e;
+            while (f < fe && is_space(sh, *f))
+                f++;
+            const unsigned char *t = fe;
+            while (t > f && is_space(sh, t[-1]))
+                t--;
+            tk_csv_on_field((void *)f, (size_t)(t - f), sh);
+            if (!d || sh->st)
+                break;
+            f = d + 1;
+        }
+    }
+    if (crlf)
+        tk_csv_on_row_end('\r', sh);
+    if (body + crlf < len)
+        tk_csv_on_row_end('\n', sh);
+    else if (!crlf && b < e) /* the file's last line, without a newline */
+        tk_csv_on_row_end(-1, sh);
+    return sh->st;
+}
+
 /* ---------------------------------------------------------------- the load pass */
 
 typedef struct {
@@ -93,52 +147,64 @@ static tk_status index_row(sheet *sh, const float *x, const float *y, int32_t la
     return TK_OK;
 }
 
-/* The file fed to libcsv one line at a time, so the offset after every line end outside a
- * quoted field is known: the candidate shard starts. */
-static tk_status index_file(sheet *sh, indexer *ix, int fd, struct csv_parser *p,
-                            unsigned char *buf)
+/* The file from byte `pos` into the sheet a line at a time, until its end or until the sheet
+ * is done. With ix (the load pass), the offset after every line end outside a quoted field
+ * is kept: the candidate shard starts. A line longer than the buffer goes to libcsv in
+ * pieces. */
+static tk_status read_lines(sheet *sh, struct csv_parser *p, int fd, int64_t pos,
+                            unsigned char *buf, indexer *ix)
 {
-    int64_t pos = 0;
+    size_t keep = 0;
+    bool tail = false; /* libcsv holds the start of the current line */
     for (;;) {
-        bool first = pos == 0;
-        ssize_t got = read(fd, buf, CHUNK);
+        ssize_t got = pread(fd, buf + keep, CHUNK - keep, (off_t)(pos + (int64_t)keep));
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
-            return tk_fail(sh->ctx, TK_ERR_INPUT, "%s: read error: %s", sh->name,
-                           strerror(errno));
-        if (got == 0)
-            break;
-        size_t off = 0;
-        if (first && got >= 2 && buf[0] == 0x1f && buf[1] == 0x8b)
-            return tk_fail(sh->ctx, TK_ERR_INPUT, "%s: stream = true reads plain files (a "
-                           "gzip file cannot be read from the middle): gunzip it, or drop "
-                           "stream", sh->name);
-        if (first && got >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
-            ix->mark_off = off = 3;
-        const unsigned char *q = buf + off, *end = buf + got;
-        while (q < end) {
-            const unsigned char *nl = memchr(q, '\n', (size_t)(end - q));
-            const unsigned char *stop = nl ? nl + 1 : end;
-            size_t len = (size_t)(stop - q);
-            if (csv_parse(p, q, len, tk_csv_on_field, tk_csv_on_row_end, sh) != len &&
-                !sh->st)
-                tk_csv_parse_failure(sh, p, "malformed quoting (a quote inside an unquoted "
-                                            "field, or text after a closing quote)");
-            if (sh->st)
+            return sh->st = tk_fail(sh->ctx, ix ? TK_ERR_INPUT : TK_ERR_RUNTIME,
+                                    "%s: read error: %s", sh->name, strerror(errno));
+        size_t n = keep + (size_t)got, at = 0;
+        bool eof = got == 0;
+        while (at < n && !sh->done) {
+            const unsigned char *nl = memchr(buf + at, '\n', n - at);
+            if (!nl && !eof && at > 0)
+                break;
+            size_t stop = nl ? (size_t)(nl - buf) + 1 : n;
+            if (feed_line(sh, p, buf + at, stop - at, (nl || eof) && !tail))
                 return sh->st;
-            if (nl && !sh->in_row) {
-                ix->mark_off = pos + (stop - buf);
+            tail = !nl && !eof;
+            if (ix && nl && !sh->in_row) {
+                ix->mark_off = pos + (int64_t)stop;
                 ix->mark_line = sh->line;
                 ix->mark_n = sh->n;
             }
-            q = stop;
+            at = stop;
         }
-        pos += got;
+        if (eof || sh->done)
+            break;
+        memmove(buf, buf + at, n - at);
+        keep = n - at;
+        pos += (int64_t)at;
     }
-    if (csv_fini(p, tk_csv_on_field, tk_csv_on_row_end, sh) != 0 && !sh->st)
+    if (!sh->done && csv_fini(p, tk_csv_on_field, tk_csv_on_row_end, sh) != 0 && !sh->st)
         tk_csv_parse_failure(sh, p, "unterminated quoted field");
-    if (!sh->st && sh->n == 0)
+    return sh->st;
+}
+
+/* The load pass: plain files only (gzip cannot be read from the middle). */
+static tk_status index_file(sheet *sh, indexer *ix, int fd, struct csv_parser *p,
+                            unsigned char *buf)
+{
+    ssize_t got = pread(fd, buf, 3, 0);
+    if (got >= 2 && buf[0] == 0x1f && buf[1] == 0x8b)
+        return tk_fail(sh->ctx, TK_ERR_INPUT, "%s: stream = true reads plain files (a gzip "
+                       "file cannot be read from the middle): gunzip it, or drop stream",
+                       sh->name);
+    if (got == 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+        ix->mark_off = 3; /* spreadsheet programs start UTF-8 files with a byte-order mark */
+    if (read_lines(sh, p, fd, ix->mark_off, buf, ix))
+        return sh->st;
+    if (sh->n == 0)
         sh->st = tk_fail(sh->ctx, TK_ERR_INPUT, "%s: no data rows", sh->name);
     return sh->st;
 }
@@ -416,27 +482,7 @@ tk_status tk_csv_read_shard(tk_csv_reader *r, int64_t shard, float *x, float *y,
     r->y = y;
     r->rows = rows;
     r->count = 0;
-    int64_t pos = s->shards[shard].offset;
-    while (!sh->st && !sh->done) {
-        ssize_t got = pread(r->fd, r->buf, CHUNK, (off_t)pos);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            sh->st = tk_fail(ctx, TK_ERR_RUNTIME, "%s: read error: %s", r->v->ds->name,
-                             strerror(errno));
-            break;
-        }
-        if (got == 0) {
-            if (csv_fini(&r->p, tk_csv_on_field, tk_csv_on_row_end, sh) != 0 && !sh->st)
-                tk_csv_parse_failure(sh, &r->p, "unterminated quoted field");
-            break;
-        }
-        if (csv_parse(&r->p, r->buf, (size_t)got, tk_csv_on_field, tk_csv_on_row_end, sh) !=
-            (size_t)got && !sh->st && !sh->done)
-            tk_csv_parse_failure(sh, &r->p, "malformed quoting (a quote inside an unquoted "
-                                            "field, or text after a closing quote)");
-        pos += got;
-    }
+    read_lines(sh, &r->p, r->fd, s->shards[shard].offset, r->buf, NULL);
     reset_parser(r);
     if (sh->st)
         return sh->st == TK_ERR_INPUT ? TK_ERR_RUNTIME : sh->st;
