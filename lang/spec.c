@@ -319,7 +319,7 @@ static void note_split(lua_State *L, tk_pipeline *p, int s, int t)
         if (files[k] && *files[k])
             used += (size_t)snprintf(note + used, cap - used, "%s %s (crc32 %08lx)",
                                      k ? "," : "", files[k], file_crc(files[k]));
-    snprintf(note + used, cap - used, "\n");
+    snprintf(note + used, cap - used, "%s\n", tk_view_streamed(v) ? " (streamed)" : "");
     p->data_note = note;
 }
 

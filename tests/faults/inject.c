@@ -1,10 +1,11 @@
 /* inject.c - an LD_PRELOAD fault injector for the full-disk and kill tests
  * (tests/cli/full_disk.sh, tests/cli/kill_anywhere.sh).
  *
- * TK_FAULT="CALL:PATTERN:N:ERRNO" makes the Nth call of CALL (write, fsync, rename or fflush)
- * on a path matching the fnmatch PATTERN fail with ERRNO (ENOSPC or EIO), or with KILL
- * SIGKILL the process just before the call; "N+" fails that call and every later one, as a
- * disk that stays full. A write's, fsync's or fflush's path is its descriptor's
+ * TK_FAULT="CALL:PATTERN:N:ERRNO" makes the Nth call of CALL (write, fsync, rename, fflush or
+ * pread, which streamed CSVs are read with) on a path matching the fnmatch PATTERN fail with
+ * ERRNO (ENOSPC or EIO), or with KILL SIGKILL the process just before the call; "N+" fails
+ * that call and every later one, as a disk that stays full. A write's, fsync's, fflush's or
+ * pread's path is its descriptor's
  * (/proc/self/fd); a rename matches on either name. Every other call passes through.
  * Not here: stdio's own writes inside glibc (not interposable), which a small tmpfs covers.
  */
@@ -81,6 +82,18 @@ ssize_t write(int fd, const void *buf, size_t len)
         return -1;
     }
     return real(fd, buf, len);
+}
+
+ssize_t pread(int fd, void *buf, size_t len, off_t off)
+{
+    static ssize_t (*real)(int, void *, size_t, off_t);
+    if (!real)
+        real = (ssize_t (*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, "pread");
+    if (fd_hit("pread", fd)) {
+        errno = fault.err;
+        return -1;
+    }
+    return real(fd, buf, len, off);
 }
 
 int fsync(int fd)
