@@ -5,7 +5,7 @@
  * out of `features`). Rows are a function of their number (a 64-bit mix), so the file is
  * the same on every run. Formatting is done by hand: printf would take longer than the
  * test's training.
- * Usage: gen_big_csv PATH BYTES [NOTE_LEN]
+ * Usage: gen_big_csv PATH BYTES [NOTE_LEN]; prints the number of data rows.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -70,7 +70,8 @@ int main(int argc, char **argv)
     memcpy(p, head, strlen(head));
     p += strlen(head);
     long long written = 0;
-    for (uint64_t row = 0; written + (p - buf) < want; row++) {
+    uint64_t row = 0;
+    for (; written + (p - buf) < want; row++) {
         uint64_t h = mix(row);
         int v[4];
         for (int k = 0; k < 4; k++)
@@ -103,5 +104,6 @@ int main(int argc, char **argv)
         return 1;
     }
     free(buf);
+    printf("%llu\n", (unsigned long long)row);
     return 0;
 }

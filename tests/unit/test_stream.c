@@ -229,7 +229,7 @@ static void test_bad(const char *dir, tk_ctx *ctx)
 int main(void)
 {
     tk_ctx *ctx = tk_ctx_new();
-    const char *dir = check_tmpdir("stream");
+    const char *dir = check_tmpdir("unit_stream");
     test_same_as_memory(dir, ctx);
     test_shuffled(dir, ctx);
     test_split(dir, ctx);
