@@ -91,9 +91,47 @@ static const char *cell(const sheet *sh, int i)
     return sh->cells + sh->cell_off[i];
 }
 
+/* Clinger's fast path: a plain decimal of at most 2^53 in its digits, with at most 22 after
+ * the point, is m / 10^k with both exact, which IEEE division rounds to nearest as strtod
+ * does; anything else (exponents, more digits, inf, hex) is left to strtod. */
+static bool plain_decimal(const char *s, double *v)
+{
+    static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const char *p = s;
+    bool neg = *p == '-', dot = false, any = false;
+    if (*p == '-' || *p == '+')
+        p++;
+    uint64_t m = 0;
+    int frac = 0;
+    for (;; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (m >= (1ull << 53) / 10)
+                return false;
+            m = m * 10 + (uint64_t)(*p - '0');
+            frac += dot;
+            any = true;
+        } else if (*p == '.' && !dot) {
+            dot = true;
+        } else {
+            break;
+        }
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!any || *p || frac > 22)
+        return false;
+    double d = (double)m / p10[frac];
+    *v = neg ? -d : d;
+    return true;
+}
+
 /* 0: a finite float32 number in *v; 1: not a number; 2: out of float32 range. */
 static int parse_num(const char *s, double *v)
 {
+    if (plain_decimal(s, v))
+        return 0;
     char *end;
     double d = strtod(s, &end);
     if (end == s)
