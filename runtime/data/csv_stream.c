@@ -282,6 +282,8 @@ tk_status tk_csv_stream_index(const tk_csv_opts *o, tk_dataset **out, tk_ctx *ct
         s->mtime_s = (int64_t)fs.st_mtim.tv_sec;
         s->mtime_ns = (int64_t)fs.st_mtim.tv_nsec;
         ds->stream = s;
+        if (s->window > s->n_shards)
+            s->window = s->n_shards; /* a buffer bigger than the file holds the file */
         ds->n = sh->n;
         ds->nfeat = sh->nfeat;
         ds->columns = sh->ncol;

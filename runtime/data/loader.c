@@ -57,7 +57,8 @@ struct tk_loader {
 
     /* streamed views */
     tk_csv_reader *rd;
-    int64_t n_win, cap;        /* windows per epoch; samples a slot holds */
+    int64_t per_win, n_win;    /* shards per window, windows per epoch */
+    int64_t cap;               /* samples a slot holds */
     int64_t *shard_order;      /* this epoch's */
     int64_t *win_start;        /* n_win + 1: each window's first epoch position */
     slot slots[2];
@@ -72,16 +73,15 @@ struct tk_loader {
 static int64_t win_shards(const tk_loader *l, int64_t w)
 {
     const tk_stream *s = l->v->ds->stream;
-    int64_t left = s->n_shards - w * s->window;
-    return left < s->window ? left : s->window;
+    int64_t left = s->n_shards - w * l->per_win;
+    return left < l->per_win ? left : l->per_win;
 }
 
 /* Read the next shard of window sl->w into the slot; the last one shuffles the window. */
 static tk_status slot_read(tk_loader *l, slot *sl)
 {
     const tk_dataset *ds = l->v->ds;
-    const tk_stream *s = ds->stream;
-    int64_t shard = l->shard_order[sl->w * s->window + sl->shards], got;
+    int64_t shard = l->shard_order[sl->w * l->per_win + sl->shards], got;
     tk_status st = tk_csv_read_shard(l->rd, shard, sl->x + sl->count * ds->nfeat,
                                      sl->y + sl->count * ds->label_width,
                                      sl->rows + sl->count, &got, &l->err);
@@ -198,7 +198,7 @@ static void plan_stream(tk_loader *l, int64_t epoch)
     for (int64_t w = 0; w < l->n_win; w++) {
         int64_t n = 0;
         for (int64_t i = 0; i < win_shards(l, w); i++)
-            n += tk_stream_shard_n(l->v, l->shard_order[w * s->window + i]);
+            n += tk_stream_shard_n(l->v, l->shard_order[w * l->per_win + i]);
         l->win_start[w + 1] = l->win_start[w] + n;
     }
 }
@@ -207,8 +207,10 @@ static tk_status stream_new(tk_loader *l, tk_ctx *ctx)
 {
     const tk_dataset *ds = l->v->ds;
     const tk_stream *s = ds->stream;
-    l->n_win = (s->n_shards + s->window - 1) / s->window;
-    l->cap = s->window * s->shard_size;
+    /* Unshuffled, a window is only the read-ahead unit: one shard is enough. */
+    l->per_win = l->o.shuffle ? s->window : 1;
+    l->n_win = (s->n_shards + l->per_win - 1) / l->per_win;
+    l->cap = l->per_win * s->shard_size;
     l->shard_order = tk_malloc((size_t)s->n_shards * sizeof(int64_t));
     l->win_start = tk_malloc((size_t)(l->n_win + 1) * sizeof(int64_t));
     bool ok = l->shard_order && l->win_start;
