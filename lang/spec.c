@@ -159,6 +159,12 @@ static tk_status load_dataset(lua_State *L, int t, bool regression, tk_dataset *
         lua_getfield(L, t, "label");
         o.label = colref_at(L, -1);
         lua_pop(L, 2);
+        o.stream = bool_field(L, t, "stream", false);
+        o.shard_size = (int64_t)num_field(L, t, "shard_size", 0);
+        o.shuffle_buffer = (int64_t)num_field(L, t, "shuffle_buffer", 0);
+        o.stream_split = stream_split.fractions;
+        o.n_stream_split = stream_split.n;
+        o.stream_split_seed = stream_split.seed;
         return tk_dataset_images(&o, out, ctx);
     }
     if (strcmp(kind, "data.npy") == 0) {

@@ -141,6 +141,14 @@ typedef struct {
     const char *list;          /* or a CSV file: one image path and its label per row */
     tk_colref path_column, label; /* its columns (a name needs header) */
     bool header;               /* its first row names the columns */
+    /* Streamed (as tk_csv_opts.stream): one pass at load decodes and checks every image and
+     * keeps only paths and labels; loaders decode windows of shuffle_buffer images (shards
+     * of shard_size) on their prefetch thread. */
+    bool stream;
+    int64_t shard_size, shuffle_buffer; /* 0: 64, 1024 */
+    const double *stream_split;
+    int n_stream_split;
+    uint64_t stream_split_seed;
 } tk_images_opts;
 /* PNG/JPEG image folders (torchvision ImageFolder layout) or a list file decoded into a uint8
  * dataset of (channels, height, width) samples; the class names are the folder names (list:

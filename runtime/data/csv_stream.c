@@ -317,6 +317,9 @@ void tk_stream_free(tk_stream *s)
     tk_free(s->id_count);
     tk_free(s->id_line);
     tk_free(s->id_value);
+    for (int64_t i = 0; s->paths && i < s->n_paths; i++)
+        tk_free(s->paths[i]);
+    tk_free(s->paths);
     tk_free(s);
 }
 
@@ -346,7 +349,7 @@ int64_t tk_stream_shard_n(const tk_view *v, int64_t shard)
 
 /* ---------------------------------------------------------------- re-reading shards */
 
-struct tk_csv_reader {
+struct tk_stream_reader {
     const tk_view *v;
     const tk_stream *s;
     int fd;
@@ -359,11 +362,12 @@ struct tk_csv_reader {
     int64_t *rows, count;
     void (*fn)(void *ud, const float *x);
     void *ud;
+    float *scratch;            /* images: one decoded sample for fn */
 };
 
 static bool reader_want(sheet *sh)
 {
-    const tk_csv_reader *r = sh->hook->ud;
+    const tk_stream_reader *r = sh->hook->ud;
     return r->v->part < 0 || tk_stream_part(r->s, r->first + sh->n) == r->v->part;
 }
 
@@ -371,7 +375,7 @@ static tk_status reader_row(sheet *sh, const float *x, const float *y, int32_t l
                             int64_t line)
 {
     (void)line;
-    tk_csv_reader *r = sh->hook->ud;
+    tk_stream_reader *r = sh->hook->ud;
     const tk_dataset *ds = r->v->ds;
     if (r->fn) {
         r->fn(r->ud, x);
@@ -386,16 +390,25 @@ static tk_status reader_row(sheet *sh, const float *x, const float *y, int32_t l
     return TK_OK;
 }
 
-tk_status tk_csv_reader_new(const tk_view *v, tk_csv_reader **out, tk_ctx *ctx)
+tk_status tk_stream_reader_new(const tk_view *v, tk_stream_reader **out, tk_ctx *ctx)
 {
     *out = NULL;
     const tk_stream *s = v->ds->stream;
     const sheet *lay = s->layout;
-    tk_csv_reader *r = tk_calloc(1, sizeof *r);
+    tk_stream_reader *r = tk_calloc(1, sizeof *r);
     if (!r)
         return tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory", v->ds->name);
     r->v = v;
     r->s = s;
+    r->fd = -1;
+    if (s->paths) {
+        if (!(r->scratch = tk_alloc_floats((size_t)v->ds->nfeat))) {
+            tk_free(r);
+            return tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory", v->ds->name);
+        }
+        *out = r;
+        return TK_OK;
+    }
     r->hook = (tk_csv_hook){.row = reader_row, .want = reader_want, .ud = r};
     r->sh = *lay;
     r->sh.hook = &r->hook;
@@ -418,24 +431,29 @@ tk_status tk_csv_reader_new(const tk_view *v, tk_csv_reader **out, tk_ctx *ctx)
     tk_csv_parser_init(&r->sh, &r->p, lay->max_field + 16);
     if (!r->sh.cells || !r->sh.cell_off || !r->sh.x || !r->sh.y || !r->sh.label_ids ||
         !r->buf || !r->p.entry_buf) {
-        tk_csv_reader_free(r);
+        tk_stream_reader_free(r);
         return tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory", v->ds->name);
     }
     if (r->fd < 0) {
         tk_fail(ctx, TK_ERR_INPUT, "cannot open '%s': %s", v->ds->path, strerror(open_errno));
-        tk_csv_reader_free(r);
+        tk_stream_reader_free(r);
         return TK_ERR_INPUT;
     }
     *out = r;
     return TK_OK;
 }
 
-void tk_csv_reader_free(tk_csv_reader *r)
+void tk_stream_reader_free(tk_stream_reader *r)
 {
     if (!r)
         return;
     if (r->fd >= 0)
         close(r->fd);
+    tk_free_aligned(r->scratch);
+    if (r->s->paths) {
+        tk_free(r);
+        return;
+    }
     csv_free(&r->p);
     tk_free(r->sh.cells);
     tk_free(r->sh.cell_off);
@@ -446,7 +464,7 @@ void tk_csv_reader_free(tk_csv_reader *r)
     tk_free(r);
 }
 
-static tk_status changed(const tk_csv_reader *r, tk_ctx *ctx)
+static tk_status changed(const tk_stream_reader *r, tk_ctx *ctx)
 {
     return tk_fail(ctx, TK_ERR_RUNTIME, "%s has changed since it was checked at the start "
                    "of the run (a streamed file must stay as it was); the last checkpoint "
@@ -454,7 +472,7 @@ static tk_status changed(const tk_csv_reader *r, tk_ctx *ctx)
 }
 
 /* Back to a fresh parser state after a shard (libcsv's own reset is csv_fini's tail). */
-static void reset_parser(tk_csv_reader *r)
+static void reset_parser(tk_stream_reader *r)
 {
     r->sh.done = true;
     int opts = csv_get_opts(&r->p);
@@ -463,12 +481,17 @@ static void reset_parser(tk_csv_reader *r)
     csv_set_opts(&r->p, (unsigned char)opts);
 }
 
-tk_status tk_csv_read_shard(tk_csv_reader *r, int64_t shard, float *x, float *y,
+tk_status tk_stream_read_shard(tk_stream_reader *r, int64_t shard, float *x, float *y,
                             int64_t *rows, int64_t *count, tk_ctx *ctx)
 {
     const tk_stream *s = r->s;
     struct stat fs;
     *count = 0;
+    if (s->paths) {
+        tk_status st = tk_image_read_shard(r->v, shard, x, y, rows, count, r->fn, r->ud,
+                                           r->scratch, ctx);
+        return st || r->fn || *count == tk_stream_shard_n(r->v, shard) ? st : changed(r, ctx);
+    }
     if (fstat(r->fd, &fs) != 0 || (int64_t)fs.st_size != s->size ||
         (int64_t)fs.st_mtim.tv_sec != s->mtime_s || (int64_t)fs.st_mtim.tv_nsec != s->mtime_ns)
         return changed(r, ctx);
@@ -499,15 +522,15 @@ tk_status tk_csv_read_shard(tk_csv_reader *r, int64_t shard, float *x, float *y,
 tk_status tk_stream_scan(const tk_view *v, void (*fn)(void *ud, const float *x), void *ud,
                          tk_ctx *ctx)
 {
-    tk_csv_reader *r;
-    tk_status st = tk_csv_reader_new(v, &r, ctx);
+    tk_stream_reader *r;
+    tk_status st = tk_stream_reader_new(v, &r, ctx);
     if (st)
         return st;
     r->fn = fn;
     r->ud = ud;
     int64_t count;
     for (int64_t k = 0; st == TK_OK && k < v->ds->stream->n_shards; k++)
-        st = tk_csv_read_shard(r, k, NULL, NULL, NULL, &count, ctx);
-    tk_csv_reader_free(r);
+        st = tk_stream_read_shard(r, k, NULL, NULL, NULL, &count, ctx);
+    tk_stream_reader_free(r);
     return st;
 }

@@ -31,7 +31,10 @@ typedef struct tk_stream {
     int64_t *id_count;         /* n_ids x (n_parts + 1): samples per label and part */
     int64_t *id_line;          /*  and the first line of each */
     float *id_value;           /* n_ids: each one's class id */
-    struct tk_sheet *layout;   /* the resolved columns and labels, to re-read rows with */
+    struct tk_sheet *layout;   /* CSV: the resolved columns and labels, to re-read rows with */
+    char **paths;              /* images (image_stream.c): every sample's file, else NULL */
+    int64_t n_paths;
+    int channels, height, width; /*  decoded as the load pass did (0 x 0: own size) */
 } tk_stream;
 
 /* Samples in memory. Features are kept as the file stores them (uint8 images take a quarter
@@ -122,13 +125,21 @@ int tk_stream_part(const tk_stream *s, int64_t row);
 /* Samples of view v in shard `shard`. */
 int64_t tk_stream_shard_n(const tk_view *v, int64_t shard);
 /* A reader of a streamed view's shards: its file, parser and buffers, allocated once. */
-typedef struct tk_csv_reader tk_csv_reader;
-tk_status tk_csv_reader_new(const tk_view *v, tk_csv_reader **out, tk_ctx *ctx);
-void tk_csv_reader_free(tk_csv_reader *r);
+typedef struct tk_stream_reader tk_stream_reader;
+tk_status tk_stream_reader_new(const tk_view *v, tk_stream_reader **out, tk_ctx *ctx);
+void tk_stream_reader_free(tk_stream_reader *r);
 /* The view's samples of shard `shard`, in file order, at x (nfeat each), y (label_width
  * each) and rows (dataset row); *count of them. Reads and allocates nothing else. */
-tk_status tk_csv_read_shard(tk_csv_reader *r, int64_t shard, float *x, float *y,
+tk_status tk_stream_read_shard(tk_stream_reader *r, int64_t shard, float *x, float *y,
                             int64_t *rows, int64_t *count, tk_ctx *ctx);
+/* image_stream.c: the streamed form of tk_images_decode (paths are taken over), and the
+ * images of shard `shard` in view v decoded into x (or through fn, via scratch). */
+tk_status tk_images_stream(tk_dataset *ds, const tk_images_opts *o, char **paths,
+                           tk_ctx *ctx);
+tk_status tk_image_read_shard(const tk_view *v, int64_t shard, float *x, float *y,
+                              int64_t *rows, int64_t *count,
+                              void (*fn)(void *ud, const float *x), void *ud, float *scratch,
+                              tk_ctx *ctx);
 /* Every sample of v in file order through fn (raw features). */
 tk_status tk_stream_scan(const tk_view *v, void (*fn)(void *ud, const float *x), void *ud,
                          tk_ctx *ctx);

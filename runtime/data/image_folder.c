@@ -291,7 +291,8 @@ tk_status tk_dataset_images(const tk_images_opts *o, tk_dataset **out, tk_ctx *c
             ds->y[i] = (float)label[i];
     }
     if (!st)
-        st = tk_images_decode(ds, o, paths.s, ctx);
+        st = o->stream ? tk_images_stream(ds, o, paths.s, ctx)
+                       : tk_images_decode(ds, o, paths.s, ctx);
     tk_free(label);
     if (st) {
         strlist_free(&paths);

@@ -56,7 +56,7 @@ struct tk_loader {
     bool busy, stop;
 
     /* streamed views */
-    tk_csv_reader *rd;
+    tk_stream_reader *rd;
     int64_t per_win, n_win;    /* shards per window, windows per epoch */
     int64_t cap;               /* samples a slot holds */
     int64_t *shard_order;      /* this epoch's */
@@ -82,7 +82,7 @@ static tk_status slot_read(tk_loader *l, slot *sl)
 {
     const tk_dataset *ds = l->v->ds;
     int64_t shard = l->shard_order[sl->w * l->per_win + sl->shards], got;
-    tk_status st = tk_csv_read_shard(l->rd, shard, sl->x + sl->count * ds->nfeat,
+    tk_status st = tk_stream_read_shard(l->rd, shard, sl->x + sl->count * ds->nfeat,
                                      sl->y + sl->count * ds->label_width,
                                      sl->rows + sl->count, &got, &l->err);
     if (st) {
@@ -167,6 +167,10 @@ static int gather_stream(tk_loader *l, int64_t b, float *x, float *y, int64_t *r
         int64_t j = sl->perm[start + r - l->win_start[sl->w]];
         const float *src = sl->x + j * nf;
         float *dst = x + (int64_t)r * nf;
+        if (v->n_aug) {
+            memcpy(l->aug_a, src, (size_t)nf * sizeof(float));
+            src = tk_aug_apply(v, l->o.seed, l->epoch, sl->rows[j], l->aug_a, l->aug_b);
+        }
         for (int64_t f = 0; f < nf; f++)
             dst[f] = src[f] * v->mul[f] + v->add[f];
         if (lw)
@@ -226,7 +230,7 @@ static tk_status stream_new(tk_loader *l, tk_ctx *ctx)
     l->ahead = -1;
     if (!ok)
         return tk_fail(ctx, TK_ERR_RUNTIME, "loader: out of memory");
-    return tk_csv_reader_new(l->v, &l->rd, ctx);
+    return tk_stream_reader_new(l->v, &l->rd, ctx);
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -393,7 +397,7 @@ void tk_loader_free(tk_loader *l)
     tk_free_aligned(l->sx);
     tk_free_aligned(l->sy);
     tk_free(l->srows);
-    tk_csv_reader_free(l->rd);
+    tk_stream_reader_free(l->rd);
     tk_free(l->shard_order);
     tk_free(l->win_start);
     for (int k = 0; k < 2; k++) {

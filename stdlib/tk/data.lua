@@ -205,6 +205,10 @@ define("images", S.spec("data.images", {
     {"scale", S.number(), default = 1.0},
     {"normalize", normalize_t},
     {"augment", augment_t},
+    -- stream = true: decoded a shard at a time while training (README, Data: streamed)
+    {"stream", S.boolean, default = false},
+    {"shard_size", posint, default = 64},
+    {"shuffle_buffer", posint, default = 1024},
 }, {positional = {"root"}}), {check = function(d)
     if not d.root and not d.list then
         S.fail("data.images", "give root (one folder per class) or list (a CSV of path, label)")
