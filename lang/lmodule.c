@@ -60,7 +60,7 @@ tk_shape tk_lp_input_shape(const pipeline *p)
 
 bool tk_lp_classification(const pipeline *p)
 {
-    return tk_dataset_label_kind(tk_lp_train(p)) == TK_LABEL_CLASS;
+    return tk_model_task(p->s->p.model) == TK_TASK_CLASSIFICATION;
 }
 
 static void print_report(void (*fn)(FILE *, const tk_model *), const tk_model *m)
@@ -326,15 +326,10 @@ static void push_metrics(lua_State *L, const pipeline *p, double loss, const tk_
     lua_newtable(L);
     lua_pushnumber(L, loss);
     lua_setfield(L, -2, "loss");
-    static const char *const regression[] = {"mae", "rmse", "r2"};
-    if (tk_lp_classification(p)) {
-        lua_pushnumber(L, tk_metrics_accuracy(mt));
-        lua_setfield(L, -2, "accuracy");
-    } else {
-        for (int k = 0; k < 3; k++) {
-            lua_pushnumber(L, tk_metrics_value(mt, regression[k]));
-            lua_setfield(L, -2, regression[k]);
-        }
+    const tk_task task = tk_model_task(pl->model);
+    for (int k = 0; tk_metric_always(task, k); k++) {
+        lua_pushnumber(L, tk_metrics_value(mt, tk_metric_always(task, k)));
+        lua_setfield(L, -2, tk_metric_always(task, k));
     }
     for (int k = 0; k < pl->train.n_metrics; k++) {
         const char *name = pl->metrics[k];

@@ -72,7 +72,7 @@ static tk_status check_view(const tk_model *m, const tk_view *v, const char *spl
                        "built for %s", split, tk_dataset_source(ds),
                        tk_shape_str(&got, a, sizeof a), tk_shape_str(&ws, b, sizeof b));
     const tk_node *loss = loss_node(m);
-    bool class_ids = loss->op->flags & TK_OP_CLASS_TARGET;
+    bool class_ids = tk_model_task(m) == TK_TASK_CLASSIFICATION;
     if (tk_dataset_label_width(ds) == 0)
         return tk_fail(ctx, TK_ERR_INPUT, "%s: %s has no labels to train on", split,
                        tk_dataset_source(ds));
@@ -109,7 +109,7 @@ static tk_status check_view(const tk_model *m, const tk_view *v, const char *spl
 }
 
 static tk_status check_monitor(const tk_monitor *mon, const char *what, const tk_train_opts *o,
-                               bool classification, tk_ctx *ctx)
+                               bool accuracy, tk_ctx *ctx)
 {
     if (!mon->name)
         return TK_OK;
@@ -122,14 +122,14 @@ static tk_status check_monitor(const tk_monitor *mon, const char *what, const tk
                        "valid.<metric>%s", what, mon->name, o->valid ? "" : " (and there is no "
                        "valid split)");
     const char *metric = dot + 1;
-    if (strcmp(metric, "loss") == 0 || (strcmp(metric, "accuracy") == 0 && classification))
+    if (strcmp(metric, "loss") == 0 || (strcmp(metric, "accuracy") == 0 && accuracy))
         return TK_OK;
     for (int i = 0; i < o->n_metrics; i++)
         if (strcmp(o->metrics[i], metric) == 0 && strcmp(metric, "confusion") != 0)
             return TK_OK;
     return tk_fail(ctx, TK_ERR_INPUT, "%s: monitor '%s' names no metric this run produces "
                    "(loss%s and the metrics list)", what, mon->name,
-                   classification ? ", accuracy" : "");
+                   accuracy ? ", accuracy" : "");
 }
 
 tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
@@ -149,10 +149,13 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     for (int i = 0; i < 3; i++)
         if (splits[i].v && check_view(m, splits[i].v, splits[i].name, ctx) != TK_OK)
             return TK_ERR_INPUT;
-    bool classification = loss_node(m)->op->flags & TK_OP_CLASS_TARGET;
+    const tk_task task = tk_model_task(m);
+    const bool classification = task == TK_TASK_CLASSIFICATION;
+    /* metrics.csv always has an accuracy column: empty for a regression. */
+    const bool accuracy = task != TK_TASK_REGRESSION;
     for (int i = 0; i < o->n_metrics; i++)
         if (strcmp(o->metrics[i], "accuracy") != 0 &&
-            tk_metric_check(o->metrics[i], classification, ctx) != TK_OK)
+            tk_metric_check(o->metrics[i], task, ctx) != TK_OK)
             return TK_ERR_INPUT;
     /* top-K over fewer than K classes is a mistake, not a metric (torchmetrics refuses it). */
     for (int i = 0, k; classification && i < o->n_metrics; i++)
@@ -162,9 +165,9 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
                            output_width(m));
     tk_monitor plateau = {o->sched && o->sched->kind == TK_SCHED_PLATEAU ? o->sched->monitor
                                                                            : NULL, false};
-    if (check_monitor(&o->best, "save.best", o, classification, ctx) != TK_OK ||
-        check_monitor(&o->stop, "early_stop", o, classification, ctx) != TK_OK ||
-        check_monitor(&plateau, "reduce_on_plateau", o, classification, ctx) != TK_OK)
+    if (check_monitor(&o->best, "save.best", o, accuracy, ctx) != TK_OK ||
+        check_monitor(&o->stop, "early_stop", o, accuracy, ctx) != TK_OK ||
+        check_monitor(&plateau, "reduce_on_plateau", o, accuracy, ctx) != TK_OK)
         return TK_ERR_INPUT;
     if (o->restore_best && (!o->best.name || !o->stop.name ||
                             strcmp(o->best.name, o->stop.name) != 0 ||
@@ -706,10 +709,8 @@ static tk_status setup(trainer *t)
     tk_model *m = t->m;
     int n_groups = tk_model_group_count(m);
     const tk_dataset *ds = tk_view_dataset(o->train);
-    bool classification = tk_dataset_label_kind(ds) == TK_LABEL_CLASS;
     for (int k = 0; k < 2; k++)
-        t->metrics[k] = tk_metrics_new(classification ? output_width(m) : 0,
-                                       tk_dataset_label_width(ds));
+        t->metrics[k] = tk_metrics_for(m, ds);
     t->lrs = tk_calloc((size_t)n_groups, sizeof(double));
     t->base_lrs = tk_calloc((size_t)n_groups, sizeof(double));
     if (!t->metrics[0] || !t->metrics[1] || !t->lrs || !t->base_lrs)
