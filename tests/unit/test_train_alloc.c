@@ -114,9 +114,9 @@ static tk_model *build(tk_ctx *ctx)
     int in[2] = {v, t};
     int loss = tk_graph_op(g, "cross_entropy", in, 2, NULL, 0, "loss", "t:5");
     tk_graph_set_output(g, v);
-    tk_graph_set_loss(g, loss);
+    tk_graph_set_loss(g, loss, TK_TASK_CLASSIFICATION);
     CHECK_MSG(loss >= 0, "%s", tk_errmsg(ctx));
-    tk_optim_spec o = {.kind = TK_OPT_ADAM, .where = "t:6"};
+    tk_optim_spec o = {.type = "adam", .where = "t:6"};
     o.h.lr = 0.01;
     o.h.beta1 = 0.9;
     o.h.beta2 = 0.999;
