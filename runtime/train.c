@@ -187,7 +187,7 @@ typedef struct {
     const tk_train_opts *o;
     tk_ctx *ctx;
     tk_loader *loaders[3];
-    tk_metrics *metrics[2];    /* the train pass's and the eval passes' */
+    tk_metrics *metrics[3];    /* each split's pass (test: NULL without a test split) */
     tk_sched *sched;
     double *lrs, *base_lrs;
     tk_train_state st;
@@ -448,7 +448,7 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
     static const char *const names[3] = {"train", "valid", "test"};
     tk_model *m = t->m;
     tk_loader *ld = t->loaders[split];
-    tk_metrics *mt = t->metrics[VALID];
+    tk_metrics *mt = t->metrics[split];
     const double start = now();
     double loss_sum = 0, loss_weight = 0;
     int64_t rows = 0, batch = 0;
@@ -709,11 +709,13 @@ static tk_status setup(trainer *t)
     tk_model *m = t->m;
     int n_groups = tk_model_group_count(m);
     const tk_dataset *ds = tk_view_dataset(o->train);
-    for (int k = 0; k < 2; k++)
-        t->metrics[k] = tk_metrics_for(m, ds);
+    for (int k = TRAIN; k <= TEST; k++)
+        if (k != TEST || o->test)
+            t->metrics[k] = tk_metrics_for(m, ds);
     t->lrs = tk_calloc((size_t)n_groups, sizeof(double));
     t->base_lrs = tk_calloc((size_t)n_groups, sizeof(double));
-    if (!t->metrics[0] || !t->metrics[1] || !t->lrs || !t->base_lrs)
+    if (!t->metrics[TRAIN] || !t->metrics[VALID] || (o->test && !t->metrics[TEST]) || !t->lrs ||
+        !t->base_lrs)
         return tk_fail(t->ctx, TK_ERR_RUNTIME, "out of memory");
     for (int k = 0; k < n_groups; k++)
         t->lrs[k] = t->base_lrs[k] = tk_model_group(m, k).h.lr;
@@ -785,7 +787,7 @@ static tk_status finish(trainer *t)
     if (eval_pass(t, TEST, t->st.epoch) != TK_OK)
         return TK_ERR_RUNTIME;
     if (o->report)
-        tk_metrics_write_report(t->metrics[VALID], tk_view_dataset(o->test), o->report);
+        tk_metrics_write_report(t->metrics[TEST], tk_view_dataset(o->test), o->report);
     return TK_OK;
 }
 
@@ -840,8 +842,8 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     tk_runlog_close(&t.log);
     for (int s = TRAIN; s <= TEST; s++)
         tk_loader_free(t.loaders[s]);
-    tk_metrics_free(t.metrics[TRAIN]);
-    tk_metrics_free(t.metrics[VALID]);
+    for (int k = TRAIN; k <= TEST; k++)
+        tk_metrics_free(t.metrics[k]);
     tk_sched_free(t.sched);
     tk_free(t.lrs);
     tk_free(t.base_lrs);
