@@ -498,9 +498,10 @@ static int p_fit(lua_State *L)
             push_metrics(L, p, vloss, vm);
             lua_setfield(L, -2, "valid");
         }
-        if (o->sched && o->sched->kind == TK_SCHED_PLATEAU && o->sched->monitor &&
-            (vm || strncmp(o->sched->monitor, "valid.", 6) != 0))
-            tk_stepper_observe(p->st, monitored(p, o->sched->monitor, &r, vloss, vm));
+        bool maximize;
+        const char *plateau = tk_sched_monitor(o->sched, &maximize);
+        if (plateau && (vm || strncmp(plateau, "valid.", 6) != 0))
+            tk_stepper_observe(p->st, monitored(p, plateau, &r, vloss, vm));
         tk_stepper_state s = tk_stepper_get_state(p->st);
         if (!quiet) {
             printf("epoch %lld (step %lld)", (long long)s.epoch, (long long)s.step);

@@ -654,75 +654,119 @@ static tk_status compile_model(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *c
 
 /* ---------------------------------------------------------------- training options */
 
-static const struct {
-    const char *name;
-    tk_sched_kind kind;
-} schedules[] = {{"constant", TK_SCHED_CONSTANT}, {"step", TK_SCHED_STEP},
-                 {"multistep", TK_SCHED_MULTISTEP}, {"exponential", TK_SCHED_EXPONENTIAL},
-                 {"cosine", TK_SCHED_COSINE}, {"cosine_restarts", TK_SCHED_COSINE_RESTARTS},
-                 {"linear", TK_SCHED_LINEAR}, {"polynomial", TK_SCHED_POLYNOMIAL},
-                 {"onecycle", TK_SCHED_ONECYCLE}, {"reduce_on_plateau", TK_SCHED_PLATEAU}};
+/* n zeroed bytes kept for the pipeline's life, chained with keep's strings. */
+static void *keep_block(tk_pipeline *p, size_t n)
+{
+    char *block = calloc(1, sizeof(char *) + n);
+    if (!block)
+        return NULL;
+    memcpy(block, &p->strings, sizeof(char *));
+    p->strings = block;
+    return block + sizeof(char *);
+}
 
-/* The schedule table, with durations converted to optimizer steps. */
+/* The schedule's own options are every field of its table but type, unit and the stdlib's
+ * _fields; their names and meanings are the runtime schedule's business. */
+static bool sched_option(lua_State *L, int key_idx)
+{
+    if (lua_type(L, key_idx) != LUA_TSTRING)
+        return false;
+    const char *k = lua_tostring(L, key_idx);
+    return k[0] != '_' && strcmp(k, "type") != 0 && strcmp(k, "unit") != 0;
+}
+
+/* The value at idx as an option: a number, a string, a boolean (0/1) or a list of numbers,
+ * copied for the pipeline's life. */
+static bool sched_attr(lua_State *L, int idx, const char *key, tk_attr *a, tk_pipeline *p)
+{
+    *a = (tk_attr){.key = keep(p, key)};
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+        a->kind = TK_ATTR_INT;
+        a->i = lua_toboolean(L, idx);
+        return true;
+    case LUA_TNUMBER:
+        a->kind = lua_isinteger(L, idx) ? TK_ATTR_INT : TK_ATTR_FLOAT;
+        a->i = lua_tointeger(L, idx);
+        a->f = lua_tonumber(L, idx);
+        return true;
+    case LUA_TSTRING:
+        a->kind = TK_ATTR_STR;
+        a->s = keep(p, lua_tostring(L, idx));
+        return true;
+    case LUA_TTABLE: {
+        lua_Integer n = luaL_len(L, idx);
+        if (n < 0 || n > INT32_MAX)
+            return false;
+        int64_t *ints = keep_block(p, sizeof(int64_t) * (size_t)(n + 1));
+        double *floats = keep_block(p, sizeof(double) * (size_t)(n + 1));
+        bool all_int = true;
+        for (lua_Integer i = 1; ints && floats && i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            bool num = lua_isnumber(L, -1);
+            all_int = all_int && lua_isinteger(L, -1);
+            ints[i - 1] = lua_tointeger(L, -1);
+            floats[i - 1] = lua_tonumber(L, -1);
+            lua_pop(L, 1);
+            if (!num)
+                return false;
+        }
+        *a = (tk_attr){.key = a->key, .kind = all_int ? TK_ATTR_INTS : TK_ATTR_FLOATS,
+                       .ints = ints, .floats = floats, .n = (int)n};
+        return ints && floats;
+    }
+    default:
+        return false;
+    }
+}
+
+/* The schedule table as its name and options, with the unit its durations count (steps per
+ * epoch or 1): which options are durations, and everything they mean, is the runtime
+ * schedule's (runtime/sched/), and every default the stdlib's. */
 static tk_status build_sched(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *ctx)
 {
     tk_sched_spec *s = &p->sched;
     lua_getfield(L, pipe, "schedule");
     int t = lua_gettop(L);
+    tk_status st = TK_OK;
     if (!lua_istable(L, t)) {
         lua_pop(L, 1);
         return TK_OK;
     }
-    const char *type = str_field(L, t, "type", "constant");
-    bool known = false;
-    for (size_t i = 0; i < sizeof schedules / sizeof schedules[0]; i++)
-        if (strcmp(type, schedules[i].name) == 0) {
-            s->kind = schedules[i].kind;
-            known = true;
+    const char *where = str_field(L, t, "_where", "schedule");
+    const char *type = str_field(L, t, "type", ""), *unit = str_field(L, t, "unit", "");
+    if (!tk_sched_known(type))
+        st = tk_fail(ctx, TK_ERR_INPUT, "%s: unknown schedule '%s'", where, type);
+    else if (strcmp(unit, "step") == 0)
+        s->unit = 1;
+    else if (strcmp(unit, "epoch") == 0)
+        s->unit = tk_train_steps_per_epoch(&p->train);
+    else
+        st = tk_fail(ctx, TK_ERR_RUNTIME, "internal error: %s: schedule unit '%s'", where, unit);
+    int n = 0;
+    for (lua_pushnil(L); st == TK_OK && lua_next(L, t); lua_pop(L, 1))
+        n += sched_option(L, -2);
+    tk_attr *attrs = st == TK_OK ? keep_block(p, sizeof(tk_attr) * (size_t)(n + 1)) : NULL;
+    if (st == TK_OK && !attrs)
+        st = tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    s->n_attrs = 0;
+    for (lua_pushnil(L); st == TK_OK && s->n_attrs < n && lua_next(L, t); lua_pop(L, 1)) {
+        if (!sched_option(L, -2))
+            continue;
+        const char *key = lua_tostring(L, -2);
+        if (!sched_attr(L, lua_gettop(L), key, &attrs[s->n_attrs++], p)) {
+            st = tk_fail(ctx, TK_ERR_INPUT, "%s: schedule option '%s' has an unsupported value",
+                         where, key);
         }
-    if (!known) {
-        lua_pop(L, 1);
-        return tk_fail(ctx, TK_ERR_INPUT, "%s: unknown schedule '%s'",
-                       str_field(L, t, "_where", "schedule"), type);
     }
-    int64_t per_epoch = tk_train_steps_per_epoch(&p->train);
-    int64_t unit = strcmp(str_field(L, t, "unit", "epoch"), "step") == 0 ? 1 : per_epoch;
-    s->total_steps = p->train.epochs * per_epoch;
-    s->step_size = (int64_t)num_field(L, t, "step_size", 0) * unit;
-    s->gamma = num_field(L, t, "gamma", 0.1);
-    s->T_max = (int64_t)num_field(L, t, "T_max", 0) * unit;
-    s->eta_min = num_field(L, t, "eta_min", 0);
-    s->T_0 = (int64_t)num_field(L, t, "T_0", 0) * unit;
-    s->T_mult = (int64_t)num_field(L, t, "T_mult", 1);
-    s->start_factor = num_field(L, t, "start_factor", 1.0 / 3.0);
-    s->end_factor = num_field(L, t, "end_factor", 1.0);
-    s->total_iters = (int64_t)num_field(L, t, "total_iters", 0) * unit;
-    s->power = num_field(L, t, "power", 1.0);
-    s->max_lr = num_field(L, t, "max_lr", 0);
-    s->pct_start = num_field(L, t, "pct_start", 0.3);
-    s->div_factor = num_field(L, t, "div_factor", 25);
-    s->final_div_factor = num_field(L, t, "final_div_factor", 1e4);
-    s->anneal_linear = strcmp(str_field(L, t, "anneal_strategy", "cos"), "linear") == 0;
-    s->monitor = keep(p, str_field(L, t, "monitor", "valid.loss"));
-    s->mode_max = strcmp(str_field(L, t, "mode", "min"), "max") == 0;
-    s->factor = num_field(L, t, "factor", 0.1);
-    s->threshold = num_field(L, t, "threshold", 1e-4);
-    s->threshold_abs = strcmp(str_field(L, t, "threshold_mode", "rel"), "abs") == 0;
-    s->patience = (int64_t)num_field(L, t, "patience", 10);
-    s->cooldown = (int64_t)num_field(L, t, "cooldown", 0);
-    s->min_lr = num_field(L, t, "min_lr", 0);
-    s->warmup_steps = (int64_t)num_field(L, t, "warmup_steps", 0);
-    s->warmup_start_factor = num_field(L, t, "warmup_start_factor", 0);
-    lua_getfield(L, t, "milestones");
-    for (int i = 1; lua_istable(L, -1) && i <= (int)luaL_len(L, -1) && i <= 64; i++) {
-        lua_rawgeti(L, -1, i);
-        p->milestones[s->n_milestones++] = (int64_t)lua_tonumber(L, -1) * unit;
-        lua_pop(L, 1);
+    if (st == TK_OK) {
+        s->name = keep(p, type);
+        s->attrs = attrs;
+        s->total_steps = p->train.epochs * tk_train_steps_per_epoch(&p->train);
+        p->train.sched = s;
     }
-    s->milestones = p->milestones;
-    lua_pop(L, 2);
-    p->train.sched = s;
-    return TK_OK;
+    lua_settop(L, t - 1);
+    return st;
 }
 
 /* A monitor record {monitor=, mode=} at field k of table t (false or nil: none). */
