@@ -15,7 +15,8 @@
     X(linear)            \
     X(polynomial)        \
     X(onecycle)          \
-    X(reduce_on_plateau)
+    X(reduce_on_plateau) \
+    /* one line per schedule, each ending in a backslash */
 
 #define DECLARE(name) extern const tk_sched_def tk_sched_def_##name;
 TK_SCHED_LIST(DECLARE)
