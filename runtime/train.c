@@ -160,11 +160,11 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
             return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s' needs at least %d classes, and "
                            "there are %d (the last layer's outputs)", o->metrics[i], k,
                            output_width(m));
-    tk_monitor plateau = {NULL, false};
-    plateau.name = tk_sched_monitor(o->sched, &plateau.maximize);
+    tk_monitor watched = {NULL, false};
+    watched.name = tk_sched_monitor(o->sched, &watched.maximize);
     if (check_monitor(&o->best, "save.best", o, classification, ctx) != TK_OK ||
         check_monitor(&o->stop, "early_stop", o, classification, ctx) != TK_OK ||
-        check_monitor(&plateau, plateau.name ? o->sched->name : "schedule", o, classification,
+        check_monitor(&watched, watched.name ? o->sched->name : "schedule", o, classification,
                       ctx) != TK_OK)
         return TK_ERR_INPUT;
     if (o->restore_best && (!o->best.name || !o->stop.name ||
@@ -530,9 +530,9 @@ static tk_status end_epoch(trainer *t, int64_t epoch, bool *stop)
     char path[4400];
     t->st.epoch = epoch;
     t->st.cursor = 0;
-    tk_monitor plateau = {NULL, false};
-    if ((plateau.name = tk_sched_monitor(o->sched, &plateau.maximize)))
-        tk_sched_observe(t->sched, monitored(t, &plateau));
+    tk_monitor watched = {NULL, false};
+    if ((watched.name = tk_sched_monitor(o->sched, &watched.maximize)))
+        tk_sched_observe(t->sched, monitored(t, &watched));
     if (o->best.name) {
         double v = monitored(t, &o->best);
         if (improved(&o->best, v, t->st.best, 0.0)) {
