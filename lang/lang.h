@@ -29,7 +29,6 @@ typedef struct {
     tk_model *model;
     tk_train_opts train;
     tk_sched_spec sched;
-    int64_t *milestones;       /* sched.milestones points here */
     const char **metrics;      /* train.metrics points here */
     const char *init_path;     /* init = {...} of the script (NULL: none) */
     tk_rename *renames;

@@ -411,7 +411,7 @@ static void print_pass(const char *split, double loss, double acc)
         printf(" accuracy %.4f", acc);
 }
 
-/* The value a reduce_on_plateau schedule watches, from the epoch's passes. */
+/* The value the schedule watches (reduce_on_plateau's monitor), from the epoch's passes. */
 static double monitored(const pipeline *p, const char *name, const tk_stepper_result *r,
                         double valid_loss, const tk_metrics *valid)
 {
@@ -493,9 +493,10 @@ static int p_fit(lua_State *L)
             push_metrics(L, p, vloss, vm);
             lua_setfield(L, -2, "valid");
         }
-        if (o->sched && o->sched->kind == TK_SCHED_PLATEAU && o->sched->monitor &&
-            (vm || strncmp(o->sched->monitor, "valid.", 6) != 0))
-            tk_stepper_observe(p->st, monitored(p, o->sched->monitor, &r, vloss, vm));
+        bool maximize;
+        const char *watched = tk_sched_monitor(o->sched, &maximize);
+        if (watched && (vm || strncmp(watched, "valid.", 6) != 0))
+            tk_stepper_observe(p->st, monitored(p, watched, &r, vloss, vm));
         tk_stepper_state s = tk_stepper_get_state(p->st);
         if (!quiet) {
             printf("epoch %lld (step %lld)", (long long)s.epoch, (long long)s.step);

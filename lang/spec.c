@@ -27,6 +27,17 @@ static const char *keep(tk_pipeline *p, const char *s)
     return block + sizeof(char *);
 }
 
+/* n zeroed bytes kept for the pipeline's life, chained with keep's strings. */
+static void *keep_block(tk_pipeline *p, size_t n)
+{
+    char *block = calloc(1, sizeof(char *) + n);
+    if (!block)
+        return NULL;
+    memcpy(block, &p->strings, sizeof(char *));
+    p->strings = block;
+    return block + sizeof(char *);
+}
+
 /* ---------------------------------------------------------------- model */
 
 /* The attributes of one node or loss; each list value owns its arrays. */
@@ -45,8 +56,10 @@ static void attrs_free(attr_list *l)
     *l = (attr_list){NULL, 0};
 }
 
-/* Convert one Lua value into an attribute: 1 done, 0 no attribute form, -1 out of memory. */
-static int to_attr(lua_State *L, int idx, const char *key, tk_attr *a)
+/* Convert one Lua value into an attribute: 1 done, 0 no attribute form, -1 out of memory.
+ * Its strings and arrays are the Lua state's and malloc's (attrs_free), or with `kept`
+ * copies that live as long as that pipeline. */
+static int to_attr(lua_State *L, int idx, const char *key, tk_attr *a, tk_pipeline *kept)
 {
     *a = (tk_attr){.key = key};
     switch (lua_type(L, idx)) {
@@ -65,7 +78,7 @@ static int to_attr(lua_State *L, int idx, const char *key, tk_attr *a)
         return 1;
     case LUA_TSTRING:
         a->kind = TK_ATTR_STR;
-        a->s = lua_tostring(L, idx);
+        a->s = kept ? keep(kept, lua_tostring(L, idx)) : lua_tostring(L, idx);
         return 1;
     case LUA_TTABLE: {
         int n = (int)luaL_len(L, idx);
@@ -78,11 +91,14 @@ static int to_attr(lua_State *L, int idx, const char *key, tk_attr *a)
             if (!number)
                 return 0;
         }
-        int64_t *ints = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-        double *floats = malloc(sizeof(double) * (size_t)(n ? n : 1));
+        size_t ni = sizeof(int64_t) * (size_t)(n ? n : 1), nf = sizeof(double) * (size_t)(n ? n : 1);
+        int64_t *ints = kept ? keep_block(kept, ni) : malloc(ni);
+        double *floats = kept ? keep_block(kept, nf) : malloc(nf);
         if (!ints || !floats) {
-            free(ints);
-            free(floats);
+            if (!kept) {
+                free(ints);
+                free(floats);
+            }
             return -1;
         }
         for (int i = 1; i <= n; i++) {
@@ -116,7 +132,7 @@ static tk_status read_attrs(lua_State *L, int idx, attr_list *out, const char *w
         if (lua_type(L, -2) != LUA_TSTRING)
             continue;
         const char *key = lua_tostring(L, -2);
-        int done = to_attr(L, lua_gettop(L), key, &out->a[out->n]);
+        int done = to_attr(L, lua_gettop(L), key, &out->a[out->n], NULL);
         if (done <= 0) {
             lua_pop(L, 2);
             attrs_free(out);
@@ -320,79 +336,67 @@ static tk_status compile_model(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *c
 
 /* ---------------------------------------------------------------- training options */
 
-static const struct {
-    const char *name;
-    tk_sched_kind kind;
-} schedules[] = {{"constant", TK_SCHED_CONSTANT}, {"step", TK_SCHED_STEP},
-                 {"multistep", TK_SCHED_MULTISTEP}, {"exponential", TK_SCHED_EXPONENTIAL},
-                 {"cosine", TK_SCHED_COSINE}, {"cosine_restarts", TK_SCHED_COSINE_RESTARTS},
-                 {"linear", TK_SCHED_LINEAR}, {"polynomial", TK_SCHED_POLYNOMIAL},
-                 {"onecycle", TK_SCHED_ONECYCLE}, {"reduce_on_plateau", TK_SCHED_PLATEAU}};
+/* The schedule's own options are every field of its table but type, unit and the stdlib's
+ * _fields; their names and meanings are the runtime schedule's business. */
+static bool sched_option(lua_State *L, int key_idx)
+{
+    if (lua_type(L, key_idx) != LUA_TSTRING)
+        return false;
+    const char *k = lua_tostring(L, key_idx);
+    return k[0] != '_' && strcmp(k, "type") != 0 && strcmp(k, "unit") != 0;
+}
 
-/* The schedule table, with durations converted to optimizer steps. */
+/* The schedule table as its name and options, with the unit its durations count (steps per
+ * epoch or 1): which options are durations, and everything they mean, is the runtime
+ * schedule's (runtime/sched/), and every default the stdlib's. */
 static tk_status build_sched(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *ctx)
 {
     tk_sched_spec *s = &p->sched;
     lua_getfield(L, pipe, "schedule");
     int t = lua_gettop(L);
+    tk_status st = TK_OK;
     if (!lua_istable(L, t)) {
         lua_pop(L, 1);
         return TK_OK;
     }
-    const char *type = str_at(L, t, "type");
-    bool known = false;
-    for (size_t i = 0; type && i < sizeof schedules / sizeof schedules[0]; i++)
-        if (strcmp(type, schedules[i].name) == 0) {
-            s->kind = schedules[i].kind;
-            known = true;
-        }
-    if (!known) {
-        lua_pop(L, 1);
-        return tk_fail(ctx, TK_ERR_INPUT, "%s: unknown schedule '%s'",
-                       where_at(L, t, "schedule"), type ? type : "");
+    const char *where = where_at(L, t, "schedule");
+    const char *type = str_at(L, t, "type"), *unit = str_at(L, t, "unit");
+    type = type ? type : "";
+    unit = unit ? unit : "";
+    if (!tk_sched_known(type))
+        st = tk_fail(ctx, TK_ERR_INPUT, "%s: unknown schedule '%s'", where, type);
+    else if (strcmp(unit, "step") == 0)
+        s->unit = 1;
+    else if (strcmp(unit, "epoch") == 0)
+        s->unit = tk_train_steps_per_epoch(&p->train);
+    else
+        st = tk_fail(ctx, TK_ERR_RUNTIME, "internal error: %s: schedule unit '%s'", where, unit);
+    int n = 0;
+    for (lua_pushnil(L); st == TK_OK && lua_next(L, t); lua_pop(L, 1))
+        n += sched_option(L, -2);
+    tk_attr *attrs = st == TK_OK ? keep_block(p, sizeof(tk_attr) * (size_t)(n + 1)) : NULL;
+    if (st == TK_OK && !attrs)
+        st = out_of_memory(ctx);
+    s->n_attrs = 0;
+    for (lua_pushnil(L); st == TK_OK && s->n_attrs < n && lua_next(L, t); lua_pop(L, 1)) {
+        if (!sched_option(L, -2))
+            continue;
+        const char *key = lua_tostring(L, -2);
+        int done = to_attr(L, lua_gettop(L), keep(p, key), &attrs[s->n_attrs++], p);
+        if (done < 0)
+            st = out_of_memory(ctx);
+        else if (done == 0)
+            st = tk_fail(ctx, TK_ERR_INPUT, "%s: schedule option '%s' has an unsupported value",
+                         where, key);
     }
-    int64_t per_epoch = tk_train_steps_per_epoch(&p->train);
-    int64_t unit = str_is(L, t, "unit", "step") ? 1 : per_epoch;
-    s->total_steps = p->train.epochs * per_epoch;
-    s->step_size = (int64_t)num_at(L, t, "step_size") * unit;
-    s->gamma = num_at(L, t, "gamma");
-    s->T_max = (int64_t)num_at(L, t, "T_max") * unit;
-    s->eta_min = num_at(L, t, "eta_min");
-    s->T_0 = (int64_t)num_at(L, t, "T_0") * unit;
-    s->T_mult = (int64_t)num_at(L, t, "T_mult");
-    s->start_factor = num_at(L, t, "start_factor");
-    s->end_factor = num_at(L, t, "end_factor");
-    s->total_iters = (int64_t)num_at(L, t, "total_iters") * unit;
-    s->power = num_at(L, t, "power");
-    s->max_lr = num_at(L, t, "max_lr");
-    s->pct_start = num_at(L, t, "pct_start");
-    s->div_factor = num_at(L, t, "div_factor");
-    s->final_div_factor = num_at(L, t, "final_div_factor");
-    s->anneal_linear = str_is(L, t, "anneal_strategy", "linear");
-    s->monitor = str_at(L, t, "monitor") ? keep(p, str_at(L, t, "monitor")) : NULL;
-    s->mode_max = str_is(L, t, "mode", "max");
-    s->factor = num_at(L, t, "factor");
-    s->threshold = num_at(L, t, "threshold");
-    s->threshold_abs = str_is(L, t, "threshold_mode", "abs");
-    s->patience = (int64_t)num_at(L, t, "patience");
-    s->cooldown = (int64_t)num_at(L, t, "cooldown");
-    s->min_lr = num_at(L, t, "min_lr");
-    s->warmup_steps = (int64_t)num_at(L, t, "warmup_steps");
-    s->warmup_start_factor = num_at(L, t, "warmup_start_factor");
-    lua_getfield(L, t, "milestones");
-    int n = lua_istable(L, -1) ? (int)luaL_len(L, -1) : 0;
-    p->milestones = calloc((size_t)(n ? n : 1), sizeof(int64_t));
-    for (int i = 1; p->milestones && i <= n; i++) {
-        lua_rawgeti(L, -1, i);
-        p->milestones[s->n_milestones++] = (int64_t)lua_tonumber(L, -1) * unit;
-        lua_pop(L, 1);
+    if (st == TK_OK) {
+        s->name = keep(p, type);
+        s->attrs = attrs;
+        s->total_steps = p->train.epochs * tk_train_steps_per_epoch(&p->train);
+        p->train.sched = s;
     }
-    s->milestones = p->milestones;
-    lua_pop(L, 2);
-    if (!p->milestones)
-        return out_of_memory(ctx);
-    p->train.sched = s;
-    return TK_OK;
+    lua_settop(L, t - 1);
+    return st;
 }
 
 /* A monitor record {monitor=, mode=} at field k of table t (false or nil: none). */
@@ -565,7 +569,6 @@ void tk_pipeline_free(tk_pipeline *p)
     }
     free(p->metrics);
     free(p->renames);
-    free(p->milestones);
     free(p->data_note);
     free(p->name);
     memset(p, 0, sizeof *p);

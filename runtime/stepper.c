@@ -71,9 +71,7 @@ tk_status tk_stepper_new(tk_model *m, const tk_train_opts *o, tk_stepper **out, 
         s->lrs[g] = tk_model_group(m, g).h.lr;
         s->override[g] = NAN;
     }
-    tk_sched_spec constant = {.kind = TK_SCHED_CONSTANT};
-    tk_status st = tk_sched_new(o->sched ? o->sched : &constant, s->n_groups, s->lrs,
-                                &s->sched, ctx);
+    tk_status st = tk_sched_new(o->sched, s->n_groups, s->lrs, &s->sched, ctx);
     tk_view *views[3] = {o->train, o->valid, o->test};
     tk_loader_opts lo = {.batch_size = o->batch_size, .shuffle = o->shuffle,
                          .drop_last = o->drop_last, .seed = o->seed, .prefetch = true};

@@ -462,39 +462,31 @@ void tk_view_transform(const tk_view *v, float *x, int64_t n);
 
 /* ---------------------------------------------------------------- LR schedules */
 
-typedef enum {
-    TK_SCHED_CONSTANT, TK_SCHED_STEP, TK_SCHED_MULTISTEP, TK_SCHED_EXPONENTIAL, TK_SCHED_COSINE,
-    TK_SCHED_COSINE_RESTARTS, TK_SCHED_LINEAR, TK_SCHED_POLYNOMIAL, TK_SCHED_ONECYCLE,
-    TK_SCHED_PLATEAU
-} tk_sched_kind;
-
-/* Every duration is in optimizer steps (the caller converts epochs with steps per epoch). */
+/* A schedule by name (one of runtime/sched/registry.c, the names of the stdlib's tk.sched.*)
+ * with its options as tk_attrs: numbers (INT or FLOAT), strings, lists of integers
+ * (milestones). Every option is given, the stdlib having resolved the defaults (C states
+ * none: a missing one is an internal error naming it), except the few whose absence means
+ * something (T_max, total_iters: the run after the warmup). Besides its own options every
+ * schedule takes warmup_steps (always optimizer steps) and warmup_start_factor. */
 typedef struct {
-    tk_sched_kind kind;
-    int64_t total_steps;               /* the whole run: cosine's default T_max, onecycle */
-    int64_t step_size;                 /* step */
-    const int64_t *milestones;         /* multistep, ascending */
-    int n_milestones;
-    double gamma;                      /* step, multistep, exponential */
-    int64_t T_max;                     /* cosine; 0 = total_steps - warmup_steps */
-    double eta_min;                    /* cosine, cosine_restarts */
-    int64_t T_0, T_mult;               /* cosine_restarts */
-    double start_factor, end_factor;   /* linear */
-    int64_t total_iters;               /* linear, polynomial; 0 = total_steps - warmup */
-    double power;                      /* polynomial */
-    double max_lr, pct_start, div_factor, final_div_factor; /* onecycle */
-    bool anneal_linear;                /* onecycle: "linear" instead of "cos" */
-    bool mode_max;                     /* plateau */
-    double factor, threshold, min_lr;
-    bool threshold_abs;                /* threshold_mode "abs" instead of "rel" */
-    int64_t patience, cooldown;
-    int64_t warmup_steps;              /* composes with any kind */
-    double warmup_start_factor;
-    const char *monitor;               /* plateau: the value it watches ("valid.loss") */
+    const char *name;
+    const tk_attr *attrs;
+    int n_attrs;
+    int64_t unit;              /* optimizer steps per unit of the durations each schedule
+                                * declares (step_size, T_max, milestones, ...): steps per
+                                * epoch, or 1 */
+    int64_t total_steps;       /* the whole run: the default T_max, onecycle's cycle */
 } tk_sched_spec;
 
+/* Whether `name` is a registered schedule. */
+bool tk_sched_known(const char *name);
+/* The value the schedule observes after each evaluation (reduce_on_plateau's monitor, and
+ * *maximize from its mode), or NULL when it observes nothing (or spec is NULL). */
+const char *tk_sched_monitor(const tk_sched_spec *spec, bool *maximize);
+
 typedef struct tk_sched tk_sched;
-/* base_lrs: each group's own lr. Errors (e.g. step_size 0, onecycle without total_steps). */
+/* base_lrs: each group's own lr; spec NULL: a constant lr. Errors name the schedule and option
+ * (e.g. step_size 0, onecycle without total_steps). */
 tk_status tk_sched_new(const tk_sched_spec *spec, int n_groups, const double *base_lrs,
                        tk_sched **out, tk_ctx *ctx);
 void tk_sched_free(tk_sched *s);
@@ -502,9 +494,9 @@ void tk_sched_free(tk_sched *s);
  * equal to torch.optim.lr_scheduler after `step` calls of scheduler.step() (with warmup:
  * SequentialLR of LinearLR(warmup_start_factor, 1, warmup_steps) and the schedule). */
 void tk_sched_lrs(const tk_sched *s, int64_t step, double *lrs);
-/* reduce_on_plateau: the monitored value after an evaluation (other kinds ignore it). */
+/* The monitored value after an evaluation (schedules that observe nothing ignore it). */
 void tk_sched_observe(tk_sched *s, double value);
-/* State beyond the step count (plateau's best, counters and factors), for checkpoints. */
+/* State beyond the step count (reduce_on_plateau's best, counters and lrs), for checkpoints. */
 int tk_sched_state_size(const tk_sched *s);
 void tk_sched_get_state(const tk_sched *s, double *out);
 void tk_sched_set_state(tk_sched *s, const double *in);

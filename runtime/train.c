@@ -163,11 +163,12 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
             return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s' needs at least %d classes, and "
                            "there are %d (the last layer's outputs)", o->metrics[i], k,
                            output_width(m));
-    tk_monitor plateau = {o->sched && o->sched->kind == TK_SCHED_PLATEAU ? o->sched->monitor
-                                                                           : NULL, false};
+    tk_monitor watched = {NULL, false};
+    watched.name = tk_sched_monitor(o->sched, &watched.maximize);
     if (check_monitor(&o->best, "save.best", o, accuracy, ctx) != TK_OK ||
         check_monitor(&o->stop, "early_stop", o, accuracy, ctx) != TK_OK ||
-        check_monitor(&plateau, "reduce_on_plateau", o, accuracy, ctx) != TK_OK)
+        check_monitor(&watched, watched.name ? o->sched->name : "schedule", o, accuracy,
+                      ctx) != TK_OK)
         return TK_ERR_INPUT;
     if (o->restore_best && (!o->best.name || !o->stop.name ||
                             strcmp(o->best.name, o->stop.name) != 0 ||
@@ -532,10 +533,9 @@ static tk_status end_epoch(trainer *t, int64_t epoch, bool *stop)
     char path[4400];
     t->st.epoch = epoch;
     t->st.cursor = 0;
-    if (o->sched && o->sched->kind == TK_SCHED_PLATEAU && o->sched->monitor) {
-        tk_monitor plateau = {o->sched->monitor, o->sched->mode_max};
-        tk_sched_observe(t->sched, monitored(t, &plateau));
-    }
+    tk_monitor watched = {NULL, false};
+    if ((watched.name = tk_sched_monitor(o->sched, &watched.maximize)))
+        tk_sched_observe(t->sched, monitored(t, &watched));
     if (o->best.name) {
         double v = monitored(t, &o->best);
         if (improved(&o->best, v, t->st.best, 0.0)) {
@@ -719,9 +719,7 @@ static tk_status setup(trainer *t)
         return tk_fail(t->ctx, TK_ERR_RUNTIME, "out of memory");
     for (int k = 0; k < n_groups; k++)
         t->lrs[k] = t->base_lrs[k] = tk_model_group(m, k).h.lr;
-    tk_sched_spec constant = {.kind = TK_SCHED_CONSTANT};
-    if (tk_sched_new(o->sched ? o->sched : &constant, n_groups, t->base_lrs, &t->sched,
-                     t->ctx) != TK_OK)
+    if (tk_sched_new(o->sched, n_groups, t->base_lrs, &t->sched, t->ctx) != TK_OK)
         return TK_ERR_INPUT;
     t->st.best = t->st.stop_best = NAN;
     t->st.n_sched = tk_sched_state_size(t->sched);

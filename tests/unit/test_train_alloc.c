@@ -239,8 +239,13 @@ static run_result run(const char *name, int k, int64_t epochs)
                        .tensorboard = true, .log_every = 1, .report = report,
                        .progress = on_progress, .progress_ud = &w};
     res.steps_per_epoch = tk_train_steps_per_epoch(&o);
-    tk_sched_spec sched = {.kind = TK_SCHED_COSINE, .total_steps = epochs * res.steps_per_epoch,
-                           .warmup_steps = 2, .warmup_start_factor = 0.1};
+    const tk_attr cosine[] = {
+        {.key = "eta_min", .kind = TK_ATTR_FLOAT, .f = 0},
+        {.key = "warmup_steps", .kind = TK_ATTR_INT, .i = 2},
+        {.key = "warmup_start_factor", .kind = TK_ATTR_FLOAT, .f = 0.1},
+    };
+    tk_sched_spec sched = {.name = "cosine", .attrs = cosine, .n_attrs = 3, .unit = 1,
+                           .total_steps = epochs * res.steps_per_epoch};
     o.sched = &sched;
 
     check_count_allocations();
