@@ -391,6 +391,7 @@ static tk_status build_sched(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *ctx
     }
     if (st == TK_OK) {
         s->name = keep(p, type);
+        s->where = keep(p, where);
         s->attrs = attrs;
         s->total_steps = p->train.epochs * tk_train_steps_per_epoch(&p->train);
         p->train.sched = s;

@@ -470,6 +470,7 @@ void tk_view_transform(const tk_view *v, float *x, int64_t n);
  * schedule takes warmup_steps (always optimizer steps) and warmup_start_factor. */
 typedef struct {
     const char *name;
+    const char *where;         /* the script line, prefixed to messages (NULL: none) */
     const tk_attr *attrs;
     int n_attrs;
     int64_t unit;              /* optimizer steps per unit of the durations each schedule

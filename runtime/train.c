@@ -132,6 +132,22 @@ static tk_status check_monitor(const tk_monitor *mon, const char *what, const tk
                    accuracy ? ", accuracy" : "");
 }
 
+/* The schedule's options against the groups' lrs, so `tkrun check` finds their mistakes. */
+static tk_status check_sched(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
+{
+    int n = tk_model_group_count(m);
+    double *lrs = tk_calloc((size_t)n, sizeof(double));
+    if (!lrs)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    for (int g = 0; g < n; g++)
+        lrs[g] = tk_model_group(m, g).h.lr;
+    tk_sched *s;
+    tk_status st = tk_sched_new(o->sched, n, lrs, &s, ctx);
+    tk_sched_free(s);
+    tk_free(lrs);
+    return st;
+}
+
 tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
 {
     if (!o->train || tk_view_len(o->train) == 0)
@@ -176,7 +192,7 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
         return tk_fail(ctx, TK_ERR_INPUT, "early_stop.restore_best restores best.safetensors, "
                        "so save.best must monitor the same value as early_stop ('%s')",
                        o->stop.name ? o->stop.name : "?");
-    return TK_OK;
+    return check_sched(m, o, ctx);
 }
 
 /* ---------------------------------------------------------------- the trainer */

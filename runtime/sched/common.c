@@ -30,7 +30,8 @@ tk_status tk_sched_fail(const tk_sched *s, tk_ctx *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return tk_fail(ctx, TK_ERR_INPUT, "sched.%s: %s", s->def->name, msg);
+    return tk_fail(ctx, TK_ERR_INPUT, "%s%ssched.%s: %s", s->where ? s->where : "",
+                   s->where ? ": " : "", s->def->name, msg);
 }
 
 /* A spec the stdlib cannot produce (a missing or mistyped option): lang/ and the stdlib
@@ -336,6 +337,7 @@ tk_status tk_sched_new(const tk_sched_spec *spec, int n_groups, const double *ba
     if (!s)
         return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
     s->def = def;
+    s->where = spec ? spec->where : NULL;
     s->n = n_groups > 0 ? n_groups : 0;
     tk_status st = setup(s, spec, base_lrs, ctx);
     if (st != TK_OK) {

@@ -46,6 +46,7 @@ typedef struct tk_sched_def tk_sched_def;
 
 struct tk_sched {
     const tk_sched_def *def;
+    const char *where;         /* the script line, for messages (NULL: none) */
     int n;                     /* parameter groups */
     double *base;              /* each group's own lr */
     int64_t total_steps;       /* the whole run, in optimizer steps */
