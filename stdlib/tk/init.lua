@@ -225,8 +225,15 @@ local DEFAULT_METRICS = {classification = {"accuracy"}, regression = {"mae", "rm
     multilabel = {"accuracy"}}
 local LOSSES_OF = {classification = "cross_entropy, nll", regression = "mse, l1, smooth_l1, huber",
     multilabel = "bce_with_logits"}
-local METRIC_NAMES = {"accuracy", "precision", "recall", "f1", "confusion", "mae", "rmse", "r2",
-    "exact_match"}
+local METRIC_NAMES = {}
+do
+    local seen = {}
+    for _, task in ipairs{"classification", "regression", "multilabel"} do
+        for _, m in ipairs(METRICS[task]) do
+            if not seen[m] then METRIC_NAMES[#METRIC_NAMES + 1], seen[m] = m, true end
+        end
+    end
+end
 
 local function top_k(m) local k = m:match("^top(%d+)$") return k and tonumber(k) >= 1 end
 
