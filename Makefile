@@ -7,7 +7,7 @@ DEPS = build-essential cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev lib
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 FUZZ_SECONDS ?= 60
-FUZZ_SOURCES = $(wildcard runtime/*.c runtime/ops/*.c runtime/optim/*.c runtime/data/*.c)
+FUZZ_SOURCES = $(wildcard runtime/*.c runtime/ops/*.c runtime/optim/*.c runtime/sched/*.c runtime/data/*.c)
 FUZZ_FLAGS = -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iruntime \
              $(shell pkg-config --cflags openblas) -fsanitize=fuzzer,address,undefined
 FUZZ_LIBS = $(shell pkg-config --libs openblas libpng libjpeg) -lcsv -lz -lpthread -lm

@@ -5,19 +5,18 @@
 #include "cli.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const split_names[3] = {"train", "valid", "test"};
 
-/* The metric names to report: the task's base ones, then the script's, each once. */
-static int metric_list(const tk_pipeline *p, bool classification, const char **out, int cap)
+/* The metric names to report: the ones every report of the task shows, then the script's,
+ * each once. */
+static int metric_list(const tk_pipeline *p, const char **out, int cap)
 {
-    static const char *const cls[] = {"accuracy"}, *const reg[] = {"mae", "rmse", "r2"};
     int n = 0;
-    const char *const *base = classification ? cls : reg;
-    int n_base = classification ? 1 : 3;
-    for (int i = 0; i < n_base; i++)
-        out[n++] = base[i];
+    for (const char *m; n < cap && (m = tk_metric_always(tk_model_task(p->model), n));)
+        out[n++] = m;
     for (int i = 0; i < p->train.n_metrics && n < cap; i++) {
         const char *m = p->metrics[i];
         bool dup = strcmp(m, "confusion") == 0;
@@ -111,13 +110,18 @@ static int run_eval(const tk_cli *c, tk_session *s)
         return tk_cli_exit(st, s->ctx);
     tk_view *v = s->p.views[which];
     const tk_dataset *ds = tk_view_dataset(v);
-    bool classification = tk_dataset_label_kind(ds) == TK_LABEL_CLASS;
-    const char *names[40];
-    int n = metric_list(&s->p, classification, names, 40);
+    bool classification = tk_model_task(s->p.model) == TK_TASK_CLASSIFICATION;
+    int cap = s->p.train.n_metrics + 4;
+    const char **names = malloc(sizeof *names * (size_t)cap);
+    if (!names)
+        return tk_cli_exit(tk_fail(s->ctx, TK_ERR_RUNTIME, "out of memory"), s->ctx);
+    int n = metric_list(&s->p, names, cap);
     tk_eval_result r;
     st = tk_evaluate(s->p.model, v, s->p.train.batch_size, names, n, &r, s->ctx);
-    if (st != TK_OK)
+    if (st != TK_OK) {
+        free(names);
         return tk_cli_exit(st, s->ctx);
+    }
     if (c->json) {
         print_json(c, used, split, &r, names, ds,
                    classification ? tk_model_output_width(s->p.model) : 0);
@@ -130,6 +134,7 @@ static int run_eval(const tk_cli *c, tk_session *s)
         tk_metrics_write_report(r.metrics, ds, stdout);
     }
     tk_eval_result_free(&r);
+    free(names);
     return 0;
 }
 

@@ -5,7 +5,8 @@
  * scale and normalisation the weights recorded (data.mul/data.add), else the training view's,
  * are applied to the raw values.
  * Prints the top-k classes with softmax probabilities (class names when the labels were
- * strings), or the regression values; --json for machines. Not here: the forward pass
+ * strings), each label's probability for a multi-label model, or the regression values;
+ * --json for machines. Not here: the forward pass
  * (runtime tk_model_predict), file decoding (runtime image, npy, csv readers). */
 #include "cli.h"
 
@@ -242,7 +243,8 @@ static tk_status read_csv(const char *path, lua_State *L, const tk_dataset *trai
 /* ---------------------------------------------------------------- output */
 
 typedef struct {
-    bool json, classes, first;
+    bool json, first;
+    tk_task task;
     int top, width;
     const tk_dataset *train;
 } printer;
@@ -256,7 +258,8 @@ static void class_label(const printer *pr, int id, char *buf, size_t cap)
         snprintf(buf, cap, "%d", id);
 }
 
-/* One sample: the top-k classes by softmax probability, or the regression values. */
+/* One sample: the top-k classes by softmax probability, each label's probability (sigmoid),
+ * or the regression values. */
 static void print_sample(printer *pr, const char *where, const float *out)
 {
     if (pr->json) {
@@ -266,11 +269,14 @@ static void print_sample(printer *pr, const char *where, const float *out)
         printf("%s", where);
     }
     pr->first = false;
-    if (!pr->classes) {
-        fputs(pr->json ? ", \"values\": [" : " ", stdout);
-        for (int k = 0; k < pr->width; k++)
-            printf(pr->json ? "%s%.9g" : "%s%.6g", k ? (pr->json ? ", " : " ") : "",
-                   (double)out[k]);
+    if (pr->task != TK_TASK_CLASSIFICATION) {
+        bool labels = pr->task == TK_TASK_MULTILABEL;
+        fputs(!pr->json ? " " : labels ? ", \"probabilities\": [" : ", \"values\": [", stdout);
+        for (int k = 0; k < pr->width; k++) {
+            double v = labels ? 1.0 / (1.0 + exp(-(double)out[k])) : (double)out[k];
+            printf(pr->json ? "%s%.9g" : labels ? "%s%.4f" : "%s%.6g",
+                   k ? (pr->json ? ", " : " ") : "", v);
+        }
         fputs(pr->json ? "]}" : "\n", stdout);
         return;
     }
@@ -368,8 +374,8 @@ static int run_predict(const tk_cli *c, tk_session *s)
     tk_shape in = tk_model_input_shape(m);
     printer pr = {.json = c->json, .first = true, .width = tk_model_output_width(m),
                   .train = train,
-                  .classes = tk_dataset_label_kind(train) == TK_LABEL_CLASS};
-    if (pr.classes && pr.width > 4096) {
+                  .task = tk_model_task(m)};
+    if (pr.task == TK_TASK_CLASSIFICATION && pr.width > 4096) {
         free(mul);
         return tk_cli_exit(tk_fail(s->ctx, TK_ERR_INPUT, "predict: %d classes is more than "
                                    "4096", pr.width), s->ctx);

@@ -29,10 +29,9 @@ typedef struct {
     tk_model *model;
     tk_train_opts train;
     tk_sched_spec sched;
-    int64_t milestones[64];
-    const char *metrics[32];
+    const char **metrics;      /* train.metrics points here */
     const char *init_path;     /* init = {...} of the script (NULL: none) */
-    tk_rename renames[32];
+    tk_rename *renames;
     int n_renames;
     bool init_strict;
     int threads;               /* threads = N of the script (0: not set) */

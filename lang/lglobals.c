@@ -166,7 +166,7 @@ static void push_opt(lua_State *L, const pipeline *p, int spec, int pidx)
                                                "elements", "weight_decay", NULL};
     const tk_model *m = p->s->p.model;
     lua_newtable(L);
-    lua_pushstring(L, tk_optim_kind_name(tk_model_optim_kind(m)));
+    lua_pushstring(L, tk_model_optim_name(m));
     lua_setfield(L, -2, "kind");
     lua_newtable(L);
     for (int g = 0; g < tk_model_group_count(m); g++) {

@@ -60,7 +60,7 @@ tk_shape tk_lp_input_shape(const pipeline *p)
 
 bool tk_lp_classification(const pipeline *p)
 {
-    return tk_dataset_label_kind(tk_lp_train(p)) == TK_LABEL_CLASS;
+    return tk_model_task(p->s->p.model) == TK_TASK_CLASSIFICATION;
 }
 
 static void print_report(void (*fn)(FILE *, const tk_model *), const tk_model *m)
@@ -326,15 +326,10 @@ static void push_metrics(lua_State *L, const pipeline *p, double loss, const tk_
     lua_newtable(L);
     lua_pushnumber(L, loss);
     lua_setfield(L, -2, "loss");
-    static const char *const regression[] = {"mae", "rmse", "r2"};
-    if (tk_lp_classification(p)) {
-        lua_pushnumber(L, tk_metrics_accuracy(mt));
-        lua_setfield(L, -2, "accuracy");
-    } else {
-        for (int k = 0; k < 3; k++) {
-            lua_pushnumber(L, tk_metrics_value(mt, regression[k]));
-            lua_setfield(L, -2, regression[k]);
-        }
+    const tk_task task = tk_model_task(pl->model);
+    for (int k = 0; tk_metric_always(task, k); k++) {
+        lua_pushnumber(L, tk_metrics_value(mt, tk_metric_always(task, k)));
+        lua_setfield(L, -2, tk_metric_always(task, k));
     }
     for (int k = 0; k < pl->train.n_metrics; k++) {
         const char *name = pl->metrics[k];
@@ -416,7 +411,7 @@ static void print_pass(const char *split, double loss, double acc)
         printf(" accuracy %.4f", acc);
 }
 
-/* The value a reduce_on_plateau schedule watches, from the epoch's passes. */
+/* The value the schedule watches (reduce_on_plateau's monitor), from the epoch's passes. */
 static double monitored(const pipeline *p, const char *name, const tk_stepper_result *r,
                         double valid_loss, const tk_metrics *valid)
 {
@@ -498,9 +493,10 @@ static int p_fit(lua_State *L)
             push_metrics(L, p, vloss, vm);
             lua_setfield(L, -2, "valid");
         }
-        if (o->sched && o->sched->kind == TK_SCHED_PLATEAU && o->sched->monitor &&
-            (vm || strncmp(o->sched->monitor, "valid.", 6) != 0))
-            tk_stepper_observe(p->st, monitored(p, o->sched->monitor, &r, vloss, vm));
+        bool maximize;
+        const char *watched = tk_sched_monitor(o->sched, &maximize);
+        if (watched && (vm || strncmp(watched, "valid.", 6) != 0))
+            tk_stepper_observe(p->st, monitored(p, watched, &r, vloss, vm));
         tk_stepper_state s = tk_stepper_get_state(p->st);
         if (!quiet) {
             printf("epoch %lld (step %lld)", (long long)s.epoch, (long long)s.step);

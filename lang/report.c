@@ -305,33 +305,15 @@ static void print_names(FILE *f, const tk_model *m, int g)
 
 void tk_print_groups(FILE *f, const tk_model *m)
 {
-    tk_optim_kind kind = tk_model_optim_kind(m);
-    fprintf(f, "optimizer %s\n%-5s %-24s %7s %10s %10s %12s  %s\n", tk_optim_kind_name(kind),
+    const char *type = tk_model_optim_name(m);
+    fprintf(f, "optimizer %s\n%-5s %-24s %7s %10s %10s %12s  %s\n", type,
             "group", "patterns", "tensors", "elements", "lr", "weight_decay", "options");
     for (int g = 0; g < tk_model_group_count(m); g++) {
         tk_group_info gi = tk_model_group(m, g);
         const tk_optim_hparams *h = &gi.h;
         char opts[256], elements[32];
         thousands(elements, sizeof elements, gi.elements);
-        switch (kind) {
-        case TK_OPT_SGD:
-            snprintf(opts, sizeof opts, "momentum=%g dampening=%g nesterov=%s", h->momentum,
-                     h->dampening, h->nesterov ? "true" : "false");
-            break;
-        case TK_OPT_ADAM:
-        case TK_OPT_ADAMW:
-            snprintf(opts, sizeof opts, "betas=(%g, %g) eps=%g amsgrad=%s", h->beta1, h->beta2,
-                     h->eps, h->amsgrad ? "true" : "false");
-            break;
-        case TK_OPT_RMSPROP:
-            snprintf(opts, sizeof opts, "alpha=%g eps=%g momentum=%g centered=%s", h->alpha,
-                     h->eps, h->momentum, h->centered ? "true" : "false");
-            break;
-        case TK_OPT_ADAGRAD:
-            snprintf(opts, sizeof opts, "lr_decay=%g eps=%g initial_accumulator_value=%g",
-                     h->lr_decay, h->eps, h->initial_accumulator_value);
-            break;
-        }
+        tk_optim_describe(type, h, opts, sizeof opts);
         fprintf(f, "%-5d %-24s %7d %10s %10g %12g  %s\n", g, gi.patterns, gi.tensors, elements,
                 h->lr, h->weight_decay, opts);
         print_names(f, m, g);

@@ -51,16 +51,14 @@ tk_status tk_evaluate(tk_model *m, tk_view *v, int batch_size, const char *const
 {
     memset(out, 0, sizeof *out);
     const tk_dataset *ds = tk_view_dataset(v);
-    const bool classification = tk_dataset_label_kind(ds) == TK_LABEL_CLASS;
-    const int width = tk_model_output_width(m);
     if (batch_size <= 0 || batch_size > tk_model_batch(m))
         batch_size = tk_model_batch(m);
     if (tk_view_len(v) == 0)
         return tk_fail(ctx, TK_ERR_INPUT, "%s: no samples to evaluate", tk_dataset_source(ds));
     for (int k = 0; k < n_metrics; k++)
-        if (tk_metric_check(metrics[k], classification, ctx) != TK_OK)
+        if (tk_metric_check(metrics[k], tk_model_task(m), ctx) != TK_OK)
             return TK_ERR_INPUT;
-    out->metrics = tk_metrics_new(classification ? width : 0, tk_dataset_label_width(ds));
+    out->metrics = tk_metrics_for(m, ds);
     out->values = tk_calloc((size_t)(n_metrics > 0 ? n_metrics : 1), sizeof(double));
     tk_loader_opts lo = {.batch_size = batch_size, .prefetch = true};
     tk_loader *ld = NULL;
@@ -81,7 +79,8 @@ tk_status tk_evaluate(tk_model *m, tk_view *v, int batch_size, const char *const
             st = tk_model_eval(m, n, &loss, ctx);
             if (st != TK_OK)
                 break;
-            tk_metrics_add(out->metrics, tk_model_output(m), width, tk_model_target(m), n);
+            tk_metrics_add(out->metrics, tk_model_output(m), tk_model_output_width(m),
+                           tk_model_target(m), n);
             if (weight > 0) {
                 loss_sum += (double)loss * weight;
                 loss_weight += weight;

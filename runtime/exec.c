@@ -283,7 +283,12 @@ tk_group_info tk_model_group(const tk_model *m, int g)
     return (tk_group_info){r->tensors, r->size, r->h, r->patterns};
 }
 
-tk_optim_kind tk_model_optim_kind(const tk_model *m)
+tk_task tk_model_task(const tk_model *m)
 {
-    return m->kind;
+    return m->g->task;
+}
+
+const char *tk_model_optim_name(const tk_model *m)
+{
+    return m->opt->name;
 }

@@ -109,9 +109,28 @@ void tk_graph_set_output(tk_graph *g, int node)
     g->output = node;
 }
 
-void tk_graph_set_loss(tk_graph *g, int node)
+void tk_graph_set_loss(tk_graph *g, int node, tk_task task)
 {
     g->loss = node;
+    g->task = task;
+}
+
+static const char *const task_names[] = {
+    [TK_TASK_CLASSIFICATION] = "classification", [TK_TASK_REGRESSION] = "regression",
+    [TK_TASK_MULTILABEL] = "multilabel",
+};
+
+bool tk_task_parse(const char *name, tk_task *out)
+{
+    for (int t = 0; name && t < (int)(sizeof task_names / sizeof task_names[0]); t++)
+        if (strcmp(name, task_names[t]) == 0)
+            return *out = (tk_task)t, true;
+    return false;
+}
+
+const char *tk_task_name(tk_task t)
+{
+    return (unsigned)t < sizeof task_names / sizeof task_names[0] ? task_names[t] : "?";
 }
 
 static bool copy_attr(tk_attr *dst, const tk_attr *src)
@@ -365,6 +384,7 @@ tk_graph *tk_graph_clone(const tk_graph *g)
     c->target = g->target;
     c->output = g->output;
     c->loss = g->loss;
+    c->task = g->task;
     c->batch = g->batch;
     return c;
 fail:

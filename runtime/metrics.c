@@ -4,8 +4,10 @@
  * the true class among the logits; accuracy, top-K for any K and the per-class and macro
  * precision/recall/f1 (sklearn's definitions, zero_division=0) all derive from those two.
  * Regression keeps, per output, the error sums and a Welford mean/M2 of the targets (r2).
- * Everything is allocated by tk_metrics_new: tk_metrics_add runs on every training batch
- * and allocates nothing.
+ * Multi-label counts the labels and the samples it got right (a logit > 0 says yes, a
+ * target > 0.5 is yes). Everything is allocated by tk_metrics_new: tk_metrics_add runs on
+ * every training batch and allocates nothing. The metrics are one name-keyed table
+ * (`registry`): a metric is its value function and one line there.
  *
  * Not here: the loss (ops/), logging of the values (train.c), printing to the terminal
  * (the report writes only to the FILE * it is given).
@@ -17,10 +19,12 @@
 #include <string.h>
 
 struct tk_metrics {
+    tk_task task;
     int n_classes, label_width;
     int64_t count;             /* samples counted (ignored class rows excluded) */
+    int64_t correct;           /* classification: samples; multi-label: labels */
+    int64_t exact;             /* multi-label: samples with every label right */
     /* classification */
-    int64_t correct;
     int64_t *confusion;        /* n_classes x n_classes, [true][predicted] */
     int64_t *rank;             /* rank[r]: samples whose true class ranked r (0 = top) */
     /* regression, label_width each (one allocation, `abs_err` owns it) */
@@ -28,22 +32,23 @@ struct tk_metrics {
     double *mean, *m2;         /* Welford: running mean of y and sum of squared deviations */
 };
 
-tk_metrics *tk_metrics_new(int n_classes, int label_width)
+tk_metrics *tk_metrics_new(tk_task task, int n_classes, int label_width)
 {
-    if (n_classes < 0 || label_width < 0)
+    if (n_classes < 0 || label_width < 0 || (task == TK_TASK_CLASSIFICATION) != (n_classes > 0))
         return NULL;
     tk_metrics *mt = tk_calloc(1, sizeof *mt);
     if (!mt)
         return NULL;
+    mt->task = task;
     mt->n_classes = n_classes;
     mt->label_width = label_width;
     bool ok = true;
-    if (n_classes > 0) {
+    if (task == TK_TASK_CLASSIFICATION) {
         size_t c = (size_t)n_classes;
         mt->confusion = tk_calloc(c * c, sizeof(int64_t));
         mt->rank = tk_calloc(c, sizeof(int64_t));
         ok = mt->confusion && mt->rank;
-    } else if (label_width > 0) {
+    } else if (task == TK_TASK_REGRESSION && label_width > 0) {
         size_t w = (size_t)label_width;
         mt->abs_err = tk_calloc(4 * w, sizeof(double));
         ok = mt->abs_err != NULL;
@@ -60,9 +65,16 @@ tk_metrics *tk_metrics_new(int n_classes, int label_width)
     return mt;
 }
 
+tk_metrics *tk_metrics_for(const tk_model *m, const tk_dataset *ds)
+{
+    const tk_task task = tk_model_task(m);
+    return tk_metrics_new(task, task == TK_TASK_CLASSIFICATION ? tk_model_output_width(m) : 0,
+                          tk_dataset_label_width(ds));
+}
+
 void tk_metrics_reset(tk_metrics *mt)
 {
-    mt->count = mt->correct = 0;
+    mt->count = mt->correct = mt->exact = 0;
     if (mt->n_classes > 0) {
         size_t c = (size_t)mt->n_classes;
         memset(mt->confusion, 0, c * c * sizeof(int64_t));
@@ -129,11 +141,30 @@ static void add_regression(tk_metrics *mt, const float *pred, int out_width,
     }
 }
 
+static void add_labels(tk_metrics *mt, const float *pred, int out_width, const float *target,
+                       int n)
+{
+    const int lw = mt->label_width;
+    const int w = out_width < lw ? out_width : lw;
+    for (int i = 0; i < n; i++) {
+        const float *z = pred + (size_t)i * (size_t)out_width;
+        const float *y = target + (size_t)i * (size_t)lw;
+        int right = 0;
+        for (int k = 0; k < w; k++)
+            right += (z[k] > 0) == (y[k] > 0.5f);
+        mt->count++;
+        mt->correct += right;
+        mt->exact += right == lw;
+    }
+}
+
 void tk_metrics_add(tk_metrics *mt, const float *pred, int out_width, const float *target, int n)
 {
     if (n <= 0)
         return;
-    if (mt->n_classes > 0)
+    if (mt->task == TK_TASK_MULTILABEL)
+        add_labels(mt, pred, out_width, target, n);
+    else if (mt->n_classes > 0)
         add_classes(mt, pred, out_width, target, n);
     else if (mt->label_width > 0)
         add_regression(mt, pred, out_width, target, n);
@@ -156,8 +187,10 @@ int64_t tk_metrics_count(const tk_metrics *mt)
 
 double tk_metrics_accuracy(const tk_metrics *mt)
 {
-    if (mt->n_classes == 0 || mt->count == 0)
+    if (mt->count == 0 || mt->task == TK_TASK_REGRESSION)
         return NAN;
+    if (mt->task == TK_TASK_MULTILABEL)
+        return mt->label_width ? (double)mt->correct / ((double)mt->count * mt->label_width) : NAN;
     return (double)mt->correct / (double)mt->count;
 }
 
@@ -179,44 +212,6 @@ static bool parse_topk(const char *name, int *k)
     }
     *k = (int)v;
     return true;
-}
-
-static const char *const class_names[] = {"accuracy", "precision", "recall", "f1", "confusion"};
-static const char *const regression_names[] = {"mae", "rmse", "r2"};
-
-static bool in_list(const char *name, const char *const *list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(name, list[i]) == 0)
-            return true;
-    return false;
-}
-
-#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
-
-tk_status tk_metric_check(const char *name, bool classification, tk_ctx *ctx)
-{
-    const char *nm = name ? name : "";
-    int k = 0;
-    bool topk = parse_topk(nm, &k);
-    bool is_class = topk || in_list(nm, class_names, COUNT_OF(class_names));
-    bool is_regr = in_list(nm, regression_names, COUNT_OF(regression_names));
-    if (!is_class && !is_regr) {
-        if (classification)
-            return tk_fail(ctx, TK_ERR_INPUT, "metrics: unknown metric '%s' (valid for "
-                           "classification: accuracy, top<K>, precision, recall, f1, "
-                           "confusion)", nm);
-        return tk_fail(ctx, TK_ERR_INPUT,
-                       "metrics: unknown metric '%s' (valid for regression: mae, rmse, r2)", nm);
-    }
-    if (is_class && !classification)
-        return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s' needs a classification loss", nm);
-    if (is_regr && classification)
-        return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s' needs a regression loss", nm);
-    if (topk && k < 1)
-        return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s': K must be at least 1 (e.g. top5)",
-                       nm);
-    return TK_OK;
 }
 
 /* ---------------------------------------------------------------- classification scores */
@@ -323,33 +318,140 @@ static double uniform(const tk_metrics *mt, reg_kind kind)
     return sum / mt->label_width;
 }
 
+/* ---------------------------------------------------------------- the registry */
+
+static double accuracy_of(const tk_metrics *mt, int k)
+{
+    (void)k;
+    return tk_metrics_accuracy(mt);
+}
+
+static double precision_of(const tk_metrics *mt, int k)
+{
+    (void)k;
+    return macro(mt, SCORE_PRECISION);
+}
+
+static double recall_of(const tk_metrics *mt, int k)
+{
+    (void)k;
+    return macro(mt, SCORE_RECALL);
+}
+
+static double f1_of(const tk_metrics *mt, int k)
+{
+    (void)k;
+    return macro(mt, SCORE_F1);
+}
+
+static double mae_of(const tk_metrics *mt, int k)
+{
+    (void)k;
+    return uniform(mt, REG_MAE);
+}
+
+static double rmse_of(const tk_metrics *mt, int k)
+{
+    (void)k;
+    return uniform(mt, REG_RMSE);
+}
+
+static double r2_of(const tk_metrics *mt, int k)
+{
+    (void)k;
+    return uniform(mt, REG_R2);
+}
+
+static double exact_match_of(const tk_metrics *mt, int k)
+{
+    (void)k;
+    return (double)mt->exact / (double)mt->count;
+}
+
+/* One line per metric. `top` takes its K from the name (top1, top5); `always`: every
+ * report (eval, the REPL) shows it; `value` NULL: a table rather than a number. */
+static const struct {
+    const char *name;
+    tk_task task;
+    bool always;
+    double (*value)(const tk_metrics *mt, int k);
+} registry[] = {
+    {"accuracy", TK_TASK_CLASSIFICATION, true, accuracy_of},
+    {"top", TK_TASK_CLASSIFICATION, false, topk},
+    {"precision", TK_TASK_CLASSIFICATION, false, precision_of},
+    {"recall", TK_TASK_CLASSIFICATION, false, recall_of},
+    {"f1", TK_TASK_CLASSIFICATION, false, f1_of},
+    {"confusion", TK_TASK_CLASSIFICATION, false, NULL},
+    {"mae", TK_TASK_REGRESSION, true, mae_of},
+    {"rmse", TK_TASK_REGRESSION, true, rmse_of},
+    {"r2", TK_TASK_REGRESSION, true, r2_of},
+    {"accuracy", TK_TASK_MULTILABEL, true, accuracy_of},
+    {"exact_match", TK_TASK_MULTILABEL, false, exact_match_of},
+};
+
+#define N_METRICS (int)(sizeof registry / sizeof registry[0])
+
+/* The registry line of `name` for the task (for any task if `any`); top<K> sets *k. */
+static int find_metric(const char *name, tk_task task, bool any, int *k)
+{
+    *k = 0;
+    for (int i = 0; i < N_METRICS; i++) {
+        if (!any && registry[i].task != task)
+            continue;
+        if (registry[i].value == topk ? parse_topk(name, k) : strcmp(name, registry[i].name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* "accuracy, top<K>, precision, ...": the task's metrics. */
+static void list_metrics(tk_task task, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < N_METRICS && used < cap; i++)
+        if (registry[i].task == task)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s%s", used ? ", " : "",
+                                     registry[i].name, registry[i].value == topk ? "<K>" : "");
+}
+
+tk_status tk_metric_check(const char *name, tk_task task, tk_ctx *ctx)
+{
+    const char *nm = name ? name : "";
+    int k;
+    if (find_metric(nm, task, false, &k) < 0) {
+        int other = find_metric(nm, task, true, &k);
+        if (other >= 0)
+            return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s' needs a %s loss", nm,
+                           tk_task_name(registry[other].task));
+        char valid[256];
+        list_metrics(task, valid, sizeof valid);
+        return tk_fail(ctx, TK_ERR_INPUT, "metrics: unknown metric '%s' (valid for %s: %s)",
+                       nm, tk_task_name(task), valid);
+    }
+    if (parse_topk(nm, &k) && k < 1)
+        return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s': K must be at least 1 (e.g. top5)",
+                       nm);
+    return TK_OK;
+}
+
+const char *tk_metric_always(tk_task task, int i)
+{
+    for (int r = 0; r < N_METRICS; r++)
+        if (registry[r].task == task && registry[r].always && i-- == 0)
+            return registry[r].name;
+    return NULL;
+}
+
 double tk_metrics_value(const tk_metrics *mt, const char *name)
 {
-    if (!name || mt->count == 0)
+    int k;
+    int i = name && mt->count > 0 ? find_metric(name, mt->task, false, &k) : -1;
+    if (i < 0 || !registry[i].value || (registry[i].value == topk && k < 1))
         return NAN;
-    if (mt->n_classes > 0) {
-        int k;
-        if (strcmp(name, "accuracy") == 0)
-            return tk_metrics_accuracy(mt);
-        if (parse_topk(name, &k))
-            return k >= 1 ? topk(mt, k) : NAN;
-        if (strcmp(name, "precision") == 0)
-            return macro(mt, SCORE_PRECISION);
-        if (strcmp(name, "recall") == 0)
-            return macro(mt, SCORE_RECALL);
-        if (strcmp(name, "f1") == 0)
-            return macro(mt, SCORE_F1);
+    if (mt->task == TK_TASK_REGRESSION && mt->label_width == 0)
         return NAN;
-    }
-    if (mt->label_width == 0)
-        return NAN;
-    if (strcmp(name, "mae") == 0)
-        return uniform(mt, REG_MAE);
-    if (strcmp(name, "rmse") == 0)
-        return uniform(mt, REG_RMSE);
-    if (strcmp(name, "r2") == 0)
-        return uniform(mt, REG_R2);
-    return NAN;
+    return registry[i].value(mt, k);
 }
 
 void tk_metrics_class(const tk_metrics *mt, int c, double *precision, double *recall,
@@ -480,6 +582,12 @@ void tk_metrics_write_report(const tk_metrics *mt, const tk_dataset *ds, FILE *f
         fputs("no samples\n", f);
         return;
     }
+    if (mt->task == TK_TASK_MULTILABEL) {
+        fprintf(f, "labels %d, samples %lld: accuracy %.4f (per label), exact_match %.4f\n",
+                mt->label_width, (long long)mt->count, tk_metrics_accuracy(mt),
+                exact_match_of(mt, 0));
+        return;
+    }
     if (mt->n_classes == 0) {
         write_regression(mt, f);
         return;
@@ -512,6 +620,8 @@ void tk_metrics_write_report(const tk_metrics *mt, const tk_dataset *ds, FILE *f
 int64_t tk_metrics_state_size(const tk_metrics *mt)
 {
     int64_t c = mt->n_classes;
+    if (mt->task == TK_TASK_MULTILABEL)
+        return 3;
     return 2 + (c > 0 ? c * c + c : 4 * (int64_t)mt->label_width);
 }
 
@@ -519,7 +629,9 @@ void tk_metrics_get_state(const tk_metrics *mt, double *out)
 {
     out[0] = (double)mt->count;
     out[1] = (double)mt->correct;
-    if (mt->n_classes > 0) {
+    if (mt->task == TK_TASK_MULTILABEL) {
+        out[2] = (double)mt->exact;
+    } else if (mt->n_classes > 0) {
         int64_t c = mt->n_classes;
         for (int64_t i = 0; i < c * c; i++)
             out[2 + i] = (double)mt->confusion[i];
@@ -534,7 +646,9 @@ void tk_metrics_set_state(tk_metrics *mt, const double *in)
 {
     mt->count = (int64_t)in[0];
     mt->correct = (int64_t)in[1];
-    if (mt->n_classes > 0) {
+    if (mt->task == TK_TASK_MULTILABEL) {
+        mt->exact = (int64_t)in[2];
+    } else if (mt->n_classes > 0) {
         int64_t c = mt->n_classes;
         for (int64_t i = 0; i < c * c; i++)
             mt->confusion[i] = (int64_t)in[2 + i];

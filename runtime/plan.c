@@ -208,10 +208,10 @@ const char *tk_model_notes(const tk_model *m)
 static tk_status layout(tk_model *m, const tk_optim_spec *opt, bool train, tk_ctx *ctx)
 {
     tk_graph *g = m->g;
-    m->kind = opt->kind;
-    m->opt = tk_optim_def_of(opt->kind);
+    m->opt = tk_optim_def_find(opt->type);
     if (!m->opt)
-        return tk_fail(ctx, TK_ERR_INPUT, "%s: unknown optimizer", opt->where);
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: optimizer '%s' is not available", opt->where,
+                       opt->type ? opt->type : "");
     if (check_patterns(g, opt, ctx) != TK_OK || note_overlaps(m, opt, ctx) != TK_OK)
         return TK_ERR_INPUT;
     m->n_groups = opt->n_groups + 1;
@@ -541,6 +541,11 @@ tk_status tk_compile(const tk_graph *src, const tk_optim_spec *opt, const tk_com
     *out = NULL;
     if (src->output < 0 || src->loss < 0 || src->input < 0 || src->target < 0)
         return tk_fail(ctx, TK_ERR_INPUT, "the model needs an input, an output and a loss");
+    /* Class ids are the targets of a classification and of nothing else. */
+    const tk_node *loss = &src->nodes[src->loss];
+    if (((loss->op->flags & TK_OP_CLASS_TARGET) != 0) != (src->task == TK_TASK_CLASSIFICATION))
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: loss %s cannot train a %s task", loss->where,
+                       loss->op->name, tk_task_name(src->task));
     tk_model *m = tk_calloc(1, sizeof *m);
     if (!m || !(m->g = tk_graph_clone(src))) {
         tk_free(m);

@@ -59,9 +59,8 @@ tk_status tk_stepper_new(tk_model *m, const tk_train_opts *o, tk_stepper **out, 
     s->o = *o;
     s->n_groups = tk_model_group_count(m);
     const tk_dataset *ds = tk_view_dataset(o->train);
-    bool classes = tk_dataset_label_kind(ds) == TK_LABEL_CLASS;
-    s->train_mt = tk_metrics_new(classes ? out_width(m) : 0, tk_dataset_label_width(ds));
-    s->eval_mt = tk_metrics_new(classes ? out_width(m) : 0, tk_dataset_label_width(ds));
+    s->train_mt = tk_metrics_for(m, ds);
+    s->eval_mt = tk_metrics_for(m, ds);
     s->lrs = tk_calloc((size_t)s->n_groups, sizeof(double));
     s->override = tk_calloc((size_t)s->n_groups, sizeof(double));
     if (!s->train_mt || !s->eval_mt || !s->lrs || !s->override) {
@@ -72,9 +71,7 @@ tk_status tk_stepper_new(tk_model *m, const tk_train_opts *o, tk_stepper **out, 
         s->lrs[g] = tk_model_group(m, g).h.lr;
         s->override[g] = NAN;
     }
-    tk_sched_spec constant = {.kind = TK_SCHED_CONSTANT};
-    tk_status st = tk_sched_new(o->sched ? o->sched : &constant, s->n_groups, s->lrs,
-                                &s->sched, ctx);
+    tk_status st = tk_sched_new(o->sched, s->n_groups, s->lrs, &s->sched, ctx);
     tk_view *views[3] = {o->train, o->valid, o->test};
     tk_loader_opts lo = {.batch_size = o->batch_size, .shuffle = o->shuffle,
                          .drop_last = o->drop_last, .seed = o->seed, .prefetch = true};

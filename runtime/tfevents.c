@@ -3,7 +3,9 @@
  * holding one simple_value scalar).
  *
  * Every record is flushed as it is written, so TensorBoard shows a run live. On resume the
- * newest events file of the directory is validated record by record and appended to.
+ * newest events file of the directory is validated record by record and appended to. A
+ * record is built in a buffer the writer keeps, so the scalar a training step logs allocates
+ * nothing.
  *
  * Not here: which scalars are logged, and when (train.c); images, histograms, graphs.
  */
@@ -19,7 +21,13 @@
 struct tk_events {
     FILE *f;
     char *path;                /* for messages */
+    uint8_t *rec;              /* the record being written: rec_cap bytes */
+    size_t rec_cap;
 };
+
+/* Room for a scalar with a tag of up to ~200 bytes (runlog.c's are under 128): the buffer
+ * grows only for a longer tag, which no training run logs per step. */
+enum { REC_START = 256 };
 
 /* ---------------------------------------------------------------- CRC-32C */
 
@@ -137,9 +145,15 @@ tk_status tk_events_scalar(tk_events *ev, const char *tag, int64_t step, double 
     size_t summary_len = 1 + varint_size(value_len) + value_len;
     size_t event_len = 1 + 8 + 1 + varint_size((uint64_t)step) + 1 + varint_size(summary_len)
                        + summary_len;
-    uint8_t *rec = tk_malloc(event_len + 16);
-    if (!rec)
-        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory writing %s", ev->path);
+    if (event_len + 16 > ev->rec_cap) {
+        uint8_t *bigger = tk_malloc(event_len + 16);
+        if (!bigger)
+            return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory writing %s", ev->path);
+        tk_free(ev->rec);
+        ev->rec = bigger;
+        ev->rec_cap = event_len + 16;
+    }
+    uint8_t *rec = ev->rec;
 
     uint8_t *p = put_wall_time(rec + 12, wall_time);
     *p++ = KEY(2, WIRE_VARINT); /* Event.step; negative steps take ten bytes, as in protobuf */
@@ -158,9 +172,7 @@ tk_status tk_events_scalar(tk_events *ev, const char *tag, int64_t step, double 
     *p++ = KEY(2, WIRE_I32);    /* Summary.Value.simple_value */
     put_le(p, bits, 4);
 
-    tk_status st = write_record(ev, rec, event_len, ctx);
-    tk_free(rec);
-    return st;
+    return write_record(ev, rec, event_len, ctx);
 }
 
 /* ---------------------------------------------------------------- open, resume, close */
@@ -263,11 +275,15 @@ tk_status tk_events_open(const char *dir, tk_events **out, tk_ctx *ctx)
         return st;
     }
     tk_events *ev = tk_malloc(sizeof *ev);
-    if (!ev) {
+    uint8_t *rec = ev ? tk_malloc(REC_START) : NULL;
+    if (!rec) {
+        tk_free(ev);
         tk_free(path);
         return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory opening events in %s", dir);
     }
     ev->path = path;
+    ev->rec = rec;
+    ev->rec_cap = REC_START;
     /* Append mode: every write lands at the end, after the records already there. */
     if (!(ev->f = fopen(path, "ab"))) {
         st = tk_fail(ctx, TK_ERR_RUNTIME, "cannot create %s: %s", path, strerror(errno));
@@ -291,5 +307,6 @@ void tk_events_close(tk_events *ev)
     if (ev->f)
         fclose(ev->f);
     tk_free(ev->path);
+    tk_free(ev->rec);
     tk_free(ev);
 }

@@ -289,20 +289,25 @@ int tk_graph_target(tk_graph *g, tk_shape sample_shape);
  * message set (unknown op, bad attribute, shape error). */
 int tk_graph_op(tk_graph *g, const char *op, const int *inputs, int n_inputs,
                 const tk_attr *attrs, int n_attrs, const char *name, const char *where);
-/* Mark the model output (the prediction) and the loss node. */
+/* What the loss makes of the outputs, decided once from the loss (the stdlib's loss
+ * constructors declare it) and read everywhere else through tk_model_task: class ids scored
+ * by argmax, numbers scored by their error, or independent yes/no labels (a logit > 0 says
+ * yes). Class ids are what the labels hold for a classification only. */
+typedef enum { TK_TASK_CLASSIFICATION, TK_TASK_REGRESSION, TK_TASK_MULTILABEL } tk_task;
+/* "classification", "regression", "multilabel"; false for anything else. */
+bool tk_task_parse(const char *name, tk_task *out);
+const char *tk_task_name(tk_task t);
+
+/* Mark the model output (the prediction), and the loss node with the task it trains. */
 void tk_graph_set_output(tk_graph *g, int node);
-void tk_graph_set_loss(tk_graph *g, int node);
+void tk_graph_set_loss(tk_graph *g, int node, tk_task task);
 void tk_graph_set_batch(tk_graph *g, int batch);      /* before any node is added */
 
 /* Names of all registered ops. */
 int tk_op_count(void);
 const char *tk_op_name(int i);
-/* Is `op` a loss that takes class ids (cross_entropy, nll) rather than float targets? */
-bool tk_op_class_target(const char *op);
 
 /* ---------------------------------------------------------------- optimizer spec */
-
-typedef enum { TK_OPT_SGD, TK_OPT_ADAM, TK_OPT_ADAMW, TK_OPT_RMSPROP, TK_OPT_ADAGRAD } tk_optim_kind;
 
 typedef struct {
     double lr, weight_decay;
@@ -323,7 +328,7 @@ typedef struct {
 } tk_group_spec;
 
 typedef struct {
-    tk_optim_kind kind;
+    const char *type;                      /* a registered optimizer: "sgd", "adam", ... */
     tk_optim_hparams h;                    /* for unmatched parameters (group 0) */
     const tk_group_spec *groups;           /* first match wins */
     int n_groups;
@@ -332,7 +337,14 @@ typedef struct {
     const char *where;
 } tk_optim_spec;
 
-const char *tk_optim_kind_name(tk_optim_kind k);
+/* The options optimizer `type` reads, NULL-terminated, in the order its summary lists them;
+ * NULL if no optimizer has that name. lang/ passes exactly these, resolved by the stdlib. */
+const char *const *tk_optim_options(const char *type);
+/* Set option `key` of h from n values (one; two for betas). */
+tk_status tk_optim_set(tk_optim_hparams *h, const char *key, const double *v, int n,
+                       tk_ctx *ctx);
+/* "momentum=0.9 dampening=0 nesterov=false": h's options of `type` but lr and weight_decay. */
+void tk_optim_describe(const char *type, const tk_optim_hparams *h, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- compiled model */
 
@@ -407,7 +419,7 @@ typedef struct {
 } tk_group_info;
 int tk_model_group_count(const tk_model *m);
 tk_group_info tk_model_group(const tk_model *m, int g);
-tk_optim_kind tk_model_optim_kind(const tk_model *m);
+const char *tk_model_optim_name(const tk_model *m);
 /* What the user should read about how the spec was applied, one "note: ..." line each ("" if
  * nothing): a parameter that several optimizer groups match goes to the first of them. */
 const char *tk_model_notes(const tk_model *m);
@@ -415,20 +427,25 @@ const char *tk_model_notes(const tk_model *m);
 /* ---------------------------------------------------------------- metrics */
 
 /* Accumulates predictions over a pass: for classes a confusion matrix and a histogram of the
- * true class's rank (top-K for any K), for regression per-output error sums. */
+ * true class's rank (top-K for any K), for regression per-output error sums, for labels the
+ * labels and samples right. */
 typedef struct tk_metrics tk_metrics;
-/* n_classes > 0: classification (pred is n x n_classes logits, target n class ids);
- * n_classes == 0: regression (pred and target n x label_width). */
-tk_metrics *tk_metrics_new(int n_classes, int label_width);
+/* Classification: n_classes > 0 (pred is n x n_classes logits, target n class ids); the
+ * others: n_classes 0, pred and target n x label_width. NULL if they disagree. */
+tk_metrics *tk_metrics_new(tk_task task, int n_classes, int label_width);
 void tk_metrics_reset(tk_metrics *mt);
 void tk_metrics_add(tk_metrics *mt, const float *pred, int out_width, const float *target,
                     int n);
 void tk_metrics_free(tk_metrics *mt);
 int64_t tk_metrics_count(const tk_metrics *mt);
-double tk_metrics_accuracy(const tk_metrics *mt); /* NAN for regression */
-/* Is `name` a metric (accuracy, top<K>, precision, recall, f1, confusion, mae, rmse, r2) and
- * does it apply to this kind of task? Sets a message naming the valid ones if not. */
-tk_status tk_metric_check(const char *name, bool classification, tk_ctx *ctx);
+/* Classification: samples right; multi-label: labels right; NAN for regression. */
+double tk_metrics_accuracy(const tk_metrics *mt);
+/* Is `name` a metric of this task (classification: accuracy, top<K>, precision, recall, f1,
+ * confusion; regression: mae, rmse, r2; multi-label: accuracy, exact_match)? Sets a
+ * message naming the valid ones if not. */
+tk_status tk_metric_check(const char *name, tk_task task, tk_ctx *ctx);
+/* The i-th metric every report of the task shows (accuracy; mae, rmse, r2), NULL past them. */
+const char *tk_metric_always(tk_task task, int i);
 /* The value of a scalar metric (precision/recall/f1 are macro averages over the classes
  * that occur in targets or predictions, as sklearn's average='macro'; r2 is the uniform
  * average over outputs). NAN if it does not apply or nothing was counted. */
@@ -462,8 +479,9 @@ typedef struct {
 tk_status tk_evaluate(tk_model *m, tk_view *v, int batch_size, const char *const *metrics,
                       int n_metrics, tk_eval_result *out, tk_ctx *ctx);
 void tk_eval_result_free(tk_eval_result *r);
-/* Values per sample the model predicts (logits per class, or regression targets). */
+/* Values per sample the model predicts (logits per class or label, or regression targets). */
 int tk_model_output_width(const tk_model *m);
+tk_task tk_model_task(const tk_model *m);
 /* The sample shape the model takes (without the batch dim). */
 tk_shape tk_model_input_shape(const tk_model *m);
 /* Eval-mode forward of n samples x (already transformed, see tk_view_transform) into
@@ -476,39 +494,32 @@ void tk_view_transform(const tk_view *v, float *x, int64_t n);
 
 /* ---------------------------------------------------------------- LR schedules */
 
-typedef enum {
-    TK_SCHED_CONSTANT, TK_SCHED_STEP, TK_SCHED_MULTISTEP, TK_SCHED_EXPONENTIAL, TK_SCHED_COSINE,
-    TK_SCHED_COSINE_RESTARTS, TK_SCHED_LINEAR, TK_SCHED_POLYNOMIAL, TK_SCHED_ONECYCLE,
-    TK_SCHED_PLATEAU
-} tk_sched_kind;
-
-/* Every duration is in optimizer steps (the caller converts epochs with steps per epoch). */
+/* A schedule by name (one of runtime/sched/registry.c, the names of the stdlib's tk.sched.*)
+ * with its options as tk_attrs: numbers (INT or FLOAT), strings, lists of integers
+ * (milestones). Every option is given, the stdlib having resolved the defaults (C states
+ * none: a missing one is an internal error naming it), except the few whose absence means
+ * something (T_max, total_iters: the run after the warmup). Besides its own options every
+ * schedule takes warmup_steps (always optimizer steps) and warmup_start_factor. */
 typedef struct {
-    tk_sched_kind kind;
-    int64_t total_steps;               /* the whole run: cosine's default T_max, onecycle */
-    int64_t step_size;                 /* step */
-    const int64_t *milestones;         /* multistep, ascending */
-    int n_milestones;
-    double gamma;                      /* step, multistep, exponential */
-    int64_t T_max;                     /* cosine; 0 = total_steps - warmup_steps */
-    double eta_min;                    /* cosine, cosine_restarts */
-    int64_t T_0, T_mult;               /* cosine_restarts */
-    double start_factor, end_factor;   /* linear */
-    int64_t total_iters;               /* linear, polynomial; 0 = total_steps - warmup */
-    double power;                      /* polynomial */
-    double max_lr, pct_start, div_factor, final_div_factor; /* onecycle */
-    bool anneal_linear;                /* onecycle: "linear" instead of "cos" */
-    bool mode_max;                     /* plateau */
-    double factor, threshold, min_lr;
-    bool threshold_abs;                /* threshold_mode "abs" instead of "rel" */
-    int64_t patience, cooldown;
-    int64_t warmup_steps;              /* composes with any kind */
-    double warmup_start_factor;
-    const char *monitor;               /* plateau: the value it watches ("valid.loss") */
+    const char *name;
+    const char *where;         /* the script line, prefixed to messages (NULL: none) */
+    const tk_attr *attrs;
+    int n_attrs;
+    int64_t unit;              /* optimizer steps per unit of the durations each schedule
+                                * declares (step_size, T_max, milestones, ...): steps per
+                                * epoch, or 1 */
+    int64_t total_steps;       /* the whole run: the default T_max, onecycle's cycle */
 } tk_sched_spec;
 
+/* Whether `name` is a registered schedule. */
+bool tk_sched_known(const char *name);
+/* The value the schedule observes after each evaluation (reduce_on_plateau's monitor, and
+ * *maximize from its mode), or NULL when it observes nothing (or spec is NULL). */
+const char *tk_sched_monitor(const tk_sched_spec *spec, bool *maximize);
+
 typedef struct tk_sched tk_sched;
-/* base_lrs: each group's own lr. Errors (e.g. step_size 0, onecycle without total_steps). */
+/* base_lrs: each group's own lr; spec NULL: a constant lr. Errors name the schedule and option
+ * (e.g. step_size 0, onecycle without total_steps). */
 tk_status tk_sched_new(const tk_sched_spec *spec, int n_groups, const double *base_lrs,
                        tk_sched **out, tk_ctx *ctx);
 void tk_sched_free(tk_sched *s);
@@ -516,9 +527,9 @@ void tk_sched_free(tk_sched *s);
  * equal to torch.optim.lr_scheduler after `step` calls of scheduler.step() (with warmup:
  * SequentialLR of LinearLR(warmup_start_factor, 1, warmup_steps) and the schedule). */
 void tk_sched_lrs(const tk_sched *s, int64_t step, double *lrs);
-/* reduce_on_plateau: the monitored value after an evaluation (other kinds ignore it). */
+/* The monitored value after an evaluation (schedules that observe nothing ignore it). */
 void tk_sched_observe(tk_sched *s, double value);
-/* State beyond the step count (plateau's best, counters and factors), for checkpoints. */
+/* State beyond the step count (reduce_on_plateau's best, counters and lrs), for checkpoints. */
 int tk_sched_state_size(const tk_sched *s);
 void tk_sched_get_state(const tk_sched *s, double *out);
 void tk_sched_set_state(tk_sched *s, const double *in);

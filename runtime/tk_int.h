@@ -147,6 +147,7 @@ struct tk_graph {
     tk_param_decl *params;
     int n_params, cap_params;
     int input, target, output, loss;
+    tk_task task;              /* set with the loss */
     int batch;
 };
 
@@ -183,6 +184,7 @@ static inline int64_t tk_sample_numel(const tk_shape *s)
 
 typedef struct {
     const char *name;
+    const char *options[12];   /* the hyper-parameters it reads (tk_optim_set's names) */
     const char *slot_names[4];
     /* Update params p (n elements) with gradient g and slots at step t (1-based). */
     void (*update)(const tk_optim_hparams *h, double lr, int64_t t, float *p, float *g,
@@ -193,7 +195,10 @@ typedef struct {
     float (*slot_init)(const tk_optim_hparams *h, int slot);
 } tk_optim_def;
 
-const tk_optim_def *tk_optim_def_of(tk_optim_kind k);
+const tk_optim_def *tk_optim_def_find(const char *name);
+
+/* Metrics for the model's task over the dataset's labels. */
+tk_metrics *tk_metrics_for(const tk_model *m, const tk_dataset *ds);
 
 /* Loops that touch every parameter on every step (optimizer updates, gradient norms) are
  * compiled twice, for AVX2 and for baseline x86-64, and chosen at load time: Debian builds
@@ -256,7 +261,6 @@ struct tk_model {
     int *param_tensor;         /* graph param index -> tensor index */
     tk_group_rec *groups;
     int n_groups;
-    tk_optim_kind kind;
     const tk_optim_def *opt;
     int64_t optim_steps;
     float *arena, *input, *target;

@@ -79,7 +79,7 @@ static tk_status check_view(const tk_model *m, const tk_view *v, const char *spl
                        "built for %s", split, tk_dataset_source(ds),
                        tk_shape_str(&got, a, sizeof a), tk_shape_str(&ws, b, sizeof b));
     const tk_node *loss = loss_node(m);
-    bool class_ids = loss->op->flags & TK_OP_CLASS_TARGET;
+    bool class_ids = tk_model_task(m) == TK_TASK_CLASSIFICATION;
     if (tk_dataset_label_width(ds) == 0)
         return tk_fail(ctx, TK_ERR_INPUT, "%s: %s has no labels to train on", split,
                        tk_dataset_source(ds));
@@ -110,7 +110,7 @@ static tk_status check_view(const tk_model *m, const tk_view *v, const char *spl
 }
 
 static tk_status check_monitor(const tk_monitor *mon, const char *what, const tk_train_opts *o,
-                               bool classification, tk_ctx *ctx)
+                               bool accuracy, tk_ctx *ctx)
 {
     if (!mon->name)
         return TK_OK;
@@ -123,14 +123,30 @@ static tk_status check_monitor(const tk_monitor *mon, const char *what, const tk
                        "valid.<metric>%s", what, mon->name, o->valid ? "" : " (and there is no "
                        "valid split)");
     const char *metric = dot + 1;
-    if (strcmp(metric, "loss") == 0 || (strcmp(metric, "accuracy") == 0 && classification))
+    if (strcmp(metric, "loss") == 0 || (strcmp(metric, "accuracy") == 0 && accuracy))
         return TK_OK;
     for (int i = 0; i < o->n_metrics; i++)
         if (strcmp(o->metrics[i], metric) == 0 && strcmp(metric, "confusion") != 0)
             return TK_OK;
     return tk_fail(ctx, TK_ERR_INPUT, "%s: monitor '%s' names no metric this run produces "
                    "(loss%s and the metrics list)", what, mon->name,
-                   classification ? ", accuracy" : "");
+                   accuracy ? ", accuracy" : "");
+}
+
+/* The schedule's options against the groups' lrs, so `tkrun check` finds their mistakes. */
+static tk_status check_sched(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
+{
+    int n = tk_model_group_count(m);
+    double *lrs = tk_calloc((size_t)n, sizeof(double));
+    if (!lrs)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "out of memory");
+    for (int g = 0; g < n; g++)
+        lrs[g] = tk_model_group(m, g).h.lr;
+    tk_sched *s;
+    tk_status st = tk_sched_new(o->sched, n, lrs, &s, ctx);
+    tk_sched_free(s);
+    tk_free(lrs);
+    return st;
 }
 
 tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
@@ -150,10 +166,13 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     for (int i = 0; i < 3; i++)
         if (splits[i].v && check_view(m, splits[i].v, splits[i].name, ctx) != TK_OK)
             return TK_ERR_INPUT;
-    bool classification = loss_node(m)->op->flags & TK_OP_CLASS_TARGET;
+    const tk_task task = tk_model_task(m);
+    const bool classification = task == TK_TASK_CLASSIFICATION;
+    /* metrics.csv always has an accuracy column: empty for a regression. */
+    const bool accuracy = task != TK_TASK_REGRESSION;
     for (int i = 0; i < o->n_metrics; i++)
         if (strcmp(o->metrics[i], "accuracy") != 0 &&
-            tk_metric_check(o->metrics[i], classification, ctx) != TK_OK)
+            tk_metric_check(o->metrics[i], task, ctx) != TK_OK)
             return TK_ERR_INPUT;
     /* top-K over fewer than K classes is a mistake, not a metric (torchmetrics refuses it). */
     for (int i = 0, k; classification && i < o->n_metrics; i++)
@@ -161,11 +180,12 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
             return tk_fail(ctx, TK_ERR_INPUT, "metrics: '%s' needs at least %d classes, and "
                            "there are %d (the last layer's outputs)", o->metrics[i], k,
                            output_width(m));
-    tk_monitor plateau = {o->sched && o->sched->kind == TK_SCHED_PLATEAU ? o->sched->monitor
-                                                                           : NULL, false};
-    if (check_monitor(&o->best, "save.best", o, classification, ctx) != TK_OK ||
-        check_monitor(&o->stop, "early_stop", o, classification, ctx) != TK_OK ||
-        check_monitor(&plateau, "reduce_on_plateau", o, classification, ctx) != TK_OK)
+    tk_monitor watched = {NULL, false};
+    watched.name = tk_sched_monitor(o->sched, &watched.maximize);
+    if (check_monitor(&o->best, "save.best", o, accuracy, ctx) != TK_OK ||
+        check_monitor(&o->stop, "early_stop", o, accuracy, ctx) != TK_OK ||
+        check_monitor(&watched, watched.name ? o->sched->name : "schedule", o, accuracy,
+                      ctx) != TK_OK)
         return TK_ERR_INPUT;
     if (o->restore_best && (!o->best.name || !o->stop.name ||
                             strcmp(o->best.name, o->stop.name) != 0 ||
@@ -173,7 +193,7 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
         return tk_fail(ctx, TK_ERR_INPUT, "early_stop.restore_best restores best.safetensors, "
                        "so save.best must monitor the same value as early_stop ('%s')",
                        o->stop.name ? o->stop.name : "?");
-    return TK_OK;
+    return check_sched(m, o, ctx);
 }
 
 /* ---------------------------------------------------------------- the trainer */
@@ -185,7 +205,7 @@ typedef struct {
     const tk_train_opts *o;
     tk_ctx *ctx;
     tk_loader *loaders[3];
-    tk_metrics *metrics[2];    /* the train pass's and the eval passes' */
+    tk_metrics *metrics[3];    /* each split's pass (test: NULL without a test split) */
     tk_sched *sched;
     double *lrs, *base_lrs;
     tk_train_state st;
@@ -448,7 +468,7 @@ static tk_status eval_pass(trainer *t, int split, int64_t epoch)
     static const char *const names[3] = {"train", "valid", "test"};
     tk_model *m = t->m;
     tk_loader *ld = t->loaders[split];
-    tk_metrics *mt = t->metrics[VALID];
+    tk_metrics *mt = t->metrics[split];
     const double start = now();
     double loss_sum = 0, loss_weight = 0;
     int64_t rows = 0, batch = 0;
@@ -535,10 +555,9 @@ static tk_status end_epoch(trainer *t, int64_t epoch, bool *stop)
     char path[4400];
     t->st.epoch = epoch;
     t->st.cursor = 0;
-    if (o->sched && o->sched->kind == TK_SCHED_PLATEAU && o->sched->monitor) {
-        tk_monitor plateau = {o->sched->monitor, o->sched->mode_max};
-        tk_sched_observe(t->sched, monitored(t, &plateau));
-    }
+    tk_monitor watched = {NULL, false};
+    if ((watched.name = tk_sched_monitor(o->sched, &watched.maximize)))
+        tk_sched_observe(t->sched, monitored(t, &watched));
     if (o->best.name) {
         double v = monitored(t, &o->best);
         if (improved(&o->best, v, t->st.best, 0.0)) {
@@ -712,19 +731,17 @@ static tk_status setup(trainer *t)
     tk_model *m = t->m;
     int n_groups = tk_model_group_count(m);
     const tk_dataset *ds = tk_view_dataset(o->train);
-    bool classification = tk_dataset_label_kind(ds) == TK_LABEL_CLASS;
-    for (int k = 0; k < 2; k++)
-        t->metrics[k] = tk_metrics_new(classification ? output_width(m) : 0,
-                                       tk_dataset_label_width(ds));
+    for (int k = TRAIN; k <= TEST; k++)
+        if (k != TEST || o->test)
+            t->metrics[k] = tk_metrics_for(m, ds);
     t->lrs = tk_calloc((size_t)n_groups, sizeof(double));
     t->base_lrs = tk_calloc((size_t)n_groups, sizeof(double));
-    if (!t->metrics[0] || !t->metrics[1] || !t->lrs || !t->base_lrs)
+    if (!t->metrics[TRAIN] || !t->metrics[VALID] || (o->test && !t->metrics[TEST]) || !t->lrs ||
+        !t->base_lrs)
         return tk_fail(t->ctx, TK_ERR_RUNTIME, "out of memory");
     for (int k = 0; k < n_groups; k++)
         t->lrs[k] = t->base_lrs[k] = tk_model_group(m, k).h.lr;
-    tk_sched_spec constant = {.kind = TK_SCHED_CONSTANT};
-    if (tk_sched_new(o->sched ? o->sched : &constant, n_groups, t->base_lrs, &t->sched,
-                     t->ctx) != TK_OK)
+    if (tk_sched_new(o->sched, n_groups, t->base_lrs, &t->sched, t->ctx) != TK_OK)
         return TK_ERR_INPUT;
     t->st.best = t->st.stop_best = NAN;
     t->st.n_sched = tk_sched_state_size(t->sched);
@@ -790,7 +807,7 @@ static tk_status finish(trainer *t)
     if (eval_pass(t, TEST, t->st.epoch) != TK_OK)
         return TK_ERR_RUNTIME;
     if (o->report)
-        tk_metrics_write_report(t->metrics[VALID], tk_view_dataset(o->test), o->report);
+        tk_metrics_write_report(t->metrics[TEST], tk_view_dataset(o->test), o->report);
     return TK_OK;
 }
 
@@ -845,8 +862,8 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     tk_runlog_close(&t.log);
     for (int s = TRAIN; s <= TEST; s++)
         tk_loader_free(t.loaders[s]);
-    tk_metrics_free(t.metrics[TRAIN]);
-    tk_metrics_free(t.metrics[VALID]);
+    for (int k = TRAIN; k <= TEST; k++)
+        tk_metrics_free(t.metrics[k]);
     tk_sched_free(t.sched);
     tk_free(t.lrs);
     tk_free(t.base_lrs);

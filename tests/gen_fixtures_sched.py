@@ -16,9 +16,10 @@ For every case `<case>` the file holds
   <case>.lr_lo  F32 (STEPS, 2): lr minus lr rounded to float32. The C reader serves tensors
                 as float32; adding this back restores the lr to ~1e-14 relative, so the test
                 can hold tkrun's closed forms to 1e-9 of PyTorch's recursive ones.
-and __metadata__[<case>] = the spec as "key=value" words tkrun's tk_sched_spec spells (kind,
-total_steps, the kind's options, warmup_steps, warmup_start_factor). Keys absent take
-tk_sched_spec's zero, which means "default" for T_max and total_iters.
+and __metadata__[<case>] = the spec as "key=value" words (kind, total_steps, the schedule's
+options by their tk.sched names, anneal for onecycle's anneal_strategy, warmup_steps,
+warmup_start_factor). An absent T_max or total_iters is the run after the warmup; the test
+gives the other absent keys what this script gave PyTorch (no warmup, cos annealing).
 
 reduce_on_plateau cases (`plateau_*`) instead hold <case>.metrics F64 (PLATEAU_STEPS) and
 <case>.lr / <case>.lr_lo (PLATEAU_STEPS, 2): the lrs after scheduler.step(metrics[k]).

@@ -267,8 +267,8 @@ static void resolve_columns(sheet *sh)
         }
         if (sh->nlab > 1 && !sh->regression && !sh->like) {
             sh->st = tk_fail(sh->ctx, TK_ERR_INPUT,
-                             "%s: %d label columns need regression = true (class labels "
-                             "take one column)", sh->name, sh->nlab);
+                             "%s: %d label columns need a regression or multi-label loss "
+                             "(class labels take one column)", sh->name, sh->nlab);
             return;
         }
     }
@@ -649,7 +649,8 @@ tk_status tk_csv_class_values(sheet *sh, tk_dataset *ds, double *val)
     if (numeric && bad)
         return tk_fail(sh->ctx, TK_ERR_INPUT,
                        "%s:%lld: column %d: '%.60s' is not a class id (class labels are "
-                       "integers >= 0 or names; set regression = true for numeric targets)",
+                       "integers >= 0 or names; numeric targets need a regression loss: mse, l1, "
+                       "smooth_l1, huber)",
                        sh->name, (long long)bad->line, bad->col + 1, bad->s);
     if (!numeric) {
         label_str **order = tk_malloc((size_t)sh->n_strs * sizeof *order);

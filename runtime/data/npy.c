@@ -493,7 +493,7 @@ static tk_status read_labels(tk_dataset *ds, const np_array *a, const char *labe
         double v = element(a, i);
         if (!regression && !(v >= 0 && v < (1 << 24) && v == floor(v)))
             return tk_fail(ctx, TK_ERR_INPUT, "%s: label %lld is %g, not a class id (an "
-                           "integer >= 0; use regression for float targets)", label,
+                           "integer >= 0; float targets need a regression loss)", label,
                            (long long)i, v);
         if (regression && !isfinite(v))
             return tk_fail(ctx, TK_ERR_INPUT, "%s: target %lld is %g", label, (long long)i, v);

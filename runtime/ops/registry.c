@@ -61,8 +61,4 @@ const tk_op_def *tk_op_find(const char *name)
     return NULL;
 }
 
-bool tk_op_class_target(const char *name)
-{
-    const tk_op_def *op = tk_op_find(name);
-    return op && (op->flags & TK_OP_CLASS_TARGET);
-}
+

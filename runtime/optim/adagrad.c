@@ -31,6 +31,7 @@ static float slot_init(const tk_optim_hparams *h, int slot)
 
 const tk_optim_def tk_optim_adagrad = {
     .name = "adagrad",
+    .options = {"lr", "lr_decay", "weight_decay", "eps", "initial_accumulator_value"},
     .slot_names = {"sum"},
     .update = update,
     .slots_for = slots_for,

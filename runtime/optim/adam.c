@@ -66,6 +66,7 @@ static float slot_init(const tk_optim_hparams *h, int slot)
 
 const tk_optim_def tk_optim_adam = {
     .name = "adam",
+    .options = {"lr", "betas", "eps", "weight_decay", "amsgrad"},
     .slot_names = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
     .update = adam_update,
     .slots_for = slots_for,
@@ -74,6 +75,7 @@ const tk_optim_def tk_optim_adam = {
 
 const tk_optim_def tk_optim_adamw = {
     .name = "adamw",
+    .options = {"lr", "betas", "eps", "weight_decay", "amsgrad"},
     .slot_names = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
     .update = adamw_update,
     .slots_for = slots_for,

@@ -45,6 +45,7 @@ static float slot_init(const tk_optim_hparams *h, int slot)
 
 const tk_optim_def tk_optim_rmsprop = {
     .name = "rmsprop",
+    .options = {"lr", "alpha", "eps", "weight_decay", "momentum", "centered"},
     .slot_names = {"square_avg", "momentum_buffer", "grad_avg"},
     .update = update,
     .slots_for = slots_for,

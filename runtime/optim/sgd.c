@@ -48,6 +48,7 @@ static float slot_init(const tk_optim_hparams *h, int slot)
 
 const tk_optim_def tk_optim_sgd = {
     .name = "sgd",
+    .options = {"lr", "momentum", "dampening", "weight_decay", "nesterov"},
     .slot_names = {"momentum_buffer"},
     .update = update,
     .slots_for = slots_for,

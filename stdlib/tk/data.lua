@@ -118,6 +118,7 @@ local csv_spec = S.spec("data.csv", {
     }}, "a column name or number, a list of them, or a data.csv{...} of a label file")},
     {"features", S.list(column_t, {min = 1})},
     {"normalize", normalize_t},
+    -- The labels follow the loss's task; true only confirms a regression loss.
     {"regression", S.boolean, default = false},
     -- stream = true: rows stay in the file, read back in shards of shard_size rows and
     -- shuffled per window of shuffle_buffer samples (README, Data: streamed CSV)
@@ -222,7 +223,7 @@ define("images", S.spec("data.images", {
 end})
 
 -- NumPy arrays: x = "x.npy", y = "y.npy" (files), or npz = "train.npz" with x, y naming
--- its members ("x" or "x.npy"). Integer labels are class ids; float ones need regression.
+-- its members ("x" or "x.npy"). Integer labels are class ids; float ones need a regression loss.
 define("npy", S.spec("data.npy", {
     {"x", S.string, required = true},
     {"y", S.string},

@@ -214,16 +214,44 @@ local init_t = {
 
 -- ---------------------------------------------------------------- pipeline
 
-local CLASSIFICATION = {accuracy = true, precision = true, recall = true, f1 = true, confusion = true}
-local REGRESSION = {mae = true, rmse = true, r2 = true}
-local METRIC_NAMES = {"accuracy", "precision", "recall", "f1", "confusion", "mae", "rmse", "r2"}
+-- The metrics of each task (the loss's `task`), the first ones its default; top<K> is a
+-- classification metric too.
+local METRICS = {
+    classification = {"accuracy", "precision", "recall", "f1", "confusion"},
+    regression = {"mae", "rmse", "r2"},
+    multilabel = {"accuracy", "exact_match"},
+}
+local DEFAULT_METRICS = {classification = {"accuracy"}, regression = {"mae", "rmse"},
+    multilabel = {"accuracy"}}
+local LOSSES_OF = {classification = "cross_entropy, nll", regression = "mse, l1, smooth_l1, huber",
+    multilabel = "bce_with_logits"}
+local METRIC_NAMES = {}
+do
+    local seen = {}
+    for _, task in ipairs{"classification", "regression", "multilabel"} do
+        for _, m in ipairs(METRICS[task]) do
+            if not seen[m] then METRIC_NAMES[#METRIC_NAMES + 1], seen[m] = m, true end
+        end
+    end
+end
 
 local function top_k(m) local k = m:match("^top(%d+)$") return k and tonumber(k) >= 1 end
+
+-- Is metric m one of the task's?
+local function metric_of(task, m)
+    if task == "classification" and top_k(m) then return true end
+    for _, name in ipairs(METRICS[task]) do if name == m then return true end end
+    return false
+end
+local function is_metric(m)
+    for task in pairs(METRICS) do if metric_of(task, m) then return true end end
+    return false
+end
 
 local metric_t = {
     desc = "a metric name (" .. table.concat(METRIC_NAMES, ", ") .. " or top<K>)",
     check = function(v)
-        if type(v) == "string" and (CLASSIFICATION[v] or REGRESSION[v] or top_k(v)) then return v end
+        if type(v) == "string" and is_metric(v) then return v end
         local hint = type(v) == "string" and S.suggest(v, METRIC_NAMES)
         return nil, " must be one of " .. table.concat(METRIC_NAMES, ", ") .. " or top<K>, got "
             .. S.repr(v) .. (hint and " (did you mean '" .. hint .. "'?)" or "")
@@ -254,9 +282,7 @@ local pipeline_spec = S.spec("pipeline", {
     {"schedule", kind_t("sched.", "a schedule (e.g. tk.sched.cosine{})", "sched"),
         default = function() return tk.sched.constant() end},
     {"epochs", posint, default = 10},
-    {"metrics", metrics_t, default = function(p)
-        return tk.loss.regression[p.loss.op] and {"mae", "rmse"} or {"accuracy"}
-    end},
+    {"metrics", metrics_t, default = function(p) return S.copy(DEFAULT_METRICS[p.loss.task]) end},
     {"clip_grad_norm", positive},
     {"clip_grad_value", positive},
     {"accumulate", posint, default = 1},
@@ -284,22 +310,23 @@ local pipeline_spec = S.spec("pipeline", {
 
 -- Cross-field rules, checked on the resolved pipeline (and again after every --set).
 local function check_pipeline(p)
-    local regression = tk.loss.regression[p.loss.op]
+    local task = p.loss.task
     local has = {}
     for _, m in ipairs(p.metrics) do
         if has[m] then S.fail("pipeline", "metric '" .. m .. "' is listed twice") end
         has[m] = true
-        if regression and not REGRESSION[m] then
-            S.fail("pipeline", string.format("metric '%s' needs a classification loss; %s is a regression "
-                .. "loss (use mae, rmse, r2)", m, p.loss._kind))
-        elseif not regression and REGRESSION[m] then
-            S.fail("pipeline", string.format("metric '%s' needs a regression loss (mse, l1, smooth_l1, "
-                .. "huber); the loss is %s", m, p.loss._kind))
+        if not metric_of(task, m) then
+            local needs = metric_of("classification", m) and "classification"
+                or metric_of("regression", m) and "regression" or "multilabel"
+            S.fail("pipeline", string.format("metric '%s' needs a %s loss; %s is a %s loss (its "
+                .. "metrics: %s; %s losses: %s)", m, needs, p.loss._kind, task,
+                table.concat(METRICS[task], ", "), needs, LOSSES_OF[needs]))
         end
     end
+    -- The labels follow the loss; regression = true on a source only confirms it.
     for _, split in ipairs{"train", "valid", "test"} do
         local d = p.data[split]
-        if d and d.regression and (p.loss.op == "cross_entropy" or p.loss.op == "nll") then
+        if d and d.regression and task == "classification" then
             S.fail("pipeline", string.format("data.%s has regression = true but %s needs class labels",
                 split, p.loss._kind))
         end

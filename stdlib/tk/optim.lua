@@ -145,6 +145,6 @@ local function define(type_name)
     S.public[optim[type_name]] = spec
 end
 
-for _, name in ipairs{"sgd", "adam", "adamw", "rmsprop", "adagrad"} do define(name) end
+for name in pairs(defs) do define(name) end
 
 return optim

@@ -110,7 +110,7 @@ T.test("required parts and wrong kinds", function()
     T.errors(function() run("tk.pipeline { data = {train = tk.data.split(0.1)}, model = tk.nn.linear(3), loss = tk.loss.mse(), optimizer = tk.optim.adam() }") end,
         "data: train cannot be a data.split")
     T.errors(function() run("tk.pipeline { data = {train = d}, model = tk.nn.linear(3), loss = tk.loss.mse(), optimizer = tk.optim.adam(), metrics = {'acuracy'} }") end,
-        "metrics[1] must be one of accuracy, precision, recall, f1, confusion, mae, rmse, r2 or top<K>, got 'acuracy' (did you mean 'accuracy'?)")
+        "metrics[1] must be one of accuracy, precision, recall, f1, confusion, mae, rmse, r2, exact_match or top<K>, got 'acuracy' (did you mean 'accuracy'?)")
 end)
 
 T.test("cross-checks", function()

@@ -85,3 +85,10 @@ long check_live_blocks(void)
 {
     return check_allocs() - __atomic_load_n(&frees, __ATOMIC_RELAXED);
 }
+
+tk_task check_task_of(const char *loss_op)
+{
+    if (strcmp(loss_op, "cross_entropy") == 0 || strcmp(loss_op, "nll") == 0)
+        return TK_TASK_CLASSIFICATION;
+    return strcmp(loss_op, "bce_with_logits") == 0 ? TK_TASK_MULTILABEL : TK_TASK_REGRESSION;
+}

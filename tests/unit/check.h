@@ -4,6 +4,8 @@
 #ifndef TK_CHECK_H
 #define TK_CHECK_H
 
+#include "tk.h"
+
 #include <stdio.h>
 
 extern int tk_checks_run, tk_checks_failed;
@@ -37,6 +39,9 @@ int tk_close(double a, double b, double rtol, double atol);
 int tk_contains(const char *haystack, const char *needle);
 /* Prints "N passed, M failed" and returns the exit code. */
 int check_summary(void);
+
+/* The task a loss op trains (as the stdlib's loss constructors declare it). */
+tk_task check_task_of(const char *loss_op);
 /* A fresh directory for this test's files: TK_TEST_TMP/<name>. */
 const char *check_tmpdir(const char *name);
 /* "<dir>/<name>" in one of 64 rotating buffers, so a test can hold several paths at once. */

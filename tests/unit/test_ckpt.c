@@ -20,8 +20,8 @@ static tk_model *tiny_model(tk_graph **gp, tk_ctx *ctx)
     int in[2] = {v, t};
     int loss = tk_graph_op(g, "cross_entropy", in, 2, NULL, 0, "loss", "t:2");
     tk_graph_set_output(g, v);
-    tk_graph_set_loss(g, loss);
-    tk_optim_spec o = {.kind = TK_OPT_SGD, .where = "t:3"};
+    tk_graph_set_loss(g, loss, TK_TASK_CLASSIFICATION);
+    tk_optim_spec o = {.type = "sgd", .where = "t:3"};
     o.h.lr = 0.1;
     tk_compile_opts co = {.seed = 3, .fuse = true, .train = true};
     tk_model *m = NULL;

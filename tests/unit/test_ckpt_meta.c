@@ -69,8 +69,8 @@ static tk_model *compile(const char *loss, const tk_attr *attrs, int n_attrs, bo
     int l = tk_graph_op(g, loss, in, 2, attrs, n_attrs, "loss", "t:4");
     CHECK_MSG(l >= 0, "%s", tk_errmsg(ctx));
     tk_graph_set_output(g, v);
-    tk_graph_set_loss(g, l);
-    tk_optim_spec o = {.kind = TK_OPT_SGD, .where = "t:5"};
+    tk_graph_set_loss(g, l, check_task_of(loss));
+    tk_optim_spec o = {.type = "sgd", .where = "t:5"};
     o.h.lr = 0.1;
     tk_compile_opts co = {.seed = 1, .fuse = true, .train = true};
     tk_model *m = NULL;
@@ -116,8 +116,8 @@ static void test_loss_weight(void)
             int in[2] = {v, t};
             int l = tk_graph_op(g, "mse", in, 2, NULL, 0, "loss", "t:2");
             tk_graph_set_output(g, v);
-            tk_graph_set_loss(g, l);
-            tk_optim_spec o = {.kind = TK_OPT_SGD, .where = "t:3"};
+            tk_graph_set_loss(g, l, TK_TASK_REGRESSION);
+            tk_optim_spec o = {.type = "sgd", .where = "t:3"};
             o.h.lr = 0.1;
             tk_compile_opts co = {.seed = 1, .fuse = true, .train = true};
             m = NULL;

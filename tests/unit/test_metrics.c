@@ -31,7 +31,7 @@ static float targets[NROWS] = {0, 0, 0, 1, -100, 1, 2, 5, 2, 1, 0 /* NaN, set in
 
 static tk_metrics *classified(int batches)
 {
-    tk_metrics *mt = tk_metrics_new(NC, 1);
+    tk_metrics *mt = tk_metrics_new(TK_TASK_CLASSIFICATION, NC, 1);
     /* Uneven batches that split the rows anywhere: the sums must not care. */
     static const int cuts[][4] = {{0, NROWS, NROWS, NROWS}, {0, 3, 5, NROWS}, {0, 1, 8, NROWS}};
     for (int b = 0; b < 3; b++) {
@@ -146,7 +146,7 @@ static void test_batches_and_reset(void)
 static void test_add_allocates_nothing(void)
 {
     static const float y[2] = {1, 2}, p[2] = {0, 3};
-    tk_metrics *cls = tk_metrics_new(NC, 1), *reg = tk_metrics_new(0, 1);
+    tk_metrics *cls = tk_metrics_new(TK_TASK_CLASSIFICATION, NC, 1), *reg = tk_metrics_new(TK_TASK_REGRESSION, 0, 1);
     check_count_allocations();
     for (int i = 0; i < 3; i++) {
         tk_metrics_add(cls, logits[0], NC, targets, NROWS);
@@ -172,7 +172,7 @@ static void test_regression(void)
      * (sklearn 1.2.1: mean_absolute_error, mean_squared_error(squared=False), r2_score). */
     static const float y[4][2] = {{1, 2}, {2, 4}, {3, 6}, {4, 8}};
     static const float p[4][2] = {{1, 2}, {3, 4}, {2, 6}, {6, 9}};
-    tk_metrics *mt = tk_metrics_new(0, 2);
+    tk_metrics *mt = tk_metrics_new(TK_TASK_REGRESSION, 0, 2);
     tk_metrics_add(mt, p[0], 2, y[0], 1);
     tk_metrics_add(mt, p[1], 2, y[1], 3);
     CHECK(tk_metrics_count(mt) == 4);
@@ -190,7 +190,7 @@ static void test_regression(void)
         yb[i] = 1e6f + (float)(i + 1);
         pb[i] = yb[i] + err[i];
     }
-    tk_metrics *big = tk_metrics_new(0, 1);
+    tk_metrics *big = tk_metrics_new(TK_TASK_REGRESSION, 0, 1);
     tk_metrics_add(big, pb, 1, yb, 4);
     CHECK_CLOSE(tk_metrics_value(big, "r2"), -0.2, 0, 1e-12);
     CHECK_CLOSE(tk_metrics_value(big, "mae"), 1.0, 0, 1e-15);
@@ -198,7 +198,7 @@ static void test_regression(void)
 
     /* Constant targets: r2 1 if predicted exactly, else 0 (sklearn's force_finite). */
     static const float three[3] = {3, 3, 3}, off[3] = {3, 4, 3};
-    tk_metrics *c = tk_metrics_new(0, 1);
+    tk_metrics *c = tk_metrics_new(TK_TASK_REGRESSION, 0, 1);
     tk_metrics_add(c, three, 1, three, 3);
     CHECK(tk_metrics_value(c, "r2") == 1.0 && tk_metrics_value(c, "mae") == 0.0);
     tk_metrics_reset(c);
@@ -227,10 +227,10 @@ static void test_regression(void)
 
 /* ---------------------------------------------------------------- names */
 
-static void check_msg(const char *name, bool classification, const char *want)
+static void check_msg(const char *name, tk_task task, const char *want)
 {
     tk_ctx *ctx = tk_ctx_new();
-    tk_status st = tk_metric_check(name, classification, ctx);
+    tk_status st = tk_metric_check(name, task, ctx);
     if (want) {
         CHECK_MSG(st == TK_ERR_INPUT, "%s: status %d", name, (int)st);
         CHECK_MSG(strcmp(tk_errmsg(ctx), want) == 0, "%s: got '%s'", name, tk_errmsg(ctx));
@@ -245,27 +245,62 @@ static void test_check(void)
     static const char *const ok_class[] = {"accuracy", "top1", "top5", "top10", "precision",
                                            "recall", "f1", "confusion"};
     for (size_t i = 0; i < sizeof ok_class / sizeof *ok_class; i++)
-        check_msg(ok_class[i], true, NULL);
-    check_msg("mae", false, NULL);
-    check_msg("rmse", false, NULL);
-    check_msg("r2", false, NULL);
+        check_msg(ok_class[i], TK_TASK_CLASSIFICATION, NULL);
+    check_msg("mae", TK_TASK_REGRESSION, NULL);
+    check_msg("rmse", TK_TASK_REGRESSION, NULL);
+    check_msg("r2", TK_TASK_REGRESSION, NULL);
     const char *unknown_class = "(valid for classification: accuracy, top<K>, precision, "
                                 "recall, f1, confusion)";
     char want[256];
     static const char *const bad[] = {"acc", "top", "top5x", "top-1", "Accuracy", ""};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(want, sizeof want, "metrics: unknown metric '%s' %s", bad[i], unknown_class);
-        check_msg(bad[i], true, want);
+        check_msg(bad[i], TK_TASK_CLASSIFICATION, want);
     }
-    check_msg("mse", false,
+    check_msg("mse", TK_TASK_REGRESSION,
               "metrics: unknown metric 'mse' (valid for regression: mae, rmse, r2)");
-    check_msg("r2", true, "metrics: 'r2' needs a regression loss");
-    check_msg("mae", true, "metrics: 'mae' needs a regression loss");
-    check_msg("accuracy", false, "metrics: 'accuracy' needs a classification loss");
-    check_msg("top3", false, "metrics: 'top3' needs a classification loss");
-    check_msg("confusion", false, "metrics: 'confusion' needs a classification loss");
-    check_msg("top0", true, "metrics: 'top0': K must be at least 1 (e.g. top5)");
+    check_msg("r2", TK_TASK_CLASSIFICATION, "metrics: 'r2' needs a regression loss");
+    check_msg("mae", TK_TASK_CLASSIFICATION, "metrics: 'mae' needs a regression loss");
+    check_msg("accuracy", TK_TASK_REGRESSION, "metrics: 'accuracy' needs a classification loss");
+    check_msg("top3", TK_TASK_REGRESSION, "metrics: 'top3' needs a classification loss");
+    check_msg("confusion", TK_TASK_REGRESSION, "metrics: 'confusion' needs a classification loss");
+    check_msg("top0", TK_TASK_CLASSIFICATION, "metrics: 'top0': K must be at least 1 (e.g. top5)");
+    check_msg("accuracy", TK_TASK_MULTILABEL, NULL);
+    check_msg("exact_match", TK_TASK_MULTILABEL, NULL);
+    check_msg("f1", TK_TASK_MULTILABEL, "metrics: 'f1' needs a classification loss");
+    check_msg("exact_match", TK_TASK_CLASSIFICATION, "metrics: 'exact_match' needs a multilabel loss");
+    check_msg("top2", TK_TASK_MULTILABEL, "metrics: 'top2' needs a classification loss");
+    check_msg("hamming", TK_TASK_MULTILABEL,
+              "metrics: unknown metric 'hamming' (valid for multilabel: accuracy, exact_match)");
+    CHECK(strcmp(tk_metric_always(TK_TASK_REGRESSION, 2), "r2") == 0);
+    CHECK(tk_metric_always(TK_TASK_REGRESSION, 3) == NULL);
+    CHECK(strcmp(tk_metric_always(TK_TASK_MULTILABEL, 0), "accuracy") == 0);
 }
+
+/* Multi-label: a logit > 0 says yes, a target > 0.5 is yes; accuracy over labels, exact_match
+ * over samples, and both survive the checkpoint state. */
+static void test_multilabel(void)
+{
+    CHECK(tk_metrics_new(TK_TASK_MULTILABEL, 3, 3) == NULL);
+    tk_metrics *mt = tk_metrics_new(TK_TASK_MULTILABEL, 0, 3);
+    const float pred[] = {2, -1, 0.5f, /* */ -3, -0.1f, 0, /* */ 1, 1, 1};
+    const float target[] = {1, 0, 1, /* */ 0, 1, 0, /* */ 1, 1, 0.4f};
+    tk_metrics_add(mt, pred, 3, target, 3);
+    CHECK(tk_metrics_count(mt) == 3);
+    CHECK(tk_close(tk_metrics_accuracy(mt), 7.0 / 9.0, 1e-15, 0));
+    CHECK(tk_close(tk_metrics_value(mt, "exact_match"), 1.0 / 3.0, 1e-15, 0));
+    CHECK(isnan(tk_metrics_value(mt, "mae")));
+    CHECK(tk_metrics_state_size(mt) == 3);
+    double state[3];
+    tk_metrics_get_state(mt, state);
+    tk_metrics *back = tk_metrics_new(TK_TASK_MULTILABEL, 0, 3);
+    tk_metrics_set_state(back, state);
+    CHECK(tk_metrics_value(back, "exact_match") == tk_metrics_value(mt, "exact_match"));
+    CHECK(tk_metrics_accuracy(back) == tk_metrics_accuracy(mt));
+    tk_metrics_free(back);
+    tk_metrics_free(mt);
+}
+
 
 /* ---------------------------------------------------------------- report */
 
@@ -344,6 +379,7 @@ int main(void)
     test_add_allocates_nothing();
     test_regression();
     test_check();
+    test_multilabel();
     test_report();
     return check_summary();
 }

@@ -38,7 +38,7 @@ static net build(double dropout)
     int in[2] = {v, t};
     int loss = tk_graph_op(b.g, "cross_entropy", in, 2, NULL, 0, "loss", "t:8");
     tk_graph_set_output(b.g, v);
-    tk_graph_set_loss(b.g, loss);
+    tk_graph_set_loss(b.g, loss, TK_TASK_CLASSIFICATION);
     CHECK_MSG(loss >= 0, "%s", tk_errmsg(b.ctx));
     return b;
 }
@@ -66,14 +66,14 @@ static net build_conv(void)
     int in[2] = {v, t};
     int loss = tk_graph_op(b.g, "cross_entropy", in, 2, NULL, 0, "loss", "t:6");
     tk_graph_set_output(b.g, v);
-    tk_graph_set_loss(b.g, loss);
+    tk_graph_set_loss(b.g, loss, TK_TASK_CLASSIFICATION);
     CHECK_MSG(loss >= 0, "%s", tk_errmsg(b.ctx));
     return b;
 }
 
 static tk_optim_spec sgd(double lr)
 {
-    tk_optim_spec o = {.kind = TK_OPT_SGD, .where = "t:9"};
+    tk_optim_spec o = {.type = "sgd", .where = "t:9"};
     o.h.lr = lr;
     o.h.momentum = 0.9;
     return o;

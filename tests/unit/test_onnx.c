@@ -105,8 +105,8 @@ static net build(void)
     int in[2] = {v, t};
     int loss = tk_graph_op(b.g, "cross_entropy", in, 2, NULL, 0, "loss", "t:4");
     tk_graph_set_output(b.g, v);
-    tk_graph_set_loss(b.g, loss);
-    tk_optim_spec o = {.kind = TK_OPT_SGD, .where = "t:5"};
+    tk_graph_set_loss(b.g, loss, TK_TASK_CLASSIFICATION);
+    tk_optim_spec o = {.type = "sgd", .where = "t:5"};
     o.h.lr = 0.1;
     tk_compile_opts co = {.seed = 3, .fuse = true, .train = false};
     tk_status st = tk_compile(b.g, &o, &co, &b.m, b.ctx);

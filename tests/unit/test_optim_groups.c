@@ -87,7 +87,7 @@ static tk_graph *build(void)
     int loss = tk_graph_op(g, "cross_entropy", in, 2, NULL, 0, "loss", "groups:4");
     CHECK_MSG(loss >= 0, "%s", tk_errmsg(ctx));
     tk_graph_set_output(g, v);
-    tk_graph_set_loss(g, loss);
+    tk_graph_set_loss(g, loss, TK_TASK_CLASSIFICATION);
     return g;
 }
 
@@ -131,17 +131,6 @@ static tk_optim_hparams hparams(const char *variant, int g)
     };
 }
 
-static bool optim_kind(const char *name, tk_optim_kind *k)
-{
-    static const char *const kinds[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
-    static const tk_optim_kind values[] = {TK_OPT_SGD, TK_OPT_ADAM, TK_OPT_ADAMW,
-                                           TK_OPT_RMSPROP, TK_OPT_ADAGRAD};
-    for (int i = 0; i < 5; i++)
-        if (strcmp(name, kinds[i]) == 0)
-            return *k = values[i], true;
-    return false;
-}
-
 /* Compile `g` under the variant's optimizer (freeze NULL: nothing frozen; `frozen` is a
  * comma list or "-") and load the fixture's initial weights. */
 static tk_model *compile(const tk_graph *g, const char *variant, const char *kind,
@@ -160,7 +149,7 @@ static tk_model *compile(const tk_graph *g, const char *variant, const char *kin
                                {p1, 1, hparams(variant, 2), "groups:11"}};
     tk_optim_spec o = {.h = hparams(variant, 0), .groups = groups, .n_groups = 2,
                        .where = "groups:9"};
-    CHECK_MSG(optim_kind(kind, &o.kind), "%s: optimizer '%s'", variant, kind);
+    o.type = kind;
     /* The fixture freezes at most one parameter. */
     const char *freeze[1];
     snprintf(freeze_buf, sizeof freeze_buf, "%s", frozen);

@@ -49,6 +49,7 @@ static tk_graph *build(tk_ctx *ctx, int variant)
     int out = op(g, "linear", &e, 1, &h3, 1, "2");
     int lin[2];
     int loss;
+    const char *ln[] = {NULL, "huber", "bce_with_logits", "smooth_l1"};
     if (variant == 0) {
         int lp = op(g, "log_softmax", &out, 1, NULL, 0, "ls");
         lin[0] = lp;
@@ -57,14 +58,13 @@ static tk_graph *build(tk_ctx *ctx, int variant)
                      .n = 3};
         loss = op(g, "nll", lin, 2, &w, 1, "loss");
     } else {
-        const char *ln[] = {NULL, "huber", "bce_with_logits", "smooth_l1"};
         lin[0] = out;
         lin[1] = t;
         tk_attr r = A_STR("reduction", "sum");
         loss = op(g, ln[variant], lin, 2, &r, 1, "loss");
     }
     tk_graph_set_output(g, out);
-    tk_graph_set_loss(g, loss);
+    tk_graph_set_loss(g, loss, variant == 0 ? TK_TASK_CLASSIFICATION : check_task_of(ln[variant]));
     return g;
 }
 
@@ -83,7 +83,7 @@ int main(void)
     for (int variant = 0; variant < 4; variant++) {
         tk_ctx *ctx = tk_ctx_new();
         tk_graph *g = build(ctx, variant);
-        tk_optim_spec o = {.kind = TK_OPT_SGD, .where = "t"};
+        tk_optim_spec o = {.type = "sgd", .where = "t"};
         o.h.lr = 0.1;
         tk_compile_opts co = {.seed = 11, .fuse = true, .train = true};
         tk_model *m = NULL;

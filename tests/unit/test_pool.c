@@ -122,8 +122,8 @@ static void test_model_threads(void)
         int in[2] = {o, y};
         int loss = tk_graph_op(g, "cross_entropy", in, 2, NULL, 0, "loss", "test");
         tk_graph_set_output(g, o);
-        tk_graph_set_loss(g, loss);
-        tk_optim_spec opt = {.kind = TK_OPT_ADAM,
+        tk_graph_set_loss(g, loss, TK_TASK_CLASSIFICATION);
+        tk_optim_spec opt = {.type = "adam",
                              .h = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}};
         tk_model *m = NULL;
         tk_compile_opts co = {.seed = 3, .fuse = true, .train = true};

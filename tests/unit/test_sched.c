@@ -2,8 +2,10 @@
  * sched.safetensors, written by tests/gen_fixtures_sched.py): every kind with and without
  * warmup for 300 steps and reduce_on_plateau over 40 observations, two groups each. The spec
  * of every case comes from the fixture's __metadata__, so the cases live in one place.
- * Also: validation messages, plateau state round trips, and the edges PyTorch cannot
- * produce (warmup from 0, a zero-length onecycle warm-up, steps past the cycle).
+ * Also: validation messages, the internal errors of specs the stdlib cannot produce
+ * (a missing, unknown or mistyped option), durations in units of several steps, plateau
+ * state round trips, and the edges PyTorch cannot produce (warmup from 0, a zero-length
+ * onecycle warm-up, steps past the cycle).
  *
  * Tolerance: relative error 1e-9 (|ours - torch| <= 1e-9 * max(|torch|, 1e-12)). The fixture
  * stores each lr as float32 plus its float32 residual, which together carry ~1e-14; tkrun's
@@ -19,78 +21,94 @@
 #define RTOL 1e-9
 #define MAX_GROUPS 2
 #define MAX_MILESTONES 16
+#define MAX_ATTRS 24
+/* Every schedule but reduce_on_plateau, which the fixture holds apart. */
+#define N_STEPPED_KINDS 9
 
 static tk_ctx *ctx;
 static tk_st_file *fx;
 static double base_lrs[MAX_GROUPS];
 
-/* A spec parsed from the fixture's "key=value" words. */
+/* A spec parsed from "key=value" words: kind= names the schedule, total_steps= and unit= are
+ * the spec's own (unit 1 unless given: the words count steps), every other word an option:
+ * a list if it has a comma or is empty ("50,120"), else an integer, a number, or a string. */
 typedef struct {
     tk_sched_spec s;
-    int64_t milestones[MAX_MILESTONES];
+    char buf[1024];            /* the words, cut in place: keys and strings point into it */
+    tk_attr attrs[MAX_ATTRS];
+    int64_t ints[MAX_ATTRS][MAX_MILESTONES];
 } parsed;
 
-static const char *const kinds[] = {
-    [TK_SCHED_CONSTANT] = "constant", [TK_SCHED_STEP] = "step",
-    [TK_SCHED_MULTISTEP] = "multistep", [TK_SCHED_EXPONENTIAL] = "exponential",
-    [TK_SCHED_COSINE] = "cosine", [TK_SCHED_COSINE_RESTARTS] = "cosine_restarts",
-    [TK_SCHED_LINEAR] = "linear", [TK_SCHED_POLYNOMIAL] = "polynomial",
-    [TK_SCHED_ONECYCLE] = "onecycle", [TK_SCHED_PLATEAU] = "reduce_on_plateau",
-};
-
-static bool set_field(parsed *p, const char *k, const char *v)
+static bool has_attr(const parsed *p, const char *key)
 {
-    tk_sched_spec *s = &p->s;
-    double d = strtod(v, NULL);
-    int64_t i = strtoll(v, NULL, 10);
-    if (strcmp(k, "kind") == 0) {
-        for (size_t j = 0; j < sizeof kinds / sizeof kinds[0]; j++)
-            if (strcmp(v, kinds[j]) == 0) {
-                s->kind = (tk_sched_kind)j;
-                return true;
-            }
-        return false;
-    }
-    if (strcmp(k, "milestones") == 0) {
-        char *end = (char *)v;
-        for (s->n_milestones = 0; *end && s->n_milestones < MAX_MILESTONES; end += *end == ',')
-            p->milestones[s->n_milestones++] = strtoll(end, &end, 10);
-        s->milestones = p->milestones;
-        return true;
-    }
-#define INT(name) if (strcmp(k, #name) == 0) return s->name = i, true
-#define DBL(name) if (strcmp(k, #name) == 0) return s->name = d, true
-    INT(total_steps); INT(step_size); INT(T_max); INT(T_0); INT(T_mult); INT(total_iters);
-    INT(patience); INT(cooldown); INT(warmup_steps);
-    DBL(gamma); DBL(eta_min); DBL(start_factor); DBL(end_factor); DBL(power); DBL(max_lr);
-    DBL(pct_start); DBL(div_factor); DBL(final_div_factor); DBL(factor); DBL(threshold);
-    DBL(min_lr); DBL(warmup_start_factor);
-#undef INT
-#undef DBL
-    if (strcmp(k, "anneal") == 0)
-        return s->anneal_linear = strcmp(v, "linear") == 0, true;
-    if (strcmp(k, "mode") == 0)
-        return s->mode_max = strcmp(v, "max") == 0, true;
-    if (strcmp(k, "threshold_mode") == 0)
-        return s->threshold_abs = strcmp(v, "abs") == 0, true;
+    for (int i = 0; i < p->s.n_attrs; i++)
+        if (strcmp(p->attrs[i].key, key) == 0)
+            return true;
     return false;
 }
 
-/* Fills *p in place (spec.milestones points into it, so it is not returned by value). */
-static void parse(parsed *p, const char *name, const char *words)
+static bool set_word(parsed *p, const char *k, char *v)
+{
+    char *end;
+    if (strcmp(k, "kind") == 0)
+        return p->s.name = v, true;
+    if (strcmp(k, "total_steps") == 0)
+        return p->s.total_steps = strtoll(v, NULL, 10), true;
+    if (strcmp(k, "unit") == 0)
+        return p->s.unit = strtoll(v, NULL, 10), true;
+    if (p->s.n_attrs == MAX_ATTRS)
+        return false;
+    tk_attr *a = &p->attrs[p->s.n_attrs];
+    /* The generator spells onecycle's anneal_strategy as PyTorch's keyword's stem. */
+    *a = (tk_attr){.key = strcmp(k, "anneal") == 0 ? "anneal_strategy" : k};
+    if (!v[0] || strchr(v, ',')) {
+        a->kind = TK_ATTR_INTS;
+        a->ints = p->ints[p->s.n_attrs];
+        for (end = v; *end && a->n < MAX_MILESTONES; end += *end == ',')
+            p->ints[p->s.n_attrs][a->n++] = strtoll(end, &end, 10);
+    } else if ((a->i = strtoll(v, &end, 10)), !*end) {
+        a->kind = TK_ATTR_INT;
+    } else if ((a->f = strtod(v, &end)), !*end) {
+        a->kind = TK_ATTR_FLOAT;
+    } else {
+        a->kind = TK_ATTR_STR;
+        a->s = v;
+    }
+    p->s.n_attrs++;
+    return true;
+}
+
+/* Fills *p in place (the spec points into it, so it is not returned by value). */
+static void parse_words(parsed *p, const char *name, const char *words)
 {
     memset(p, 0, sizeof *p);
-    char buf[1024], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", words);
-    for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+    p->s.unit = 1;
+    p->s.attrs = p->attrs;
+    snprintf(p->buf, sizeof p->buf, "%s", words);
+    char *save = NULL;
+    for (char *w = strtok_r(p->buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
         char *eq = strchr(w, '=');
         CHECK_MSG(eq != NULL, "%s: bad word '%s'", name, w);
         if (!eq)
             continue;
         *eq = 0;
-        CHECK_MSG(set_field(p, w, eq + 1), "%s: unknown key or value '%s=%s'", name, w, eq + 1);
+        CHECK_MSG(set_word(p, w, eq + 1), "%s: too many words at '%s'", name, w);
     }
-    p->s.milestones = p->milestones;
+}
+
+/* The stdlib's part: every option the words leave out takes what the fixture generator gave
+ * PyTorch for it (no warmup, cosine annealing; PyTorch has no monitor names). */
+static void parse(parsed *p, const char *name, const char *words)
+{
+    static const char *const fill[][3] = {
+        {NULL, "warmup_steps", "0"}, {NULL, "warmup_start_factor", "0"},
+        {"onecycle", "anneal_strategy", "cos"}, {"reduce_on_plateau", "monitor", "valid.loss"},
+    };
+    parse_words(p, name, words);
+    for (size_t i = 0; i < sizeof fill / sizeof fill[0]; i++)
+        if ((!fill[i][0] || (p->s.name && strcmp(fill[i][0], p->s.name) == 0)) &&
+            !has_attr(p, fill[i][1]))
+            CHECK(set_word(p, fill[i][1], (char *)fill[i][2]));
 }
 
 /* Row-major (rows, MAX_GROUPS) lrs of `name`: float32 plus residual, back in double. */
@@ -243,7 +261,7 @@ static void test_fixtures(void)
         }
     }
     /* Every kind, each with and without warmup, and three plateau configurations. */
-    CHECK_MSG(n_cases >= 2 * (TK_SCHED_ONECYCLE + 1) && n_plateau == 3, "%d cases, %d plateau",
+    CHECK_MSG(n_cases >= 2 * N_STEPPED_KINDS && n_plateau == 3, "%d cases, %d plateau",
               n_cases, n_plateau);
     printf("%d schedules: worst relative error %.3g; %d plateau: %.3g\n", n_cases, worst_sched,
            n_plateau, worst_plateau);
@@ -252,96 +270,196 @@ static void test_fixtures(void)
 
 /* ---------------------------------------------------------------- validation */
 
-static void expect_error(const tk_sched_spec *sp, int n, const double *lrs, const char *msg)
+static void expect_status(const char *words, int n, const double *lrs, tk_status want,
+                          const char *msg)
 {
+    parsed p;
+    parse(&p, words, words);
     tk_sched *s = (tk_sched *)&s; /* not NULL, so the check sees tk_sched_new clear it */
-    CHECK(tk_sched_new(sp, n, lrs, &s, ctx) == TK_ERR_INPUT);
+    CHECK_MSG(tk_sched_new(&p.s, n, lrs, &s, ctx) == want, "%s", words);
     CHECK(s == NULL);
     CHECK_MSG(tk_contains(tk_errmsg(ctx), msg), "'%s' lacks '%s'", tk_errmsg(ctx), msg);
+}
+
+static void expect_error(const char *words, int n, const double *lrs, const char *msg)
+{
+    expect_status(words, n, lrs, TK_ERR_INPUT, msg);
 }
 
 static void test_validation(void)
 {
     const double lr[2] = {0.1, 0.01};
-    const int64_t down[] = {100, 50}, zero[] = {0, 10};
-    tk_sched_spec sp;
-#define SPEC(...) (sp = (tk_sched_spec){__VA_ARGS__}, &sp)
-    expect_error(SPEC(.kind = TK_SCHED_STEP, .gamma = 0.1), 2, lr,
+    expect_error("kind=step step_size=0 gamma=0.1", 2, lr,
                  "sched.step: step_size must be positive (got 0)");
-    expect_error(SPEC(.kind = TK_SCHED_STEP, .step_size = 5, .gamma = 0), 2, lr,
+    expect_error("kind=step step_size=5 gamma=0", 2, lr,
                  "sched.step: gamma must be a positive number");
-    expect_error(SPEC(.kind = TK_SCHED_MULTISTEP, .gamma = 0.1), 2, lr,
+    expect_error("kind=multistep milestones= gamma=0.1", 2, lr,
                  "sched.multistep: milestones must list at least one step");
-    expect_error(SPEC(.kind = TK_SCHED_MULTISTEP, .milestones = down, .n_milestones = 2,
-                      .gamma = 0.1), 2, lr,
+    expect_error("kind=multistep milestones=100,50 gamma=0.1", 2, lr,
                  "sched.multistep: milestones must be increasing (50 follows 100)");
-    expect_error(SPEC(.kind = TK_SCHED_MULTISTEP, .milestones = zero, .n_milestones = 2,
-                      .gamma = 0.1), 2, lr,
+    expect_error("kind=multistep milestones=0,10 gamma=0.1", 2, lr,
                  "sched.multistep: milestones must be positive (milestone 1 is 0)");
-    expect_error(SPEC(.kind = TK_SCHED_EXPONENTIAL, .gamma = NAN), 2, lr,
+    expect_error("kind=exponential gamma=nan", 2, lr,
                  "sched.exponential: gamma must be a positive number");
-    expect_error(SPEC(.kind = TK_SCHED_COSINE), 2, lr,
+    expect_error("kind=cosine eta_min=0", 2, lr,
                  "sched.cosine: T_max is not given and the run's total_steps is unknown");
-    expect_error(SPEC(.kind = TK_SCHED_COSINE, .total_steps = 100, .warmup_steps = 100,
-                      .warmup_start_factor = 0.1), 2, lr,
+    expect_error("kind=cosine eta_min=0 total_steps=100 warmup_steps=100 "
+                 "warmup_start_factor=0.1", 2, lr,
                  "sched.cosine: T_max defaults to total_steps - warmup_steps = 100 - 100");
-    expect_error(SPEC(.kind = TK_SCHED_COSINE, .T_max = 10, .eta_min = -1), 2, lr,
+    expect_error("kind=cosine T_max=10 eta_min=-1", 2, lr,
                  "sched.cosine: eta_min must be a number >= 0 (got -1)");
-    expect_error(SPEC(.kind = TK_SCHED_COSINE_RESTARTS, .T_mult = 1), 2, lr,
+    expect_error("kind=cosine_restarts T_0=0 T_mult=1 eta_min=0", 2, lr,
                  "sched.cosine_restarts: T_0 must be a positive integer (got 0)");
-    expect_error(SPEC(.kind = TK_SCHED_COSINE_RESTARTS, .T_0 = 10), 2, lr,
+    expect_error("kind=cosine_restarts T_0=10 T_mult=0 eta_min=0", 2, lr,
                  "sched.cosine_restarts: T_mult must be an integer >= 1 (got 0)");
-    expect_error(SPEC(.kind = TK_SCHED_LINEAR, .start_factor = 1.5, .end_factor = 1,
-                      .total_iters = 5), 2, lr,
+    expect_error("kind=linear start_factor=1.5 end_factor=1 total_iters=5", 2, lr,
                  "sched.linear: start_factor must be in [0, 1] (got 1.5)");
-    expect_error(SPEC(.kind = TK_SCHED_LINEAR, .start_factor = 0.5, .end_factor = 1,
-                      .total_iters = -3), 2, lr,
+    expect_error("kind=linear start_factor=0.5 end_factor=1 total_iters=-3", 2, lr,
                  "sched.linear: total_iters must be positive (got -3)");
-    expect_error(SPEC(.kind = TK_SCHED_POLYNOMIAL, .total_iters = 5, .power = 0), 2, lr,
+    expect_error("kind=polynomial total_iters=5 power=0", 2, lr,
                  "sched.polynomial: power must be a positive number (got 0)");
-    expect_error(SPEC(.kind = TK_SCHED_ONECYCLE, .max_lr = 1, .pct_start = 0.3,
-                      .div_factor = 25, .final_div_factor = 1e4), 2, lr,
-                 "sched.onecycle: total_steps must be positive (got 0)");
-    expect_error(SPEC(.kind = TK_SCHED_ONECYCLE, .total_steps = 100, .max_lr = 1,
-                      .pct_start = 1, .div_factor = 25, .final_div_factor = 1e4), 2, lr,
+    expect_error("kind=onecycle max_lr=1 pct_start=0.3 div_factor=25 final_div_factor=1e4", 2,
+                 lr, "sched.onecycle: total_steps must be positive (got 0)");
+    expect_error("kind=onecycle total_steps=100 max_lr=1 pct_start=1 div_factor=25 "
+                 "final_div_factor=1e4", 2, lr,
                  "sched.onecycle: pct_start must be between 0 and 1, both excluded (got 1)");
-    expect_error(SPEC(.kind = TK_SCHED_ONECYCLE, .total_steps = 100, .max_lr = 1,
-                      .pct_start = 0.3, .final_div_factor = 1e4), 2, lr,
+    expect_error("kind=onecycle total_steps=100 max_lr=1 pct_start=0.3 div_factor=0 "
+                 "final_div_factor=1e4", 2, lr,
                  "sched.onecycle: div_factor must be a positive number (got 0)");
-    expect_error(SPEC(.kind = TK_SCHED_ONECYCLE, .total_steps = 100, .pct_start = 0.3,
-                      .div_factor = 25, .final_div_factor = 1e4), 2, lr,
+    expect_error("kind=onecycle total_steps=100 max_lr=0 pct_start=0.3 div_factor=25 "
+                 "final_div_factor=1e4", 2, lr,
                  "sched.onecycle: max_lr must be a positive number (got 0)");
-    expect_error(SPEC(.kind = TK_SCHED_ONECYCLE, .total_steps = 100, .max_lr = 1,
-                      .pct_start = 0.3, .div_factor = 25, .final_div_factor = 1e4,
-                      .warmup_steps = 100), 2, lr,
+    expect_error("kind=onecycle total_steps=100 max_lr=1 pct_start=0.3 div_factor=25 "
+                 "final_div_factor=1e4 warmup_steps=100", 2, lr,
                  "sched.onecycle: warmup_steps (100) leaves none of total_steps (100)");
-    expect_error(SPEC(.kind = TK_SCHED_PLATEAU, .factor = 1, .patience = 10), 2, lr,
+    expect_error("kind=onecycle total_steps=100 max_lr=1 pct_start=0.3 div_factor=25 "
+                 "final_div_factor=1e4 anneal=cosine", 2, lr,
+                 "sched.onecycle: anneal_strategy must be 'cos' or 'linear' (got 'cosine')");
+#define PLATEAU "kind=reduce_on_plateau mode=min threshold=1e-4 threshold_mode=rel "
+    expect_error(PLATEAU "factor=1 patience=10 cooldown=0 min_lr=0", 2, lr,
                  "sched.reduce_on_plateau: factor must be between 0 and 1, both excluded");
-    expect_error(SPEC(.kind = TK_SCHED_PLATEAU, .factor = 0.1, .patience = -1), 2, lr,
+    expect_error(PLATEAU "factor=0.1 patience=-1 cooldown=0 min_lr=0", 2, lr,
                  "sched.reduce_on_plateau: patience must be >= 0 (got -1)");
-    expect_error(SPEC(.kind = TK_SCHED_PLATEAU, .factor = 0.1, .cooldown = -2), 2, lr,
+    expect_error(PLATEAU "factor=0.1 patience=0 cooldown=-2 min_lr=0", 2, lr,
                  "sched.reduce_on_plateau: cooldown must be >= 0 (got -2)");
-    expect_error(SPEC(.kind = TK_SCHED_PLATEAU, .factor = 0.1, .min_lr = -1), 2, lr,
+    expect_error(PLATEAU "factor=0.1 patience=0 cooldown=0 min_lr=-1", 2, lr,
                  "sched.reduce_on_plateau: min_lr must be a number >= 0 (got -1)");
-    expect_error(SPEC(.kind = TK_SCHED_CONSTANT, .warmup_steps = -1), 2, lr,
+    expect_error("kind=reduce_on_plateau mode=low threshold=1e-4 threshold_mode=rel factor=0.1 "
+                 "patience=0 cooldown=0 min_lr=0", 2, lr,
+                 "sched.reduce_on_plateau: mode must be 'min' or 'max' (got 'low')");
+#undef PLATEAU
+    expect_error("kind=constant warmup_steps=-1", 2, lr,
                  "sched.constant: warmup_steps must be >= 0 (got -1)");
-    expect_error(SPEC(.kind = TK_SCHED_CONSTANT, .warmup_steps = 5, .warmup_start_factor = 2),
-                 2, lr, "sched.constant: warmup_start_factor must be in [0, 1] (got 2)");
-    expect_error(SPEC(.kind = TK_SCHED_CONSTANT), 0, lr,
-                 "sched.constant: no parameter groups to schedule");
+    expect_error("kind=constant warmup_steps=5 warmup_start_factor=2", 2, lr,
+                 "sched.constant: warmup_start_factor must be in [0, 1] (got 2)");
+    expect_error("kind=constant", 0, lr, "sched.constant: no parameter groups to schedule");
     const double neg[2] = {0.1, -0.5};
-    expect_error(SPEC(.kind = TK_SCHED_CONSTANT), 2, neg,
-                 "sched.constant: parameter group 1 has lr -0.5");
-    expect_error(SPEC(.kind = (tk_sched_kind)99), 2, lr, "sched: unknown schedule kind 99");
-#undef SPEC
+    expect_error("kind=constant", 2, neg, "sched.constant: parameter group 1 has lr -0.5");
+    expect_error("kind=nope", 2, lr, "sched: unknown schedule 'nope'");
+    /* Durations count the spec's unit; the product must fit. */
+    expect_error("kind=step step_size=4611686018427387904 gamma=0.1 unit=4", 2, lr,
+                 "sched.step: step_size = 4611686018427387904 epochs of 4 steps is more steps "
+                 "than fit in 64 bits");
+    expect_error("kind=multistep milestones=10,4611686018427387904 gamma=0.1 unit=3", 2, lr,
+                 "sched.multistep: milestones = 4611686018427387904 epochs of 3 steps");
+
+    /* Specs the stdlib cannot produce: internal errors naming the option (C has no defaults
+     * to fill a missing one with). */
+    expect_status("kind=step step_size=3", 2, lr, TK_ERR_RUNTIME,
+                  "internal error: sched.step: option 'gamma' is missing");
+    expect_status("kind=cosine_restarts T_0=3 eta_min=0", 2, lr, TK_ERR_RUNTIME,
+                  "internal error: sched.cosine_restarts: option 'T_mult' is missing");
+    expect_status("kind=exponential gamma=0.5 gama=0.5", 2, lr, TK_ERR_RUNTIME,
+                  "internal error: sched.exponential: unknown option 'gama'");
+    expect_status("kind=exponential gamma=0.5 gamma=0.6", 2, lr, TK_ERR_RUNTIME,
+                  "internal error: sched.exponential: option 'gamma' is given twice");
+    expect_status("kind=step step_size=2.5 gamma=0.5", 2, lr, TK_ERR_RUNTIME,
+                  "internal error: sched.step: option 'step_size' must be an integer (got a "
+                  "number)");
+    expect_status("kind=exponential gamma=fast", 2, lr, TK_ERR_RUNTIME,
+                  "internal error: sched.exponential: option 'gamma' must be a number (got a "
+                  "string)");
+    expect_status("kind=onecycle total_steps=100 max_lr=1 pct_start=0.3 div_factor=25 "
+                  "final_div_factor=1e4 anneal=1", 2, lr, TK_ERR_RUNTIME,
+                  "internal error: sched.onecycle: option 'anneal_strategy' must be a string");
+    expect_status("kind=multistep milestones=3 gamma=0.5", 2, lr, TK_ERR_RUNTIME,
+                  "internal error: sched.multistep: option 'milestones' must be a list of "
+                  "integers (got an integer)");
+    parsed p;
+    parse_words(&p, "no warmup", "kind=constant");
+    tk_sched *s = NULL;
+    CHECK(tk_sched_new(&p.s, 2, lr, &s, ctx) == TK_ERR_RUNTIME && !s);
+    CHECK(tk_contains(tk_errmsg(ctx), "sched.constant: option 'warmup_steps' is missing"));
+}
+
+/* Durations are in the spec's unit (steps per epoch, or 1), the rest as given. */
+static void test_units(void)
+{
+    const double lr[2] = {0.1, 0.01};
+    double a[2], b[2];
+    parsed ep, st;
+    parse(&ep, "epochs", "kind=multistep milestones=2,5 gamma=0.5 unit=10 warmup_steps=3 "
+                         "warmup_start_factor=0.5");
+    parse(&st, "steps", "kind=multistep milestones=20,50 gamma=0.5 warmup_steps=3 "
+                        "warmup_start_factor=0.5");
+    tk_sched *e = NULL, *s = NULL;
+    CHECK_MSG(tk_sched_new(&ep.s, 2, lr, &e, ctx) == TK_OK, "%s", tk_errmsg(ctx));
+    CHECK_MSG(tk_sched_new(&st.s, 2, lr, &s, ctx) == TK_OK, "%s", tk_errmsg(ctx));
+    for (int64_t k = 0; e && s && k < 80; k++) {
+        tk_sched_lrs(e, k, a);
+        tk_sched_lrs(s, k, b);
+        CHECK_MSG(a[0] == b[0] && a[1] == b[1], "step %lld: %g vs %g", (long long)k, a[0], b[0]);
+    }
+    tk_sched_free(e);
+    tk_sched_free(s);
+    /* A cosine with T_max in epochs (a float an integer) against the same in steps. */
+    parse(&ep, "cosine epochs", "kind=cosine T_max=3.0 eta_min=0 unit=7");
+    parse(&st, "cosine steps", "kind=cosine T_max=21 eta_min=0");
+    CHECK(tk_sched_new(&ep.s, 2, lr, &e, ctx) == TK_OK);
+    CHECK(tk_sched_new(&st.s, 2, lr, &s, ctx) == TK_OK);
+    for (int64_t k = 0; e && s && k < 30; k++) {
+        tk_sched_lrs(e, k, a);
+        tk_sched_lrs(s, k, b);
+        CHECK(a[0] == b[0] && a[1] == b[1]);
+    }
+    tk_sched_free(e);
+    tk_sched_free(s);
+    /* No spec: a constant lr. */
+    CHECK(tk_sched_new(NULL, 2, lr, &s, ctx) == TK_OK);
+    if (s) {
+        tk_sched_lrs(s, 123, a);
+        CHECK(a[0] == 0.1 && a[1] == 0.01 && tk_sched_state_size(s) == 0);
+        tk_sched_free(s);
+    }
+}
+
+/* The registry by name, and what a schedule observes. */
+static void test_registry(void)
+{
+    static const char *const names[] = {"constant", "step", "multistep", "exponential",
+                                        "cosine", "cosine_restarts", "linear", "polynomial",
+                                        "onecycle", "reduce_on_plateau"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        CHECK_MSG(tk_sched_known(names[i]), "%s", names[i]);
+    CHECK(!tk_sched_known("cosin") && !tk_sched_known(""));
+    parsed p;
+    bool max = true;
+    parse(&p, "plateau", "kind=reduce_on_plateau monitor=valid.f1 mode=max");
+    const char *m = tk_sched_monitor(&p.s, &max);
+    CHECK(m && strcmp(m, "valid.f1") == 0 && max);
+    parse(&p, "cosine", "kind=cosine eta_min=0");
+    CHECK(tk_sched_monitor(&p.s, &max) == NULL && !max);
+    CHECK(tk_sched_monitor(NULL, &max) == NULL);
 }
 
 /* ---------------------------------------------------------------- edges */
 
-static tk_sched *make(const tk_sched_spec *sp, const double *lrs)
+static tk_sched *make(const char *words, const double *lrs)
 {
+    parsed p;
+    parse(&p, words, words);
     tk_sched *s = NULL;
-    CHECK_MSG(tk_sched_new(sp, 2, lrs, &s, ctx) == TK_OK, "%s", tk_errmsg(ctx));
+    CHECK_MSG(tk_sched_new(&p.s, 2, lrs, &s, ctx) == TK_OK, "%s", tk_errmsg(ctx));
     return s;
 }
 
@@ -350,8 +468,7 @@ static void test_edges(void)
     const double lr[2] = {0.1, 0.01};
     double out[2], end[2];
     /* Warmup from 0 (PyTorch's recursive LinearLR divides by zero there). */
-    tk_sched_spec sp = {.kind = TK_SCHED_CONSTANT, .warmup_steps = 4};
-    tk_sched *s = make(&sp, lr);
+    tk_sched *s = make("kind=constant warmup_steps=4 warmup_start_factor=0", lr);
     for (int k = 0; s && k <= 5; k++) {
         tk_sched_lrs(s, k, out);
         double f = k < 4 ? k / 4.0 : 1.0;
@@ -364,9 +481,8 @@ static void test_edges(void)
 
     /* onecycle: pct_start * total_steps == 1 makes a one-step warm-up phase: the peak at
      * step 0, where PyTorch divides 0 by 0. Past the cycle the lr stays at its end. */
-    sp = (tk_sched_spec){.kind = TK_SCHED_ONECYCLE, .total_steps = 10, .max_lr = 0.4,
-                         .pct_start = 0.1, .div_factor = 4, .final_div_factor = 10};
-    if ((s = make(&sp, lr))) {
+    if ((s = make("kind=onecycle total_steps=10 max_lr=0.4 pct_start=0.1 div_factor=4 "
+                  "final_div_factor=10", lr))) {
         tk_sched_lrs(s, 0, out);
         CHECK(out[0] == 0.4 && out[1] == 0.4); /* max_lr is every group's, as a scalar */
         tk_sched_lrs(s, 9, out);
@@ -378,14 +494,12 @@ static void test_edges(void)
     }
 
     /* Huge steps stay finite: restarts with growing periods, and decays underflow to 0. */
-    sp = (tk_sched_spec){.kind = TK_SCHED_COSINE_RESTARTS, .T_0 = 3, .T_mult = 3};
-    if ((s = make(&sp, lr))) {
+    if ((s = make("kind=cosine_restarts T_0=3 T_mult=3 eta_min=0", lr))) {
         tk_sched_lrs(s, INT64_MAX, out);
         CHECK(isfinite(out[0]) && out[0] >= 0 && out[0] <= 0.1);
         tk_sched_free(s);
     }
-    sp = (tk_sched_spec){.kind = TK_SCHED_STEP, .step_size = 1, .gamma = 0.5};
-    if ((s = make(&sp, lr))) {
+    if ((s = make("kind=step step_size=1 gamma=0.5", lr))) {
         tk_sched_lrs(s, INT64_MAX, out);
         CHECK(out[0] == 0.0);
         tk_sched_free(s);
@@ -393,9 +507,9 @@ static void test_edges(void)
 
     /* Plateau under warmup: the ramp goes to the plateau's current lr. Other kinds ignore
      * observations and have no state. */
-    sp = (tk_sched_spec){.kind = TK_SCHED_PLATEAU, .factor = 0.5, .patience = 0,
-                         .warmup_steps = 10, .warmup_start_factor = 0.2};
-    if ((s = make(&sp, lr))) {
+    if ((s = make("kind=reduce_on_plateau mode=min factor=0.5 patience=0 threshold=0 "
+                  "threshold_mode=rel cooldown=0 min_lr=0 warmup_steps=10 "
+                  "warmup_start_factor=0.2", lr))) {
         tk_sched_observe(s, 1.0);
         tk_sched_observe(s, 2.0); /* worse, patience 0: halve */
         tk_sched_lrs(s, 5, out);
@@ -409,8 +523,7 @@ static void test_edges(void)
         CHECK(state[1] == 0 && state[2] == 0 && state[3] == 0.5);
         tk_sched_free(s);
     }
-    sp = (tk_sched_spec){.kind = TK_SCHED_EXPONENTIAL, .gamma = 0.5};
-    if ((s = make(&sp, lr))) {
+    if ((s = make("kind=exponential gamma=0.5", lr))) {
         tk_sched_observe(s, 3.0);
         tk_sched_lrs(s, 2, out);
         CHECK(out[0] == 0.025 && tk_sched_state_size(s) == 0);
@@ -423,6 +536,8 @@ int main(void)
     ctx = tk_ctx_new();
     test_fixtures();
     test_validation();
+    test_units();
+    test_registry();
     test_edges();
     tk_ctx_free(ctx);
     return check_summary();

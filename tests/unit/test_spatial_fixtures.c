@@ -345,8 +345,8 @@ static void test_cnn_plan(void)
     int loss = tk_graph_op(g, "cross_entropy", vt, 2, NULL, 0, "loss", "t");
     CHECK_MSG(loss >= 0, "%s", tk_errmsg(ctx));
     tk_graph_set_output(g, v);
-    tk_graph_set_loss(g, loss);
-    tk_optim_spec o = {.kind = TK_OPT_SGD, .where = "t", .h = {.lr = 0.1}};
+    tk_graph_set_loss(g, loss, TK_TASK_CLASSIFICATION);
+    tk_optim_spec o = {.type = "sgd", .where = "t", .h = {.lr = 0.1}};
     tk_compile_opts co = {.seed = 5, .fuse = true, .train = true};
     tk_model *m = NULL;
     if (loss < 0 || tk_compile(g, &o, &co, &m, ctx) != TK_OK) {

@@ -1,7 +1,8 @@
 /* test_tfevents.c - the TensorBoard event writer: CRC-32C against published vectors, the
  * TFRecord framing and Event bytes parsed back in C, appending on reopen (including after a
- * torn record), open errors, allocation balance, and a cross-check with the independent
- * Python reader tests/tfevents_reader.py. */
+ * torn record), a scalar allocating nothing and a long tag growing the record buffer, open
+ * errors, allocation balance, and a cross-check with the independent Python reader
+ * tests/tfevents_reader.py. */
 #include "check.h"
 #include "tk_int.h"
 
@@ -392,6 +393,32 @@ static void test_resume_choice(tk_ctx *ctx)
     free(buf);
 }
 
+/* A scalar is built in the writer's buffer: with every allocation failing, one of a usual
+ * tag still writes; a tag past the buffer grows it, or fails cleanly and writes nothing. */
+static void test_buffer(tk_ctx *ctx)
+{
+    static char huge_tag[256];
+    memset(huge_tag, 'y', 255);
+    const scalar s[] = {{"train/loss_step", 7, 0.75, 1700000200.0},
+                        {huge_tag, 8, 1.5, 1700000201.0},
+                        {"train/loss_step", 9, 0.5, 1700000202.0}};
+    const char *dir = check_tmpdir("tfevents_buffer");
+    char path[4200];
+    tk_events *ev;
+    CHECK_MSG(tk_events_open(dir, &ev, ctx) == TK_OK, "%s", tk_errmsg(ctx));
+    check_fail_after = 0;
+    write_all(ev, s, 1, ctx);
+    CHECK(tk_events_scalar(ev, huge_tag, 8, 1.5, 1700000201.0, ctx) == TK_ERR_RUNTIME);
+    CHECK_MSG(tk_contains(tk_errmsg(ctx), "out of memory writing"), "%s", tk_errmsg(ctx));
+    check_fail_after = -1;
+    write_all(ev, s + 1, 2, ctx);
+    tk_events_close(ev);
+    const scalar *parts[] = {s};
+    int three = 3;
+    CHECK(find_events(dir, path, sizeof path) == 1);
+    check_file(path, parts, &three, 1);
+}
+
 static void test_errors(tk_ctx *ctx)
 {
     tk_events *ev = (tk_events *)1;
@@ -408,6 +435,7 @@ int main(void)
     test_crc32c();
     test_write_and_append(ctx);
     test_resume_choice(ctx);
+    test_buffer(ctx);
     test_errors(ctx);
     tk_ctx_free(ctx);
     CHECK_MSG(check_live_blocks() == 0, "%ld blocks leaked", check_live_blocks());
