@@ -47,6 +47,16 @@ static tk_status feed_line(sheet *sh, struct csv_parser *p, const unsigned char 
     const unsigned char *b = q, *e = q + body;
     while (b < e && is_space(sh, *b))
         b++;
+    bool nl = body + crlf < len;
+    if (b < e && sh->hook->want && !sh->hook->want(sh)) {
+        /* A row of another part of the split (checked at load): counted, not split. */
+        sh->records++;
+        sh->n++;
+        sh->done = sh->max_rows > 0 && sh->n >= sh->max_rows;
+        sh->line += nl || crlf;
+        sh->after_cr = crlf && !nl;
+        return TK_OK;
+    }
     if (b < e) {
         for (const unsigned char *f = q;;) {
             const unsigned char *d = memchr(f, sh->delim, (size_t)(e - f));
@@ -64,7 +74,7 @@ static tk_status feed_line(sheet *sh, struct csv_parser *p, const unsigned char 
     }
     if (crlf)
         tk_csv_on_row_end('\r', sh);
-    if (body + crlf < len)
+    if (nl)
         tk_csv_on_row_end('\n', sh);
     else if (!crlf && b < e) /* the file's last line, without a newline */
         tk_csv_on_row_end(-1, sh);
