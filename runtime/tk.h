@@ -242,7 +242,7 @@ tk_status tk_view_augment(tk_view *v, const tk_augment *ops, int n, tk_ctx *ctx)
 /* Batches over a view. Shuffle order is a function of (seed, epoch). A prefetch thread
  * gathers the next batch while the caller computes. A streamed view's order: the shards
  * shuffled per epoch, cut into windows of shuffle_buffer samples, each window shuffled
- * whole; the thread reads the next window ahead. */
+ * whole; the prefetch thread and a helper read the next window ahead. */
 typedef struct tk_loader tk_loader;
 typedef struct {
     int batch_size;

@@ -16,8 +16,9 @@
  * is read whole into a slot and shuffled as a whole (keyed by (seed, epoch, window)), like a
  * tf.data shuffle buffer that is filled and emptied in one go: position k of the epoch is a
  * function of (seed, epoch, k), so a resumed epoch reads the one window its cursor is in and
- * goes on bit for bit. Two slots: batches come from one while the prefetch thread reads the
- * next window into the other, a shard at a time between batches.
+ * goes on bit for bit. Two slots: batches come from one while the prefetch thread, between
+ * batches, and a helper thread read the next window's shards into the other; every shard has
+ * its place in the slot (the counts are known), so which thread read it changes nothing.
  * Not here: the dataset readers, splits and normalisation statistics.
  */
 #include "dataset.h"
@@ -30,8 +31,11 @@ typedef struct {
     float *x, *y;
     int64_t *rows;
     int32_t *perm;
+    int64_t *offs;             /* where each shard of the window goes, and the total */
     int64_t w;                 /* window held, -1: none */
-    int64_t shards, count;     /* of its shards read so far, and their samples */
+    int64_t claimed, done;     /* of its shards: being or been read, and read */
+    int inflight;              /* reads under way */
+    bool bad;                  /* a read failed */
 } slot;
 
 struct tk_loader {
@@ -46,6 +50,8 @@ struct tk_loader {
 
     bool threaded;
     pthread_t thread;
+    pthread_t helper;          /* streamed: a second reader of the next window */
+    bool has_helper;
     pthread_mutex_t mu;
     pthread_cond_t cv;         /* any change of job, ready, busy or stop */
     float *sx, *sy;            /* staging: batch_size rows */
@@ -56,7 +62,7 @@ struct tk_loader {
     bool busy, stop;
 
     /* streamed views */
-    tk_stream_reader *rd;
+    tk_stream_reader *rd, *rd2; /* the gathering thread's, the helper's */
     int64_t per_win, n_win;    /* shards per window, windows per epoch */
     int64_t cap;               /* samples a slot holds */
     int64_t *shard_order;      /* this epoch's */
@@ -66,9 +72,36 @@ struct tk_loader {
     int64_t ahead;             /* the window to read ahead, -1: none */
     bool failed;
     tk_ctx err;                /* why the reader failed */
+    tk_ctx err2;               /* the helper's (its failures are read again by seek) */
 };
 
 /* ---------------------------------------------------------------- streamed windows */
+
+/* The loader's mutex guards the slots' bookkeeping (w, claimed, done, inflight, bad), cur
+ * and ahead while the prefetch threads run; without them these are no-ops. */
+static void lock(tk_loader *l)
+{
+    if (l->threaded)
+        pthread_mutex_lock(&l->mu);
+}
+
+static void unlock(tk_loader *l)
+{
+    if (l->threaded)
+        pthread_mutex_unlock(&l->mu);
+}
+
+static void wait_change(tk_loader *l)
+{
+    if (l->threaded)
+        pthread_cond_wait(&l->cv, &l->mu);
+}
+
+static void changed(tk_loader *l)
+{
+    if (l->threaded)
+        pthread_cond_broadcast(&l->cv);
+}
 
 static int64_t win_shards(const tk_loader *l, int64_t w)
 {
@@ -77,42 +110,60 @@ static int64_t win_shards(const tk_loader *l, int64_t w)
     return left < l->per_win ? left : l->per_win;
 }
 
-/* Read the next shard of window sl->w into the slot; the last one shuffles the window. */
-static tk_status slot_read(tk_loader *l, slot *sl)
+/* The slot to hold window w, empty: each shard's samples have a fixed place in it (the
+ * counts are known), so shards can be read in any order, by either thread. */
+static void slot_reset(tk_loader *l, slot *sl, int64_t w)
+{
+    sl->w = w;
+    sl->claimed = sl->done = 0;
+    sl->bad = false;
+    sl->offs[0] = 0;
+    for (int64_t i = 0; i < win_shards(l, w); i++)
+        sl->offs[i + 1] = sl->offs[i] +
+                          tk_stream_shard_n(l->v, l->shard_order[w * l->per_win + i]);
+}
+
+/* Claim the next unread shard of sl (the lock held), read it without the lock. */
+static tk_status read_claimed(tk_loader *l, slot *sl, tk_stream_reader *rd, tk_ctx *ctx)
 {
     const tk_dataset *ds = l->v->ds;
-    int64_t shard = l->shard_order[sl->w * l->per_win + sl->shards], got;
-    tk_status st = tk_stream_read_shard(l->rd, shard, sl->x + sl->count * ds->nfeat,
-                                     sl->y + sl->count * ds->label_width,
-                                     sl->rows + sl->count, &got, &l->err);
-    if (st) {
-        sl->w = -1;
-        return st;
-    }
-    sl->count += got;
-    if (++sl->shards < win_shards(l, sl->w))
-        return TK_OK;
-    for (int64_t i = 0; i < sl->count; i++)
-        sl->perm[i] = (int32_t)i;
-    if (l->o.shuffle) {
-        tk_rng r = tk_rng_make(l->o.seed, TK_STREAM_WINDOW, (uint32_t)l->epoch,
-                               (uint32_t)sl->w);
-        for (int64_t i = sl->count - 1; i > 0; i--) {
-            int64_t j = (int64_t)tk_rng_below(&r, (uint64_t)i + 1);
-            int32_t t = sl->perm[i];
-            sl->perm[i] = sl->perm[j];
-            sl->perm[j] = t;
-        }
-    }
-    return TK_OK;
+    int64_t i = sl->claimed++, got, at = sl->offs[i];
+    int64_t shard = l->shard_order[sl->w * l->per_win + i];
+    sl->inflight++;
+    unlock(l);
+    tk_status st = tk_stream_read_shard(rd, shard, sl->x + at * ds->nfeat,
+                                        sl->y + at * ds->label_width, sl->rows + at, &got,
+                                        ctx);
+    lock(l);
+    sl->inflight--;
+    if (st)
+        sl->bad = true;
+    else
+        sl->done++;
+    changed(l);
+    return st;
 }
 
-static bool slot_full(const tk_loader *l, const slot *sl, int64_t w)
+/* Whether a prefetch thread has a shard of the window after the current one to read. */
+static bool ahead_pending(const tk_loader *l)
 {
-    return sl->w == w && sl->shards == win_shards(l, w);
+    const slot *o = &l->slots[1 - l->cur];
+    if (!l->rd || l->failed || l->ahead < 0)
+        return false;
+    return o->w != l->ahead ? o->inflight == 0 : !o->bad && o->claimed < win_shards(l, o->w);
 }
 
-/* Make the current slot the window holding epoch position k. */
+/* One shard of the window after the current one (the lock held). A failure marks the slot,
+ * which seek then reads again itself: there it ends the batch that needs the window. */
+static void read_ahead(tk_loader *l, tk_stream_reader *rd, tk_ctx *ctx)
+{
+    slot *o = &l->slots[1 - l->cur];
+    if (o->w != l->ahead)
+        slot_reset(l, o, l->ahead);
+    read_claimed(l, o, rd, ctx);
+}
+
+/* Make the current slot the window holding epoch position k; the gathering thread only. */
 static tk_status seek(tk_loader *l, int64_t k)
 {
     slot *c = &l->slots[l->cur];
@@ -122,32 +173,48 @@ static tk_status seek(tk_loader *l, int64_t k)
     while (k >= l->win_start[w + 1])
         w++;
     slot *o = &l->slots[1 - l->cur];
-    if (o->w != w)
-        *o = (slot){o->x, o->y, o->rows, o->perm, w, 0, 0};
-    while (!slot_full(l, o, w))
-        if (slot_read(l, o) != TK_OK)
-            return TK_ERR_RUNTIME;
+    const int64_t n = win_shards(l, w);
+    lock(l);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (o->w != w || o->bad) {
+            l->ahead = -1; /* the helper stops claiming shards of what the slot held */
+            while (o->inflight)
+                wait_change(l);
+            slot_reset(l, o, w);
+        }
+        while (o->claimed < n && !o->bad)
+            if (read_claimed(l, o, l->rd, &l->err) != TK_OK) {
+                unlock(l);
+                return TK_ERR_RUNTIME;
+            }
+        while (o->done < n && !o->bad)
+            wait_change(l);
+        if (!o->bad)
+            break;
+    }
+    if (o->bad) {
+        unlock(l);
+        return TK_ERR_RUNTIME;
+    }
+    unlock(l);
+    const int64_t count = o->offs[n];
+    for (int64_t i = 0; i < count; i++)
+        o->perm[i] = (int32_t)i;
+    if (l->o.shuffle) {
+        tk_rng r = tk_rng_make(l->o.seed, TK_STREAM_WINDOW, (uint32_t)l->epoch, (uint32_t)w);
+        for (int64_t i = count - 1; i > 0; i--) {
+            int64_t j = (int64_t)tk_rng_below(&r, (uint64_t)i + 1);
+            int32_t t = o->perm[i];
+            o->perm[i] = o->perm[j];
+            o->perm[j] = t;
+        }
+    }
+    lock(l);
     l->cur = 1 - l->cur;
     l->ahead = w + 1 < l->n_win ? w + 1 : -1;
+    changed(l);
+    unlock(l);
     return TK_OK;
-}
-
-/* Whether the prefetch thread has a shard to read ahead. */
-static bool ahead_pending(const tk_loader *l)
-{
-    return l->rd && !l->failed && l->ahead >= 0 &&
-           !slot_full(l, &l->slots[1 - l->cur], l->ahead);
-}
-
-/* One shard of the window after the current one. A failure is left for seek to meet
- * again, where it ends the batch that needs the window. */
-static void read_ahead(tk_loader *l)
-{
-    slot *o = &l->slots[1 - l->cur];
-    if (o->w != l->ahead)
-        *o = (slot){o->x, o->y, o->rows, o->perm, l->ahead, 0, 0};
-    if (slot_read(l, o) != TK_OK)
-        l->ahead = -1;
 }
 
 static int gather_stream(tk_loader *l, int64_t b, float *x, float *y, int64_t *rows)
@@ -159,8 +226,10 @@ static int gather_stream(tk_loader *l, int64_t b, float *x, float *y, int64_t *r
     int count = (int)(v->n - start < l->o.batch_size ? v->n - start : l->o.batch_size);
     for (int r = 0; r < count; r++) {
         if (seek(l, start + r) != TK_OK) {
+            lock(l);
             l->failed = true;
             l->ahead = -1;
+            unlock(l);
             return -1;
         }
         const slot *sl = &l->slots[l->cur];
@@ -181,7 +250,7 @@ static int gather_stream(tk_loader *l, int64_t b, float *x, float *y, int64_t *r
     return count;
 }
 
-/* This epoch's shard order and where each window starts. */
+/* This epoch's shard order and where each window starts (no read in flight). */
 static void plan_stream(tk_loader *l, int64_t epoch)
 {
     const tk_stream *s = l->v->ds->stream;
@@ -224,13 +293,17 @@ static tk_status stream_new(tk_loader *l, tk_ctx *ctx)
         sl->y = tk_alloc_floats((size_t)(l->cap * (ds->label_width ? ds->label_width : 1)));
         sl->rows = tk_malloc((size_t)l->cap * sizeof(int64_t));
         sl->perm = tk_malloc((size_t)l->cap * sizeof(int32_t));
+        sl->offs = tk_malloc((size_t)(l->per_win + 1) * sizeof(int64_t));
         sl->w = -1;
-        ok = sl->x && sl->y && sl->rows && sl->perm;
+        ok = sl->x && sl->y && sl->rows && sl->perm && sl->offs;
     }
     l->ahead = -1;
     if (!ok)
         return tk_fail(ctx, TK_ERR_RUNTIME, "loader: out of memory");
-    return tk_stream_reader_new(l->v, &l->rd, ctx);
+    tk_status st = tk_stream_reader_new(l->v, &l->rd, ctx);
+    if (!st && l->o.prefetch)
+        st = tk_stream_reader_new(l->v, &l->rd2, ctx);
+    return st;
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -282,12 +355,7 @@ static void *worker(void *arg)
         if (l->stop)
             break;
         if (l->job < 0) {
-            l->busy = true;
-            pthread_mutex_unlock(&l->mu);
-            read_ahead(l);
-            pthread_mutex_lock(&l->mu);
-            l->busy = false;
-            pthread_cond_broadcast(&l->cv);
+            read_ahead(l, l->rd, &l->err);
             continue;
         }
         int64_t b = l->job;
@@ -300,6 +368,21 @@ static void *worker(void *arg)
         l->ready = b;
         l->s_count = count;
         pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static void *helper(void *arg)
+{
+    tk_loader *l = arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->stop && !ahead_pending(l))
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->stop)
+            break;
+        read_ahead(l, l->rd2, &l->err2);
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -318,13 +401,18 @@ static tk_status start_thread(tk_loader *l, tk_ctx *ctx)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&l->thread, NULL, worker, l);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         pthread_cond_destroy(&l->cv);
         pthread_mutex_destroy(&l->mu);
         return tk_fail(ctx, TK_ERR_RUNTIME, "loader: cannot start the prefetch thread");
     }
     l->threaded = true;
+    if (l->rd2)
+        l->has_helper = pthread_create(&l->helper, NULL, helper, l) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (l->rd2 && !l->has_helper)
+        return tk_fail(ctx, TK_ERR_RUNTIME, "loader: cannot start the prefetch thread");
     return TK_OK;
 }
 
@@ -388,6 +476,8 @@ void tk_loader_free(tk_loader *l)
         pthread_cond_broadcast(&l->cv);
         pthread_mutex_unlock(&l->mu);
         pthread_join(l->thread, NULL);
+        if (l->has_helper)
+            pthread_join(l->helper, NULL);
         pthread_cond_destroy(&l->cv);
         pthread_mutex_destroy(&l->mu);
     }
@@ -398,6 +488,7 @@ void tk_loader_free(tk_loader *l)
     tk_free_aligned(l->sy);
     tk_free(l->srows);
     tk_stream_reader_free(l->rd);
+    tk_stream_reader_free(l->rd2);
     tk_free(l->shard_order);
     tk_free(l->win_start);
     for (int k = 0; k < 2; k++) {
@@ -405,6 +496,7 @@ void tk_loader_free(tk_loader *l)
         tk_free_aligned(l->slots[k].y);
         tk_free(l->slots[k].rows);
         tk_free(l->slots[k].perm);
+        tk_free(l->slots[k].offs);
     }
     tk_free(l);
 }
@@ -422,7 +514,7 @@ void tk_loader_begin(tk_loader *l, int64_t epoch, int64_t cursor)
         pthread_mutex_lock(&l->mu);
         l->job = -1;
         l->ahead = -1;
-        while (l->busy)
+        while (l->busy || l->slots[0].inflight || l->slots[1].inflight)
             pthread_cond_wait(&l->cv, &l->mu);
         l->ready = -1;
         pthread_mutex_unlock(&l->mu);
