@@ -748,6 +748,7 @@ static void build_policy(lua_State *L, int pipe, tk_pipeline *p)
     o->max_skips = (int64_t)num_field(L, pipe, "max_skips", 0);
     o->tensorboard = bool_field(L, pipe, "tensorboard", true);
     o->log_every = (int64_t)num_field(L, pipe, "log_every", 0);
+    o->sync_batch_norm = bool_field(L, pipe, "sync_batch_norm", false);
     p->threads = (int)num_field(L, pipe, "threads", 0);
     lua_getfield(L, pipe, "metrics");
     for (int i = 1; lua_istable(L, -1) && i <= (int)luaL_len(L, -1) && o->n_metrics < 32; i++) {

@@ -563,6 +563,8 @@ typedef struct {
     void *ready_ud;
     const tk_dist *dist;                   /* data-parallel ranks (NULL: one process); rank 0
                                               alone writes run_dir */
+    bool sync_batch_norm;                  /* with dist: batch-norm statistics over every
+                                              rank's rows (else each rank's own) */
 } tk_train_opts;
 
 /* Micro-batches and optimizer steps per epoch under these options. */

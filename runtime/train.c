@@ -215,6 +215,12 @@ static void report(const trainer *t, tk_progress *p)
         t->o->progress(p, t->o->progress_ud);
 }
 
+/* The ranks whose rows one batch-norm statistic covers: 1 for the whole batch. */
+static int64_t stat_ranks(const tk_train_opts *o)
+{
+    return tk_dist_on(o->dist) && !o->sync_batch_norm ? o->dist->size : 1;
+}
+
 static tk_status save_full(trainer *t, const char *name)
 {
     tk_status st = TK_OK;
@@ -222,6 +228,7 @@ static tk_status save_full(trainer *t, const char *name)
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
         t->st.ranks = tk_dist_on(t->o->dist) ? t->o->dist->size : 1;
+        t->st.stat_ranks = stat_ranks(t->o);
         if (t->st.n_metrics)
             tk_metrics_get_state(t->metrics[TRAIN], t->st.metrics);
         if (t->st.n_sched)
@@ -331,7 +338,7 @@ static tk_status run_batch(trainer *t, bool train, int n, tk_metrics *mt, float 
         tk_status st = train ? tk_model_forward_backward(m, rows, (float)(share / k), step,
                                                          &part, t->ctx)
                              : tk_model_eval(m, rows, &part, t->ctx);
-        if (st != TK_OK)
+        if (st != TK_OK || (train && tk_dist_sync_status(m, t->ctx) != TK_OK))
             return TK_ERR_RUNTIME;
         tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), rows);
     }
@@ -606,24 +613,36 @@ static void group_notices(const trainer *t)
 /* The state a checkpoint holds is global whatever the rank count (the cursor counts global
  * batches, random draws are keyed by step and global row, metrics are summed over ranks), so
  * another count continues a defined run, equal to the old count's within float rounding.
- * Batch-norm statistics are the exception: they are per rank, so another count would change
- * what they mean mid-run. */
+ * Batch-norm statistics are the exception unless synchronised: taken per rank, another count
+ * (or switching sync_batch_norm) would change what they mean mid-run. */
 static tk_status resume_ranks(trainer *t, const char *path)
 {
     int64_t now = tk_dist_on(t->o->dist) ? t->o->dist->size : 1;
     int64_t was = t->st.ranks > 0 ? t->st.ranks : 1;
+    int64_t stats_now = stat_ranks(t->o), stats_was = t->st.stat_ranks;
     if (tk_dist_on(t->o->dist) && t->o->dist->rank != 0)
         tk_metrics_reset(t->metrics[TRAIN]); /* the saved sums are all ranks': rank 0's now */
+    for (int i = 0; i < t->m->n_state && stats_was != stats_now; i++) {
+        if (t->m->tensors[i].kind != TK_TENSOR_BUFFER)
+            continue;
+        char were[96], fix[160];
+        if (stats_was > 1) {
+            snprintf(were, sizeof were, "per rank of %lld", (long long)stats_was);
+            snprintf(fix, sizeof fix, "resume with %lld ranks and sync_batch_norm = false",
+                     (long long)stats_was);
+        } else {
+            snprintf(were, sizeof were, "over the whole batch");
+            snprintf(fix, sizeof fix, "resume on one process or with sync_batch_norm = true");
+        }
+        return tk_fail(t->ctx, TK_ERR_INPUT, "%s: written by a run on %lld rank%s whose "
+                       "batch-norm statistics (%s) were taken %s; this run (%lld rank%s%s) "
+                       "would change their meaning mid-run: %s", path, (long long)was,
+                       was > 1 ? "s" : "", t->m->tensors[i].name, were, (long long)now,
+                       now > 1 ? "s" : "", now > 1 && !t->o->sync_batch_norm
+                           ? ", statistics per rank" : "", fix);
+    }
     if (was == now)
         return TK_OK;
-    for (int i = 0; i < t->m->n_state; i++)
-        if (t->m->tensors[i].kind == TK_TENSOR_BUFFER)
-            return tk_fail(t->ctx, TK_ERR_INPUT, "%s: written by a run on %lld rank%s; this "
-                           "model keeps batch-norm statistics per rank (%s), which %lld rank%s "
-                           "would change mid-run: resume with %lld rank%s", path,
-                           (long long)was, was > 1 ? "s" : "", t->m->tensors[i].name,
-                           (long long)now, now > 1 ? "s" : "", (long long)was,
-                           was > 1 ? "s" : "");
     notice(t, "notice: the checkpoint was written by %lld rank%s, this run has %lld: the "
            "result equals the %lld-rank run's within float rounding, not bit for bit",
            (long long)was, was > 1 ? "s" : "", (long long)now, (long long)was);
@@ -794,6 +813,7 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
         return TK_ERR_INPUT;
     if (tk_dist_check(m, o, ctx) != TK_OK)
         return TK_ERR_INPUT;
+    tk_dist_attach(m, o, true);
     trainer t = {.m = m, .o = o, .ctx = ctx, .silent = *o};
     t.writer = !tk_dist_on(o->dist) || o->dist->rank == 0;
     t.silent.run_dir = NULL;
@@ -837,6 +857,7 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     if (st == TK_OK)
         st = finish(&t);
     tk_runlog_close(&t.log);
+    tk_dist_attach(m, o, false);
     for (int s = TRAIN; s <= TEST; s++)
         tk_loader_free(t.loaders[s]);
     tk_metrics_free(t.metrics[TRAIN]);
