@@ -149,6 +149,24 @@ expect_rc 130
 expect_err "state saved to ctrlc/checkpoints/last.safetensors"
 [ ! -f ctrlc/checkpoints/final.safetensors ] && ok || bad "Ctrl-C did not stop the run"
 
+# Ctrl-C on a bare mpirun (SIGINT to it): Open MPI 4.1 aborts the job (SIGTERM to the ranks
+# odls_base_sigkill_timeout = 1 s later, SIGKILL 1 s after that) and exits 1 whatever the
+# ranks return; the ranks save after the same step within that second, and the run resumes.
+"${MPI[@]}" "$TKRUN" mlp.lua --run-dir bare --epochs 400 --quiet >/dev/null 2>"$TK_TMP/stderr" &
+pid=$!
+for _ in $(seq 600); do [ -s bare/train.log ] && break; sleep 0.1; done
+kill -INT "$pid"
+wait "$pid" && RC=0 || RC=$?
+ERR=$(cat "$TK_TMP/stderr")
+expect_rc 1
+expect_err "state saved to bare/checkpoints/last.safetensors"
+[ ! -f bare/checkpoints/final.safetensors ] && ok || bad "Ctrl-C on mpirun did not stop the run"
+epoch=$(sed -n 's/.*interrupted \(after\|at\) epoch \([0-9]*\).*/\2/p' <<<"$ERR" | head -1)
+"${MPI[@]}" "$TKRUN" mlp.lua --resume bare --epochs $((epoch + 1)) --quiet >/dev/null 2>&1 &&
+    RC=0 || RC=$?
+expect_rc 0
+[ -f bare/checkpoints/final.safetensors ] && ok || bad "the run saved by Ctrl-C on mpirun did not resume"
+
 # Batch norm keeps per-rank statistics by default (rank 0's are kept); a checkpoint of 2
 # ranks does not resume on 1, since the statistics would change meaning.
 sed -e 's/nn.linear(512), nn.relu(),$/nn.linear(64), nn.batch_norm1d(), nn.relu(),/' \
