@@ -1,11 +1,13 @@
 /* dist.c - what the trainer needs for data-parallel training over a tk_dist: which rows of a
  * batch this rank computes, what share of the batch's loss they carry, the checks that refuse
  * what sharding would change, and the reductions (gradients, metrics, rank 0's buffers; the
- * batch norms' synchronised statistics are reduced by their kernels through tk_stat_sync).
+ * batch norms' synchronised statistics are reduced by their kernels through tk_stat_sync),
+ * and which checkpoints resume on another rank count.
  * Not here: any transport (lang/dist_mpi.c implements tk_dist on MPI) or the loop itself
  * (train.c calls these at a few points). */
 #include "tk_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 bool tk_dist_on(const tk_dist *d)
@@ -78,6 +80,39 @@ void tk_dist_attach(tk_model *m, const tk_train_opts *o, bool on)
     for (int v = 0; v < m->g->n_nodes; v++)
         m->train.args[v].sync = sync ? &m->sync : NULL;
     m->train.args[m->g->loss].divisor = m->eval.args[m->g->loss].divisor = 0;
+}
+
+int64_t tk_dist_stat_ranks(const tk_train_opts *o)
+{
+    return tk_dist_on(o->dist) && !o->sync_batch_norm ? o->dist->size : 1;
+}
+
+/* Per-rank statistics would change their meaning on another rank count, or when
+ * sync_batch_norm changes mid-run; statistics of the whole batch resume on any count. */
+tk_status tk_dist_resume_check(const tk_model *m, const tk_train_opts *o, int64_t was,
+                               int64_t stats_was, const char *path, tk_ctx *ctx)
+{
+    int64_t now = tk_dist_on(o->dist) ? o->dist->size : 1, stats_now = tk_dist_stat_ranks(o);
+    for (int i = 0; i < m->n_state && stats_was != stats_now; i++) {
+        if (m->tensors[i].kind != TK_TENSOR_BUFFER)
+            continue;
+        char were[96], fix[160];
+        if (stats_was > 1) {
+            snprintf(were, sizeof were, "per rank of %lld", (long long)stats_was);
+            snprintf(fix, sizeof fix, "resume with %lld ranks and sync_batch_norm = false",
+                     (long long)stats_was);
+        } else {
+            snprintf(were, sizeof were, "over the whole batch");
+            snprintf(fix, sizeof fix, "resume on one process or with sync_batch_norm = true");
+        }
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: written by a run on %lld rank%s whose "
+                       "batch-norm statistics (%s) were taken %s; this run (%lld rank%s%s) "
+                       "would change their meaning mid-run: %s", path, (long long)was,
+                       was > 1 ? "s" : "", m->tensors[i].name, were, (long long)now,
+                       now > 1 ? "s" : "", now > 1 && !o->sync_batch_norm
+                           ? ", statistics per rank" : "", fix);
+    }
+    return TK_OK;
 }
 
 tk_status tk_dist_check(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)

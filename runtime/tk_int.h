@@ -359,6 +359,12 @@ double tk_dist_loss_share(const tk_model *m, int rows, int n);
 /* Refuse what sharding would change: more ranks than rows, a rank without rows in a
  * synchronised batch norm's sums. */
 tk_status tk_dist_check(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
+/* The ranks whose rows one batch-norm statistic covers (1: the whole batch). */
+int64_t tk_dist_stat_ranks(const tk_train_opts *o);
+/* Refuse resuming a checkpoint written on `was` ranks with statistics over `stats_was` where
+ * batch-norm statistics would change meaning. */
+tk_status tk_dist_resume_check(const tk_model *m, const tk_train_opts *o, int64_t was,
+                               int64_t stats_was, const char *path, tk_ctx *ctx);
 /* Start (on) or end a run's use of the model: sync_batch_norm's hook in the train schedule,
  * no loss divisor left from a shard. */
 void tk_dist_attach(tk_model *m, const tk_train_opts *o, bool on);

@@ -215,12 +215,6 @@ static void report(const trainer *t, tk_progress *p)
         t->o->progress(p, t->o->progress_ud);
 }
 
-/* The ranks whose rows one batch-norm statistic covers: 1 for the whole batch. */
-static int64_t stat_ranks(const tk_train_opts *o)
-{
-    return tk_dist_on(o->dist) && !o->sync_batch_norm ? o->dist->size : 1;
-}
-
 static tk_status save_full(trainer *t, const char *name)
 {
     tk_status st = TK_OK;
@@ -228,7 +222,7 @@ static tk_status save_full(trainer *t, const char *name)
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
         t->st.ranks = tk_dist_on(t->o->dist) ? t->o->dist->size : 1;
-        t->st.stat_ranks = stat_ranks(t->o);
+        t->st.stat_ranks = tk_dist_stat_ranks(t->o);
         if (t->st.n_metrics)
             tk_metrics_get_state(t->metrics[TRAIN], t->st.metrics);
         if (t->st.n_sched)
@@ -612,35 +606,16 @@ static void group_notices(const trainer *t)
 
 /* The state a checkpoint holds is global whatever the rank count (the cursor counts global
  * batches, random draws are keyed by step and global row, metrics are summed over ranks), so
- * another count continues a defined run, equal to the old count's within float rounding.
- * Batch-norm statistics are the exception unless synchronised: taken per rank, another count
- * (or switching sync_batch_norm) would change what they mean mid-run. */
+ * another count continues a defined run, equal to the old count's within float rounding;
+ * per-rank batch-norm statistics are the exception (tk_dist_resume_check). */
 static tk_status resume_ranks(trainer *t, const char *path)
 {
     int64_t now = tk_dist_on(t->o->dist) ? t->o->dist->size : 1;
     int64_t was = t->st.ranks > 0 ? t->st.ranks : 1;
-    int64_t stats_now = stat_ranks(t->o), stats_was = t->st.stat_ranks;
     if (tk_dist_on(t->o->dist) && t->o->dist->rank != 0)
         tk_metrics_reset(t->metrics[TRAIN]); /* the saved sums are all ranks': rank 0's now */
-    for (int i = 0; i < t->m->n_state && stats_was != stats_now; i++) {
-        if (t->m->tensors[i].kind != TK_TENSOR_BUFFER)
-            continue;
-        char were[96], fix[160];
-        if (stats_was > 1) {
-            snprintf(were, sizeof were, "per rank of %lld", (long long)stats_was);
-            snprintf(fix, sizeof fix, "resume with %lld ranks and sync_batch_norm = false",
-                     (long long)stats_was);
-        } else {
-            snprintf(were, sizeof were, "over the whole batch");
-            snprintf(fix, sizeof fix, "resume on one process or with sync_batch_norm = true");
-        }
-        return tk_fail(t->ctx, TK_ERR_INPUT, "%s: written by a run on %lld rank%s whose "
-                       "batch-norm statistics (%s) were taken %s; this run (%lld rank%s%s) "
-                       "would change their meaning mid-run: %s", path, (long long)was,
-                       was > 1 ? "s" : "", t->m->tensors[i].name, were, (long long)now,
-                       now > 1 ? "s" : "", now > 1 && !t->o->sync_batch_norm
-                           ? ", statistics per rank" : "", fix);
-    }
+    if (tk_dist_resume_check(t->m, t->o, was, t->st.stat_ranks, path, t->ctx) != TK_OK)
+        return TK_ERR_INPUT;
     if (was == now)
         return TK_OK;
     notice(t, "notice: the checkpoint was written by %lld rank%s, this run has %lld: the "
