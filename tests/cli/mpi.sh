@@ -208,14 +208,20 @@ return tk.pipeline {
 }
 EOF
 grep -q "sync_batch_norm = true" sbn.lua && ok || bad "sbn.lua does not sync its batch norm"
-run sbn.lua --run-dir sbn-1 --threads 1 --quiet
-expect_rc 0
-"${MPI[@]}" "$TKRUN" sbn.lua --run-dir sbn-2 --quiet >/dev/null 2>&1 && RC=0 || RC=$?
-expect_rc 0
-close_losses sbn-1 sbn-2 && ok ||
-    bad "sync_batch_norm: losses differ: $(diff <(losses sbn-1) <(losses sbn-2))"
-d=$(weights_diff sbn-1/checkpoints/final.safetensors sbn-2/checkpoints/final.safetensors)
-within "$d" 1e-5 && ok || bad "sync_batch_norm: 2 ranks vs 1 process differ by $d"
+# The CNN with a batch_norm2d after its convolution: statistics over rows and positions.
+sed -e 's/nn.conv2d { out_channels = 6, kernel_size = 5, stride = 2 }, nn.relu(),/nn.conv2d { out_channels = 6, kernel_size = 5, stride = 2, bias = false }, nn.batch_norm2d(), nn.relu(),/' \
+    -e 's/^  epochs = 2,$/  epochs = 2, sync_batch_norm = true,/' cnn.lua > sbn2d.lua
+grep -q "batch_norm2d(), nn.relu()" sbn2d.lua && ok || bad "sbn2d.lua has no batch norm"
+for model in sbn sbn2d; do
+    run "$model.lua" --run-dir "$model-1" --threads 1 --quiet
+    expect_rc 0
+    "${MPI[@]}" "$TKRUN" "$model.lua" --run-dir "$model-2" --quiet >/dev/null 2>&1 && RC=0 || RC=$?
+    expect_rc 0
+    close_losses "$model-1" "$model-2" && ok ||
+        bad "$model: losses differ: $(diff <(losses "$model-1") <(losses "$model-2"))"
+    d=$(weights_diff "$model-1/checkpoints/final.safetensors" "$model-2/checkpoints/final.safetensors")
+    within "$d" 1e-5 && ok || bad "$model: 2 ranks vs 1 process differ by $d"
+done
 # Without it, the same model's per-rank statistics are not one process's.
 "${MPI[@]}" "$TKRUN" sbn.lua --run-dir sbn-local --set sync_batch_norm=false --quiet \
     >/dev/null 2>&1 && RC=0 || RC=$?
