@@ -496,6 +496,8 @@ int tk_cmd_check(const tk_cli *c)
     if (st == TK_OK)
         st = load_init(c, &s.p, &init_text, s.ctx);
     free(init_text);
+    if (st == TK_OK)
+        st = tk_check_schedule(s.p.model, &s.p.train, s.ctx);
     if (st == TK_OK) {
         tk_print_layers(stdout, s.p.model);
         printf("\n");

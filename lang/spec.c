@@ -468,6 +468,7 @@ static tk_status build_policy(lua_State *L, int pipe, tk_pipeline *p, tk_ctx *ct
     o->max_skips = (int64_t)num_at(L, pipe, "max_skips");
     o->tensorboard = flag_at(L, pipe, "tensorboard");
     o->log_every = (int64_t)num_at(L, pipe, "log_every");
+    o->sync_batch_norm = flag_at(L, pipe, "sync_batch_norm");
     p->threads = (int)num_at(L, pipe, "threads");
     lua_getfield(L, pipe, "save");
     if (lua_istable(L, -1)) {

@@ -209,6 +209,7 @@ tk_status tk_ckpt_save(const tk_model *m, const char *path, const tk_train_state
         put_int(&md, "rows", st->rows);
         put_int(&md, "seed", (int64_t)m->seed);
         put_int(&md, "ranks", st->ranks);
+        put_int(&md, "stat_ranks", st->stat_ranks);
         put_int(&md, "threads", tk_threads());
         put_double(&md, "best", st->best);
         put_double(&md, "stop_best", st->stop_best);
@@ -386,6 +387,8 @@ tk_status tk_ckpt_load(tk_model *m, const char *path, tk_train_state *st, tk_ctx
         in.loss_weight = (double)in.rows;
     if (s == TK_OK && !get_int(f, "ranks", &in.ranks))
         in.ranks = 0;
+    if (s == TK_OK && !get_int(f, "stat_ranks", &in.stat_ranks))
+        in.stat_ranks = in.ranks > 0 ? in.ranks : 1;
     if (s == TK_OK) {
         for (int i = 0; i < m->n_tensors; i++) {
             const tk_tensor_rec *r = &m->tensors[i];
@@ -536,7 +539,7 @@ static const char *const reserved[] = {
     "format", "tkrun", "kind", "checksum", "optimizer", "groups", "epoch", "cursor", "step",
     "optim_steps", "batches_seen", "bad_epochs", "best_epoch", "skips", "rows", "seed",
     "threads", "best", "stop_best", "loss_sum", "loss_weight", "sched", "metrics", "config",
-    "ranks", "meta_checksum",
+    "ranks", "stat_ranks", "meta_checksum",
 };
 
 tk_status tk_model_set_meta(tk_model *m, const char *key, const char *value, tk_ctx *ctx)

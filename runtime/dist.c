@@ -1,10 +1,13 @@
 /* dist.c - what the trainer needs for data-parallel training over a tk_dist: which rows of a
  * batch this rank computes, what share of the batch's loss they carry, the checks that refuse
- * what sharding would change, and the reductions (gradients, metrics, rank 0's buffers).
+ * what sharding would change, and the reductions (gradients, metrics, rank 0's buffers; the
+ * batch norms' synchronised statistics are reduced by their kernels through tk_stat_sync),
+ * and which checkpoints resume on another rank count.
  * Not here: any transport (lang/dist_mpi.c implements tk_dist on MPI) or the loop itself
  * (train.c calls these at a few points). */
 #include "tk_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 bool tk_dist_on(const tk_dist *d)
@@ -23,13 +26,27 @@ void tk_dist_shard(const tk_dist *d, int n, int *lo, int *hi)
     *hi = (int)((int64_t)n * (d->rank + 1) / d->size);
 }
 
+static bool class_mean(const tk_model *m)
+{
+    const tk_node *loss = &m->g->nodes[m->g->loss];
+    return (loss->op->flags & TK_OP_CLASS_TARGET) &&
+           strcmp(tk_attr_str(loss, "reduction", "mean"), "sum") != 0;
+}
+
 /* The shard's rows move to the front of the input and target buffers, and dropout's draws
- * are numbered from the shard's first row, so every row sees the mask one process gives it. */
+ * are numbered from the shard's first row, so every row sees the mask one process gives it.
+ * A class loss's mean divides by the summed weight of the rows that count (class weights,
+ * ignore_index), which a shard cannot know from its own rows: it takes the whole batch's,
+ * computed here from the whole batch's targets as one process computes it. */
 int tk_dist_take_rows(tk_model *m, const tk_dist *d, int n)
 {
     int lo, hi;
     tk_dist_shard(d, n, &lo, &hi);
     m->row0 = lo;
+    if (class_mean(m)) {
+        double whole = tk_model_loss_weight(m, n);
+        m->train.args[m->g->loss].divisor = m->eval.args[m->g->loss].divisor = whole;
+    }
     if (lo > 0) {
         size_t x = (size_t)tk_sample_numel(&m->g->nodes[m->g->input].shape);
         size_t y = (size_t)tk_sample_numel(&m->g->nodes[m->g->target].shape);
@@ -39,35 +56,62 @@ int tk_dist_take_rows(tk_model *m, const tk_dist *d, int n)
     return hi - lo;
 }
 
-/* A mean loss over n rows is the rows-weighted sum of the shards' means; a sum is the sum. */
+/* A mean loss over n rows is the rows-weighted sum of the shards' means; a sum is the sum,
+ * and so is a class loss's mean, each shard divided by the whole batch's denominator. */
 double tk_dist_loss_share(const tk_model *m, int rows, int n)
 {
     const tk_node *loss = &m->g->nodes[m->g->loss];
     const char *red = tk_attr_str(loss, "reduction", "mean");
-    return strcmp(red, "sum") == 0 ? 1.0 : (double)rows / (double)n;
+    return strcmp(red, "sum") == 0 || class_mean(m) ? 1.0 : (double)rows / (double)n;
 }
 
-/* Sharding is exact only where a batch's loss is a mean over its rows (or a sum): class
- * weights and ignored rows make the mean divide by a per-shard weight total instead. */
-static bool is_ignored(float y, void *ud)
+static bool has_buffers(const tk_model *m)
 {
-    return (int64_t)y == *(const int64_t *)ud;
+    for (int i = 0; i < m->n_state; i++)
+        if (m->tensors[i].kind == TK_TENSOR_BUFFER)
+            return true;
+    return false;
 }
 
-static tk_status check_split(const tk_model *m, const tk_view *v, tk_ctx *ctx)
+void tk_dist_attach(tk_model *m, const tk_train_opts *o, bool on)
 {
-    const tk_node *loss = &m->g->nodes[m->g->loss];
-    if (!v || !(loss->op->flags & TK_OP_CLASS_TARGET) ||
-        strcmp(tk_attr_str(loss, "reduction", "mean"), "sum") == 0)
-        return TK_OK;
-    int64_t ignore = tk_attr_int(loss, "ignore_index", -100);
-    char where[512];
-    float y;
-    if (tk_view_find_label(v, is_ignored, &ignore, &y, where, sizeof where))
-        return tk_fail(ctx, TK_ERR_INPUT, "%s: %s: %s has label %lld = ignore_index; "
-                       "data-parallel training does not support ignored rows yet (the "
-                       "mean would divide by each rank's own count)", loss->where,
-                       loss->op->name, where, (long long)ignore);
+    bool sync = on && o->sync_batch_norm && tk_dist_on(o->dist);
+    m->sync = (tk_stat_sync){sync ? o->dist : NULL, TK_OK};
+    for (int v = 0; v < m->g->n_nodes; v++)
+        m->train.args[v].sync = sync ? &m->sync : NULL;
+    m->train.args[m->g->loss].divisor = m->eval.args[m->g->loss].divisor = 0;
+}
+
+int64_t tk_dist_stat_ranks(const tk_train_opts *o)
+{
+    return tk_dist_on(o->dist) && !o->sync_batch_norm ? o->dist->size : 1;
+}
+
+/* Per-rank statistics would change their meaning on another rank count, or when
+ * sync_batch_norm changes mid-run; statistics of the whole batch resume on any count. */
+tk_status tk_dist_resume_check(const tk_model *m, const tk_train_opts *o, int64_t was,
+                               int64_t stats_was, const char *path, tk_ctx *ctx)
+{
+    int64_t now = tk_dist_on(o->dist) ? o->dist->size : 1, stats_now = tk_dist_stat_ranks(o);
+    for (int i = 0; i < m->n_state && stats_was != stats_now; i++) {
+        if (m->tensors[i].kind != TK_TENSOR_BUFFER)
+            continue;
+        char were[96], fix[160];
+        if (stats_was > 1) {
+            snprintf(were, sizeof were, "per rank of %lld", (long long)stats_was);
+            snprintf(fix, sizeof fix, "resume with %lld ranks and sync_batch_norm = false",
+                     (long long)stats_was);
+        } else {
+            snprintf(were, sizeof were, "over the whole batch");
+            snprintf(fix, sizeof fix, "resume on one process or with sync_batch_norm = true");
+        }
+        return tk_fail(ctx, TK_ERR_INPUT, "%s: written by a run on %lld rank%s whose "
+                       "batch-norm statistics (%s) were taken %s; this run (%lld rank%s%s) "
+                       "would change their meaning mid-run: %s", path, (long long)was,
+                       was > 1 ? "s" : "", m->tensors[i].name, were, (long long)now,
+                       now > 1 ? "s" : "", now > 1 && !o->sync_batch_norm
+                           ? ", statistics per rank" : "", fix);
+    }
     return TK_OK;
 }
 
@@ -84,16 +128,15 @@ tk_status tk_dist_check(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
                        "rows: batch_size is the global batch (each rank takes batch_size / "
                        "ranks), so use at most %d rank%s or a larger batch", o->batch_size,
                        d->size, o->batch_size, o->batch_size > 1 ? "s" : "");
-    const tk_node *loss = &m->g->nodes[m->g->loss];
-    if ((loss->op->flags & TK_OP_CLASS_TARGET) && tk_node_attr(loss, "weight") &&
-        strcmp(tk_attr_str(loss, "reduction", "mean"), "sum") != 0)
-        return tk_fail(ctx, TK_ERR_INPUT, "%s: %s with class weights: data-parallel training "
-                       "does not support a weighted mean yet (each rank would divide by its "
-                       "own weight total); use reduction = \"sum\" or one process",
-                       loss->where, loss->op->name);
-    if (check_split(m, o->train, ctx) != TK_OK || check_split(m, o->valid, ctx) != TK_OK ||
-        check_split(m, o->test, ctx) != TK_OK)
-        return TK_ERR_INPUT;
+    /* Synchronised statistics need every rank in every train batch's reductions: an
+     * epoch's last batch must leave each rank a row. */
+    int64_t len = o->train ? tk_view_len(o->train) : 0, last = len % o->batch_size;
+    if (o->sync_batch_norm && has_buffers(m) && !o->drop_last && last > 0 && last < d->size)
+        return tk_fail(ctx, TK_ERR_INPUT, "sync_batch_norm: the last batch of an epoch has "
+                       "%lld row%s (%lld training rows, batch_size %d), fewer than the %d "
+                       "ranks, which would leave a rank out of the batch-norm statistics' "
+                       "sums: set data.drop_last = true, or another batch_size", (long long)last,
+                       last > 1 ? "s" : "", (long long)len, o->batch_size, d->size);
     return TK_OK;
 }
 
@@ -101,6 +144,11 @@ static tk_status failed(const tk_dist *d, tk_ctx *ctx, const char *what)
 {
     return tk_fail(ctx, TK_ERR_RUNTIME, "rank %d of %d: the reduction of %s failed (another "
                    "rank stopped?); the last checkpoint is kept", d->rank, d->size, what);
+}
+
+tk_status tk_dist_sync_status(const tk_model *m, tk_ctx *ctx)
+{
+    return m->sync.st == TK_OK ? TK_OK : failed(m->sync.dist, ctx, "the batch-norm statistics");
 }
 
 tk_status tk_dist_sum_doubles(const tk_dist *d, double *v, size_t n, const char *what,
@@ -120,9 +168,7 @@ tk_status tk_dist_reduce_grad(tk_model *m, const tk_dist *d, tk_ctx *ctx)
         return TK_OK;
     if (m->n_train && d->allreduce_sum(m->grad, (size_t)m->n_train, d->ud) != TK_OK)
         return failed(d, ctx, "the gradients");
-    bool buffers = false;
-    for (int i = 0; i < m->n_state; i++)
-        buffers = buffers || m->tensors[i].kind == TK_TENSOR_BUFFER;
+    bool buffers = has_buffers(m);
     /* Buffers and frozen parameters share the flat region after the trainable ones. */
     size_t n = (size_t)(m->n_flat - m->n_train);
     if (!buffers || n == 0)

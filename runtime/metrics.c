@@ -320,51 +320,26 @@ static double uniform(const tk_metrics *mt, reg_kind kind)
 
 /* ---------------------------------------------------------------- the registry */
 
-static double accuracy_of(const tk_metrics *mt, int k)
+/* A registry entry's value: `arg` is the line's own (which average) or top<K>'s K. */
+static double accuracy_of(const tk_metrics *mt, int arg)
 {
-    (void)k;
+    (void)arg;
     return tk_metrics_accuracy(mt);
 }
 
-static double precision_of(const tk_metrics *mt, int k)
+static double macro_of(const tk_metrics *mt, int arg)
 {
-    (void)k;
-    return macro(mt, SCORE_PRECISION);
+    return macro(mt, (score_kind)arg);
 }
 
-static double recall_of(const tk_metrics *mt, int k)
+static double uniform_of(const tk_metrics *mt, int arg)
 {
-    (void)k;
-    return macro(mt, SCORE_RECALL);
+    return uniform(mt, (reg_kind)arg);
 }
 
-static double f1_of(const tk_metrics *mt, int k)
+static double exact_match_of(const tk_metrics *mt, int arg)
 {
-    (void)k;
-    return macro(mt, SCORE_F1);
-}
-
-static double mae_of(const tk_metrics *mt, int k)
-{
-    (void)k;
-    return uniform(mt, REG_MAE);
-}
-
-static double rmse_of(const tk_metrics *mt, int k)
-{
-    (void)k;
-    return uniform(mt, REG_RMSE);
-}
-
-static double r2_of(const tk_metrics *mt, int k)
-{
-    (void)k;
-    return uniform(mt, REG_R2);
-}
-
-static double exact_match_of(const tk_metrics *mt, int k)
-{
-    (void)k;
+    (void)arg;
     return (double)mt->exact / (double)mt->count;
 }
 
@@ -374,19 +349,20 @@ static const struct {
     const char *name;
     tk_task task;
     bool always;
-    double (*value)(const tk_metrics *mt, int k);
+    double (*value)(const tk_metrics *mt, int arg);
+    int arg;
 } registry[] = {
-    {"accuracy", TK_TASK_CLASSIFICATION, true, accuracy_of},
-    {"top", TK_TASK_CLASSIFICATION, false, topk},
-    {"precision", TK_TASK_CLASSIFICATION, false, precision_of},
-    {"recall", TK_TASK_CLASSIFICATION, false, recall_of},
-    {"f1", TK_TASK_CLASSIFICATION, false, f1_of},
-    {"confusion", TK_TASK_CLASSIFICATION, false, NULL},
-    {"mae", TK_TASK_REGRESSION, true, mae_of},
-    {"rmse", TK_TASK_REGRESSION, true, rmse_of},
-    {"r2", TK_TASK_REGRESSION, true, r2_of},
-    {"accuracy", TK_TASK_MULTILABEL, true, accuracy_of},
-    {"exact_match", TK_TASK_MULTILABEL, false, exact_match_of},
+    {"accuracy", TK_TASK_CLASSIFICATION, true, accuracy_of, 0},
+    {"top", TK_TASK_CLASSIFICATION, false, topk, 0},
+    {"precision", TK_TASK_CLASSIFICATION, false, macro_of, SCORE_PRECISION},
+    {"recall", TK_TASK_CLASSIFICATION, false, macro_of, SCORE_RECALL},
+    {"f1", TK_TASK_CLASSIFICATION, false, macro_of, SCORE_F1},
+    {"confusion", TK_TASK_CLASSIFICATION, false, NULL, 0},
+    {"mae", TK_TASK_REGRESSION, true, uniform_of, REG_MAE},
+    {"rmse", TK_TASK_REGRESSION, true, uniform_of, REG_RMSE},
+    {"r2", TK_TASK_REGRESSION, true, uniform_of, REG_R2},
+    {"accuracy", TK_TASK_MULTILABEL, true, accuracy_of, 0},
+    {"exact_match", TK_TASK_MULTILABEL, false, exact_match_of, 0},
 };
 
 #define N_METRICS (int)(sizeof registry / sizeof registry[0])
@@ -451,7 +427,7 @@ double tk_metrics_value(const tk_metrics *mt, const char *name)
         return NAN;
     if (mt->task == TK_TASK_REGRESSION && mt->label_width == 0)
         return NAN;
-    return registry[i].value(mt, k);
+    return registry[i].value(mt, registry[i].value == topk ? k : registry[i].arg);
 }
 
 void tk_metrics_class(const tk_metrics *mt, int c, double *precision, double *recall,

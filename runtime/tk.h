@@ -606,6 +606,8 @@ typedef struct {
     void *ready_ud;
     const tk_dist *dist;                   /* data-parallel ranks (NULL: one process); rank 0
                                               alone writes run_dir */
+    bool sync_batch_norm;                  /* with dist: batch-norm statistics over every
+                                              rank's rows (else each rank's own) */
 } tk_train_opts;
 
 /* Micro-batches and optimizer steps per epoch under these options. */
@@ -614,6 +616,9 @@ int64_t tk_train_steps_per_epoch(const tk_train_opts *o);
 /* Validate data and options against the model before any batch: sample shapes, label kind and
  * range for the loss (names the file and row), metric and monitor names. */
 tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
+/* The schedule's options against the run's length and the groups' lrs (tk_train checks them
+ * too, before the first batch; `tkrun check` calls this so it finds the same mistakes). */
+tk_status tk_check_schedule(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
 /* Train (or resume, with o->resume), then run the test split. TK_ERR_INTERRUPTED after a
  * signal, with last.safetensors written. */
 tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx);

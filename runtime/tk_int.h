@@ -97,6 +97,14 @@ struct tk_node {
     double fattr[4];
 };
 
+/* Batch norm's statistics over every data-parallel rank's rows (sync_batch_norm): the train
+ * schedule's batch-norm kernels sum their per-channel partial sums with dist (in its fixed
+ * rank order); the first failed sum is kept in st, and the trainer ends the step with it. */
+typedef struct {
+    const tk_dist *dist;
+    tk_status st;
+} tk_stat_sync;
+
 /* Kernel arguments, precomputed by the plan: every pointer is fixed for the model's life. */
 typedef struct {
     const tk_node *node;
@@ -113,6 +121,9 @@ typedef struct {
     float *scratch;
     float loss_scale;          /* loss ops: d(total)/d(this loss) */
     int64_t row0;              /* row 0's index in the global batch (data-parallel shards) */
+    tk_stat_sync *sync;        /* batch norm: sum the statistics over the ranks (NULL: no) */
+    double divisor;            /* class losses' mean: divide by this (the whole batch's weight
+                                  when data-parallel) instead of the rows' own; 0: their own */
 } tk_kernel_args;
 
 enum {
@@ -270,6 +281,7 @@ struct tk_model {
     char *notes;               /* tk_model_notes */
     int n_meta;
     int64_t row0;              /* this rank's first row of the global batch (dist.c) */
+    tk_stat_sync sync;         /* the train schedule's batch norms' (dist.c) */
 };
 
 /* ---------------------------------------------------------------- checkpoints (ckpt.c) */
@@ -283,6 +295,8 @@ tk_status tk_st_save_typed(const char *path, const tk_st_tensor *tensors, const 
 /* The trainer's state that a full checkpoint carries besides tensors. */
 typedef struct {
     int64_t ranks;             /* data-parallel ranks when saved (0: older files) */
+    int64_t stat_ranks;        /* the ranks one batch-norm statistic covered: 1 one process or
+                                  sync_batch_norm, else ranks (older files: ranks) */
     int64_t epoch;             /* completed epochs */
     int64_t cursor;            /* micro-batches done of epoch + 1 (0: at an epoch boundary) */
     int64_t step;              /* optimizer updates */
@@ -340,12 +354,26 @@ bool tk_dist_on(const tk_dist *d);             /* more than one rank */
 /* This rank's rows [lo, hi) of an n-row batch. */
 void tk_dist_shard(const tk_dist *d, int n, int *lo, int *hi);
 /* Move this rank's rows of the n-row batch in the input/target buffers to the front and set
- * m->row0; returns how many (may be 0 for a short last batch). */
+ * m->row0 (and a class loss's divisor: the whole batch's); returns how many (may be 0 for a
+ * short last batch). */
 int tk_dist_take_rows(tk_model *m, const tk_dist *d, int n);
-/* The weight of a shard's loss in its batch's loss (rows / n for a mean, 1 for a sum). */
+/* The weight of a shard's loss in its batch's loss (rows / n for a mean, 1 for a sum or a
+ * class loss's mean, whose divisor is already the batch's). */
 double tk_dist_loss_share(const tk_model *m, int rows, int n);
-/* Refuse what sharding would change: more ranks than rows, per-shard loss divisors. */
+/* Refuse what sharding would change: more ranks than rows, a rank without rows in a
+ * synchronised batch norm's sums. */
 tk_status tk_dist_check(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx);
+/* The ranks whose rows one batch-norm statistic covers (1: the whole batch). */
+int64_t tk_dist_stat_ranks(const tk_train_opts *o);
+/* Refuse resuming a checkpoint written on `was` ranks with statistics over `stats_was` where
+ * batch-norm statistics would change meaning. */
+tk_status tk_dist_resume_check(const tk_model *m, const tk_train_opts *o, int64_t was,
+                               int64_t stats_was, const char *path, tk_ctx *ctx);
+/* Start (on) or end a run's use of the model: sync_batch_norm's hook in the train schedule,
+ * no loss divisor left from a shard. */
+void tk_dist_attach(tk_model *m, const tk_train_opts *o, bool on);
+/* After a train step: the failure of a synchronised batch norm's reduction, if any. */
+tk_status tk_dist_sync_status(const tk_model *m, tk_ctx *ctx);
 /* Sum the gradients over the ranks, then copy rank 0's buffers to every rank. */
 tk_status tk_dist_reduce_grad(tk_model *m, const tk_dist *d, tk_ctx *ctx);
 tk_status tk_dist_reduce_metrics(tk_metrics *mt, const tk_dist *d, tk_ctx *ctx);

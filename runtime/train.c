@@ -133,8 +133,7 @@ static tk_status check_monitor(const tk_monitor *mon, const char *what, const tk
                    accuracy ? ", accuracy" : "");
 }
 
-/* The schedule's options against the groups' lrs, so `tkrun check` finds their mistakes. */
-static tk_status check_sched(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
+tk_status tk_check_schedule(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
 {
     int n = tk_model_group_count(m);
     double *lrs = tk_calloc((size_t)n, sizeof(double));
@@ -193,7 +192,7 @@ tk_status tk_check_data(const tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
         return tk_fail(ctx, TK_ERR_INPUT, "early_stop.restore_best restores best.safetensors, "
                        "so save.best must monitor the same value as early_stop ('%s')",
                        o->stop.name ? o->stop.name : "?");
-    return check_sched(m, o, ctx);
+    return TK_OK;
 }
 
 /* ---------------------------------------------------------------- the trainer */
@@ -243,6 +242,7 @@ static tk_status save_full(trainer *t, const char *name)
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
         t->st.ranks = tk_dist_on(t->o->dist) ? t->o->dist->size : 1;
+        t->st.stat_ranks = tk_dist_stat_ranks(t->o);
         if (t->st.n_metrics)
             tk_metrics_get_state(t->metrics[TRAIN], t->st.metrics);
         if (t->st.n_sched)
@@ -352,7 +352,7 @@ static tk_status run_batch(trainer *t, bool train, int n, tk_metrics *mt, float 
         tk_status st = train ? tk_model_forward_backward(m, rows, (float)(share / k), step,
                                                          &part, t->ctx)
                              : tk_model_eval(m, rows, &part, t->ctx);
-        if (st != TK_OK)
+        if (st != TK_OK || (train && tk_dist_sync_status(m, t->ctx) != TK_OK))
             return TK_ERR_RUNTIME;
         tk_metrics_add(mt, tk_model_output(m), width, tk_model_target(m), rows);
     }
@@ -630,25 +630,18 @@ static void group_notices(const trainer *t)
 
 /* The state a checkpoint holds is global whatever the rank count (the cursor counts global
  * batches, random draws are keyed by step and global row, metrics are summed over ranks), so
- * another count continues a defined run, equal to the old count's within float rounding.
- * Batch-norm statistics are the exception: they are per rank, so another count would change
- * what they mean mid-run. */
+ * another count continues a defined run, equal to the old count's within float rounding;
+ * per-rank batch-norm statistics are the exception (tk_dist_resume_check). */
 static tk_status resume_ranks(trainer *t, const char *path)
 {
     int64_t now = tk_dist_on(t->o->dist) ? t->o->dist->size : 1;
     int64_t was = t->st.ranks > 0 ? t->st.ranks : 1;
     if (tk_dist_on(t->o->dist) && t->o->dist->rank != 0)
         tk_metrics_reset(t->metrics[TRAIN]); /* the saved sums are all ranks': rank 0's now */
+    if (tk_dist_resume_check(t->m, t->o, was, t->st.stat_ranks, path, t->ctx) != TK_OK)
+        return TK_ERR_INPUT;
     if (was == now)
         return TK_OK;
-    for (int i = 0; i < t->m->n_state; i++)
-        if (t->m->tensors[i].kind == TK_TENSOR_BUFFER)
-            return tk_fail(t->ctx, TK_ERR_INPUT, "%s: written by a run on %lld rank%s; this "
-                           "model keeps batch-norm statistics per rank (%s), which %lld rank%s "
-                           "would change mid-run: resume with %lld rank%s", path,
-                           (long long)was, was > 1 ? "s" : "", t->m->tensors[i].name,
-                           (long long)now, now > 1 ? "s" : "", (long long)was,
-                           was > 1 ? "s" : "");
     notice(t, "notice: the checkpoint was written by %lld rank%s, this run has %lld: the "
            "result equals the %lld-rank run's within float rounding, not bit for bit",
            (long long)was, was > 1 ? "s" : "", (long long)now, (long long)was);
@@ -817,6 +810,7 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
         return TK_ERR_INPUT;
     if (tk_dist_check(m, o, ctx) != TK_OK)
         return TK_ERR_INPUT;
+    tk_dist_attach(m, o, true);
     trainer t = {.m = m, .o = o, .ctx = ctx, .silent = *o};
     t.writer = !tk_dist_on(o->dist) || o->dist->rank == 0;
     t.silent.run_dir = NULL;
@@ -860,6 +854,7 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     if (st == TK_OK)
         st = finish(&t);
     tk_runlog_close(&t.log);
+    tk_dist_attach(m, o, false);
     for (int s = TRAIN; s <= TEST; s++)
         tk_loader_free(t.loaders[s]);
     for (int k = TRAIN; k <= TEST; k++)

@@ -5,8 +5,9 @@
  * Parameters in PyTorch's state_dict order: weight, bias (if affine), then the buffers
  * running_mean, running_var, num_batches_tracked (a float holding an integer). The mean and
  * 1/std used by forward stay in scratch for backward. Sums are in double, as PyTorch's CPU
- * kernel does for float32. Not here: momentum=None (cumulative average),
- * track_running_stats=false. */
+ * kernel does for float32. With sync_batch_norm (a->sync) the training statistics and
+ * backward's two sums are those of every data-parallel rank's rows, as SyncBatchNorm's.
+ * Not here: momentum=None (cumulative average), track_running_stats=false. */
 #include "tk_int.h"
 
 #include <math.h>
@@ -50,7 +51,7 @@ static tk_status infer_ndim(tk_graph *g, tk_node *n, tk_ctx *ctx, int min_ndim, 
     n->iattr[BUFFERS] = affine ? 2 : 0;
     n->fattr[EPS] = eps;
     n->fattr[MOMENTUM] = momentum;
-    n->scratch = 2 * (size_t)c;
+    n->scratch = 6 * (size_t)c + 2; /* mean, 1/std, then 1 + 2C doubles (sums_of) */
     return TK_OK;
 }
 
@@ -118,30 +119,61 @@ static double dot_of(const float *x, const float *dy, size_t n, float m)
     return lanes_total(lane, tail);
 }
 
-/* Batch statistics of channel c; updates the running statistics (PyTorch's order of
- * operations: float mean, variance from float deviations summed in double). */
-static void batch_stats(const tk_kernel_args *a, int c, float *mean, float *invstd)
+/* Per-channel sums in double after the mean and 1/std (scratch: 2C floats), at an 8-byte
+ * boundary (the plan aligns scratch): [0] the batch's element count per channel, kept from
+ * forward for backward, then the partial sums a call reduces (at most 2C). */
+static double *sums_of(const tk_kernel_args *a)
+{
+    return (double *)(a->scratch + 2 * a->node->iattr[CHANNELS]);
+}
+
+/* With sync_batch_norm, the sums become those over every rank's rows (one fixed order, so
+ * every rank gets the same bits); otherwise they stay this call's. */
+static void sum_ranks(const tk_kernel_args *a, double *v, size_t n)
+{
+    tk_stat_sync *s = a->sync;
+    if (s && s->st == TK_OK)
+        s->st = s->dist->allreduce_doubles(v, n, s->dist->ud);
+}
+
+/* Batch statistics of every channel; updates the running statistics (PyTorch's order of
+ * operations: float mean, variance from float deviations summed in double). Synchronised,
+ * they are the global batch's, the two passes' sums each reduced once for all channels. */
+static void batch_stats(const tk_kernel_args *a, float *mean, float *invstd)
 {
     const tk_node *n = a->node;
     size_t channels = (size_t)n->iattr[CHANNELS], inner = (size_t)n->iattr[INNER];
-    size_t count = (size_t)a->n * inner;
-    double sum = 0, var_sum = 0;
-    for (int s = 0; s < a->n; s++)
-        sum += sum_of(a->x[0] + ((size_t)s * channels + c) * inner, inner);
-    float m = (float)(sum / (double)count);
-    for (int s = 0; s < a->n; s++)
-        var_sum += squares_of(a->x[0] + ((size_t)s * channels + c) * inner, inner, m);
-    float vs = (float)var_sum;
-    *mean = m;
-    *invstd = (float)(1.0 / sqrt((double)(vs / (float)count) + n->fattr[EPS]));
+    double *total = sums_of(a), *acc = total + 1;
+    for (size_t c = 0; c < channels; c++) {
+        acc[c] = 0;
+        for (int s = 0; s < a->n; s++)
+            acc[c] += sum_of(a->x[0] + ((size_t)s * channels + c) * inner, inner);
+    }
+    acc[channels] = (double)a->n * (double)inner;
+    sum_ranks(a, acc, channels + 1);
+
+    double count = *total = acc[channels];
+    for (size_t c = 0; c < channels; c++)
+        mean[c] = (float)(acc[c] / count);
+    for (size_t c = 0; c < channels; c++) {
+        acc[c] = 0;
+        for (int s = 0; s < a->n; s++)
+            acc[c] += squares_of(a->x[0] + ((size_t)s * channels + c) * inner, inner, mean[c]);
+    }
+    sum_ranks(a, acc, channels);
     float *running_mean = a->param[n->iattr[BUFFERS]];
     float *running_var = a->param[n->iattr[BUFFERS] + 1];
     float mom = (float)n->fattr[MOMENTUM];
-    running_mean[c] = mom * m + (1 - mom) * running_mean[c];
-    /* A one-value batch has no unbiased variance (PyTorch refuses it): keep the old one. */
-    if (count > 1)
-        running_var[c] = (float)(mom * (double)(vs / (float)(count - 1)) +
-                                 (1 - mom) * (double)running_var[c]);
+    for (size_t c = 0; c < channels; c++) {
+        float vs = (float)acc[c];
+        invstd[c] = (float)(1.0 / sqrt((double)(vs / (float)count) + n->fattr[EPS]));
+        running_mean[c] = mom * mean[c] + (1 - mom) * running_mean[c];
+        /* A one-value batch has no unbiased variance (PyTorch refuses it): keep the old
+         * one. */
+        if (count > 1)
+            running_var[c] = (float)(mom * (double)(vs / (float)(count - 1)) +
+                                     (1 - mom) * (double)running_var[c]);
+    }
 }
 
 static void forward(const tk_kernel_args *a)
@@ -150,10 +182,10 @@ static void forward(const tk_kernel_args *a)
     size_t channels = (size_t)n->iattr[CHANNELS], inner = (size_t)n->iattr[INNER];
     bool affine = n->iattr[AFFINE] != 0;
     float *mean = a->scratch, *invstd = a->scratch + channels;
+    if (a->training)
+        batch_stats(a, mean, invstd);
     for (size_t c = 0; c < channels; c++) {
-        if (a->training) {
-            batch_stats(a, (int)c, &mean[c], &invstd[c]);
-        } else {
+        if (!a->training) {
             mean[c] = a->param[n->iattr[BUFFERS]][c];
             invstd[c] = 1.0f / sqrtf(a->param[n->iattr[BUFFERS] + 1][c] + (float)n->fattr[EPS]);
         }
@@ -178,25 +210,32 @@ static void backward(const tk_kernel_args *a)
 {
     const tk_node *n = a->node;
     size_t channels = (size_t)n->iattr[CHANNELS], inner = (size_t)n->iattr[INNER];
-    size_t count = (size_t)a->n * inner;
     bool affine = n->iattr[AFFINE] != 0;
     const float *mean = a->scratch, *invstd = a->scratch + channels;
+    double *sum = sums_of(a) + 1, *dot = sum + channels;
     for (size_t c = 0; c < channels; c++) {
-        float m = mean[c], is = invstd[c], w = affine ? a->param[0][c] : 1.0f;
-        double sum = 0, dot = 0;
+        sum[c] = dot[c] = 0;
         for (int s = 0; s < a->n; s++) {
             size_t off = ((size_t)s * channels + c) * inner;
-            sum += sum_of(a->dy + off, inner);
-            dot += dot_of(a->x[0] + off, a->dy + off, inner, m);
+            sum[c] += sum_of(a->dy + off, inner);
+            dot[c] += dot_of(a->x[0] + off, a->dy + off, inner, mean[c]);
         }
+        /* This rank's rows' share: the gradient sum over the ranks adds the others'. */
         if (affine && a->dparam[0])
-            a->dparam[0][c] += (float)(dot * is);
+            a->dparam[0][c] += (float)(dot[c] * invstd[c]);
         if (affine && a->dparam[1])
-            a->dparam[1][c] += (float)sum;
-        if (!a->dx[0])
-            continue;
-        float k = a->training ? (float)dot * is * is / (float)count : 0.0f;
-        float dmean = a->training ? (float)(sum / (double)count) : 0.0f;
+            a->dparam[1][c] += (float)sum[c];
+    }
+    if (!a->dx[0])
+        return;
+    /* dx depends on the statistics' rows, which synchronised are every rank's. */
+    if (a->training)
+        sum_ranks(a, sum, 2 * channels);
+    double count = a->training ? sums_of(a)[0] : 1.0;
+    for (size_t c = 0; c < channels; c++) {
+        float m = mean[c], is = invstd[c], w = affine ? a->param[0][c] : 1.0f;
+        float k = a->training ? (float)dot[c] * is * is / (float)count : 0.0f;
+        float dmean = a->training ? (float)(sum[c] / count) : 0.0f;
         float scale = is * w;
         for (int s = 0; s < a->n; s++) {
             size_t off = ((size_t)s * channels + c) * inner;

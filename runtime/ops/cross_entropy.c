@@ -53,6 +53,13 @@ static double denominator(const tk_kernel_args *a)
     return d;
 }
 
+/* What forward and backward divide by: a data-parallel shard's mean is over the whole
+ * batch, whose denominator the trainer gives (a->divisor); else the rows' own. */
+static double divisor(const tk_kernel_args *a)
+{
+    return a->divisor > 0 && !a->node->iattr[SUM] ? a->divisor : denominator(a);
+}
+
 /* A pass's mean loss weighs each batch by its denominator; with "sum" by its rows. */
 static double loss_weight(const tk_kernel_args *a)
 {
@@ -91,7 +98,7 @@ static void forward(const tk_kernel_args *a)
         }
         total += (1.0 - eps) * nll + eps * smooth;
     }
-    double d = denominator(a);
+    double d = divisor(a);
     a->y[0] = d > 0 ? (float)(total / d) : NAN;
 }
 
@@ -106,7 +113,7 @@ static void backward(const tk_kernel_args *a)
         for (int c = 0; c < classes; c++)
             wsum += w[c];
     }
-    double d = denominator(a);
+    double d = divisor(a);
     double scale = d > 0 ? a->loss_scale / d : 0.0;
     for (int i = 0; i < a->n; i++) {
         float *dz = a->dx[0] + (size_t)i * classes;

@@ -52,6 +52,13 @@ static double denominator(const tk_kernel_args *a)
     return d;
 }
 
+/* What forward and backward divide by: a data-parallel shard's mean is over the whole
+ * batch, whose denominator the trainer gives (a->divisor); else the rows' own. */
+static double divisor(const tk_kernel_args *a)
+{
+    return a->divisor > 0 && !a->node->iattr[SUM] ? a->divisor : denominator(a);
+}
+
 /* A pass's mean loss weighs each batch by its denominator; with "sum" by its rows. */
 static double loss_weight(const tk_kernel_args *a)
 {
@@ -67,7 +74,7 @@ static void forward(const tk_kernel_args *a)
         if (c >= 0)
             total -= weight_of(a->node, c) * a->x[0][(size_t)i * classes + c];
     }
-    double d = denominator(a);
+    double d = divisor(a);
     /* Every row ignored: 0 / 0, NaN as in PyTorch. */
     a->y[0] = d > 0 ? (float)(total / d) : NAN;
 }
@@ -78,7 +85,7 @@ static void backward(const tk_kernel_args *a)
     if (!dx)
         return;
     int classes = (int)a->node->iattr[TK_CLASS_COUNT];
-    double d = denominator(a);
+    double d = divisor(a);
     double scale = d > 0 ? a->loss_scale / d : 0.0;
     if (!a->dx_accumulate[0])
         memset(dx, 0, sizeof(float) * (size_t)a->n * (size_t)classes);

@@ -286,15 +286,9 @@ local pipeline_spec = S.spec("pipeline", {
     {"clip_grad_norm", positive},
     {"clip_grad_value", positive},
     {"accumulate", posint, default = 1},
-    -- Data-parallel runs keep batch-norm statistics per rank (PyTorch DDP's default); their
-    -- synchronisation is not implemented, so asking for it is refused, not ignored.
-    {"sync_batch_norm", {desc = "false", coerce = S.boolean.coerce, check = function(v)
-        if v == false then return v end
-        if v == true then
-            return nil, " = true is not supported yet: in a data-parallel run batch norm keeps "
-                .. "per-rank statistics (as PyTorch DDP does by default)"
-        end
-    end}},
+    -- Data-parallel runs keep batch-norm statistics per rank (PyTorch DDP's default); true
+    -- takes them over every rank's rows (SyncBatchNorm). One process: no effect.
+    {"sync_batch_norm", S.boolean, default = false},
     {"save", S.record(save_entry), default = function() return save_entry.build{} end},
     {"early_stop", S.record(early_entry)},
     {"on_nonfinite", S.enum{"stop", "skip"}, default = "stop"},

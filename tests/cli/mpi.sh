@@ -1,7 +1,8 @@
 # Data-parallel training on MPI (registered only when CMake finds MPI): 2 ranks of a global
 # batch 64 give one process's losses and weights within float32 rounding (the MLP and a small
-# CNN); a rank killed or interrupted mid-epoch stops every rank, and resuming on 2 ranks ends
-# bit-identical to the straight 2-rank run; what sharding would change is refused.
+# CNN, synchronised batch norm, a class-weighted loss with ignored rows); a rank killed or
+# interrupted mid-epoch stops every rank, and resuming on 2 ranks ends bit-identical to the
+# straight 2-rank run; what sharding would change is refused.
 source "$(dirname "$0")/lib.bash"
 SRC=/usr/share/datasets/fashion-mnist
 MPI=("$MPIEXEC" --allow-run-as-root --oversubscribe -np 2)
@@ -148,8 +149,28 @@ expect_rc 130
 expect_err "state saved to ctrlc/checkpoints/last.safetensors"
 [ ! -f ctrlc/checkpoints/final.safetensors ] && ok || bad "Ctrl-C did not stop the run"
 
-# Batch norm keeps per-rank statistics (rank 0's are kept); a checkpoint of 2 ranks does not
-# resume on 1, since the statistics would change meaning.
+# Ctrl-C on a bare mpirun (SIGINT to it): Open MPI 4.1 aborts the job (SIGTERM to the ranks
+# odls_base_sigkill_timeout seconds later, SIGKILL as long after that) and exits 1 whatever
+# the ranks return; the ranks save after the same step, and the run resumes. (The default
+# second was enough here; 2 keeps a loaded machine's fsync from missing it.)
+OMPI_MCA_odls_base_sigkill_timeout=2 "${MPI[@]}" "$TKRUN" mlp.lua --run-dir bare --epochs 400 \
+    --quiet >/dev/null 2>"$TK_TMP/stderr" &
+pid=$!
+for _ in $(seq 600); do [ -s bare/train.log ] && break; sleep 0.1; done
+kill -INT "$pid"
+wait "$pid" && RC=0 || RC=$?
+ERR=$(cat "$TK_TMP/stderr")
+expect_rc 1
+expect_err "state saved to bare/checkpoints/last.safetensors"
+[ ! -f bare/checkpoints/final.safetensors ] && ok || bad "Ctrl-C on mpirun did not stop the run"
+epoch=$(sed -n 's/.*interrupted \(after\|at\) epoch \([0-9]*\).*/\2/p' <<<"$ERR" | head -1)
+"${MPI[@]}" "$TKRUN" mlp.lua --resume bare --epochs $((epoch + 1)) --quiet >/dev/null 2>&1 &&
+    RC=0 || RC=$?
+expect_rc 0
+[ -f bare/checkpoints/final.safetensors ] && ok || bad "the run saved by Ctrl-C on mpirun did not resume"
+
+# Batch norm keeps per-rank statistics by default (rank 0's are kept); a checkpoint of 2
+# ranks does not resume on 1, since the statistics would change meaning.
 sed -e 's/nn.linear(512), nn.relu(),$/nn.linear(64), nn.batch_norm1d(), nn.relu(),/' \
     -e 's/epochs = 2/epochs = 1/' mlp.lua > bn.lua
 grep -q batch_norm1d bn.lua && ok || bad "bn.lua has no batch norm"
@@ -158,14 +179,97 @@ ERR=$(cat "$TK_TMP/stderr")
 expect_rc 0
 run bn.lua --resume bn --epochs 2
 expect_rc 2
-expect_err "written by a run on 2 ranks; this model keeps batch-norm statistics per rank"
+expect_err "batch-norm statistics (2.running_mean) were taken per rank of 2"
+expect_err "resume with 2 ranks and sync_batch_norm = false"
 
-# sync_batch_norm = true is refused (not implemented), false is the default behaviour.
-run check bn.lua --set sync_batch_norm=true
-expect_rc 2
-expect_err "sync_batch_norm = true is not supported yet"
-run check bn.lua --set sync_batch_norm=false
+# sync_batch_norm = true: statistics over the global batch, so 2 ranks give one process's
+# losses and weights within rounding. SGD, not Adam: a parameter whose gradient is zero but
+# for rounding (a bias before a batch norm, a weight of a pixel that is the same in every
+# image of the batch) takes lr-sized Adam steps whose sign the rounding picks.
+cat > sbn.lua <<'EOF'
+local nn, data = tk.nn, tk.data
+return tk.pipeline {
+  name = "sbn", seed = 5,
+  data = {
+    train = data.idx { images = "fashion-mnist/train-images-idx3-ubyte.gz",
+                       labels = "fashion-mnist/train-labels-idx1-ubyte.gz", scale = 1/255 },
+    valid = data.split { from = "train", fraction = 0.1 },
+    batch_size = 64, shuffle = true,
+  },
+  model = nn.sequential {
+    nn.flatten(),
+    nn.linear { out_features = 64, bias = false }, nn.batch_norm1d(), nn.relu(),
+    nn.linear { out_features = 64, bias = false }, nn.batch_norm1d(), nn.relu(),
+    nn.linear(10),
+  },
+  loss = tk.loss.cross_entropy {},
+  optimizer = tk.optim.sgd { lr = 0.05, momentum = 0.9 },
+  epochs = 2, sync_batch_norm = true,
+}
+EOF
+grep -q "sync_batch_norm = true" sbn.lua && ok || bad "sbn.lua does not sync its batch norm"
+# The CNN with a batch_norm2d after its convolution: statistics over rows and positions.
+sed -e 's/nn.conv2d { out_channels = 6, kernel_size = 5, stride = 2 }, nn.relu(),/nn.conv2d { out_channels = 6, kernel_size = 5, stride = 2, bias = false }, nn.batch_norm2d(), nn.relu(),/' \
+    -e 's/^  epochs = 2,$/  epochs = 2, sync_batch_norm = true,/' cnn.lua > sbn2d.lua
+grep -q "batch_norm2d(), nn.relu()" sbn2d.lua && ok || bad "sbn2d.lua has no batch norm"
+for model in sbn sbn2d; do
+    run "$model.lua" --run-dir "$model-1" --threads 1 --quiet
+    expect_rc 0
+    "${MPI[@]}" "$TKRUN" "$model.lua" --run-dir "$model-2" --quiet >/dev/null 2>&1 && RC=0 || RC=$?
+    expect_rc 0
+    close_losses "$model-1" "$model-2" && ok ||
+        bad "$model: losses differ: $(diff <(losses "$model-1") <(losses "$model-2"))"
+    d=$(weights_diff "$model-1/checkpoints/final.safetensors" "$model-2/checkpoints/final.safetensors")
+    within "$d" 1e-5 && ok || bad "$model: 2 ranks vs 1 process differ by $d"
+done
+# Without it, the same model's per-rank statistics are not one process's.
+"${MPI[@]}" "$TKRUN" sbn.lua --run-dir sbn-local --set sync_batch_norm=false --quiet \
+    >/dev/null 2>&1 && RC=0 || RC=$?
 expect_rc 0
+d=$(weights_diff sbn-1/checkpoints/final.safetensors sbn-local/checkpoints/final.safetensors)
+! within "$d" 1e-4 && ok || bad "per-rank statistics end within $d of one process"
+# Rank 1 killed mid epoch 2: resuming on 2 ranks ends bit-identical to the straight run; on
+# one process (the statistics mean the same) it continues within rounding, with a notice.
+on_rank1 step:14 sbn.lua --run-dir sbn-killed --quiet >/dev/null 2>&1 && RC=0 || RC=$?
+[ "$RC" != 0 ] && ok || bad "a killed rank left mpirun's exit code 0"
+cp -r sbn-killed sbn-killed-1
+"${MPI[@]}" "$TKRUN" sbn.lua --resume sbn-killed --quiet >/dev/null 2>&1 && RC=0 || RC=$?
+expect_rc 0
+[ "$(weights_diff sbn-killed/checkpoints/final.safetensors sbn-2/checkpoints/final.safetensors)" = \
+  bitwise ] && ok || bad "sync_batch_norm: resume after a killed rank differs from the straight run"
+[ "$(losses sbn-killed)" = "$(losses sbn-2)" ] && ok || bad "sync_batch_norm: metrics after the resume differ"
+run sbn.lua --resume sbn-killed-1 --threads 1 --quiet
+expect_rc 0
+expect_out "the checkpoint was written by 2 ranks, this run has 1"
+d=$(weights_diff sbn-killed-1/checkpoints/final.safetensors sbn-1/checkpoints/final.safetensors)
+within "$d" 1e-5 && ok || bad "sync_batch_norm: resumed on 1 process, $d from one process"
+# Switching to per-rank statistics mid-run is refused.
+OUT=$("${MPI[@]}" "$TKRUN" sbn.lua --resume sbn-killed --epochs 3 --set sync_batch_norm=false \
+    2>"$TK_TMP/stderr") && RC=0 || RC=$?
+ERR=$(cat "$TK_TMP/stderr")
+expect_rc 2
+expect_err "were taken over the whole batch"
+# A last batch of 1 row would leave rank 1 out of the statistics' sums: refused.
+OUT=$("${MPI[@]}" "$TKRUN" sbn.lua --run-dir sbn-short --set data.batch_size=575 \
+    2>"$TK_TMP/stderr") && RC=0 || RC=$?
+ERR=$(cat "$TK_TMP/stderr")
+expect_rc 2
+expect_err "sync_batch_norm: the last batch of an epoch has 1 row (576 training rows, batch_size 575)"
+[ ! -d sbn-short ] && ok || bad "a refused run left its run directory"
+
+# Class weights and ignored rows (class 9): every shard divides by the whole batch's
+# denominator, so 2 ranks give one process's losses and weights within rounding.
+sed -e 's/loss = tk.loss.cross_entropy {},/loss = tk.loss.cross_entropy { weight = {2, 0.5, 1, 1, 1, 1, 1, 1, 3, 1}, ignore_index = 9 },/' \
+    mlp.lua > weighted.lua
+grep -q "ignore_index = 9" weighted.lua && ok || bad "weighted.lua has no class weights"
+run weighted.lua --run-dir weighted-1 --threads 1 --quiet
+expect_rc 0
+"${MPI[@]}" "$TKRUN" weighted.lua --run-dir weighted-2 --quiet >/dev/null 2>&1 && RC=0 || RC=$?
+expect_rc 0
+close_losses weighted-1 weighted-2 && ok ||
+    bad "weighted: losses differ: $(diff <(losses weighted-1) <(losses weighted-2))"
+d=$(weights_diff weighted-1/checkpoints/final.safetensors weighted-2/checkpoints/final.safetensors)
+within "$d" 1e-5 && ok || bad "weighted: 2 ranks vs 1 process differ by $d"
 
 # Refused: more ranks than rows in a batch.
 OUT=$("${MPI[@]}" "$TKRUN" mlp.lua --run-dir tiny --set data.batch_size=1 2>"$TK_TMP/stderr") &&
