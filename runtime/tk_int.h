@@ -109,11 +109,21 @@ typedef struct {
     bool dx_accumulate[TK_MAX_INPUTS]; /* add into dx instead of overwriting */
     float *dy;                 /* gradient of y (the kernel may overwrite it) */
     float *param[TK_MAX_PARAMS];
-    float *dparam[TK_MAX_PARAMS];      /* NULL if frozen/buffer; kernels always add */
+    float *dparam[TK_MAX_PARAMS];      /* NULL if frozen/buffer; see tk_dparam_overwrite */
+    bool dparam_first[TK_MAX_PARAMS];  /* this node writes that gradient first in backward */
+    const bool *grad_fresh;    /* the model's: the gradients are stale, to be overwritten */
     float *scratch;
     float loss_scale;          /* loss ops: d(total)/d(this loss) */
     int64_t row0;              /* row 0's index in the global batch (data-parallel shards) */
 } tk_kernel_args;
+
+/* Whether a kernel overwrites dparam[k] instead of adding to it: its first writer does on a
+ * window's first micro-batch, so tk_model_zero_grad need not pass over the gradients (and a
+ * product writes its gradient without reading the old one). Every element must be written. */
+static inline bool tk_dparam_overwrite(const tk_kernel_args *a, int k)
+{
+    return a->dparam_first[k] && *a->grad_fresh;
+}
 
 enum {
     TK_OP_LOSS = 1 << 0,             /* inputs: prediction, target; output: () scalar */
@@ -259,6 +269,7 @@ struct tk_model {
     tk_optim_kind kind;
     const tk_optim_def *opt;
     int64_t optim_steps;
+    bool grad_fresh;           /* set by tk_model_zero_grad, cleared by a backward */
     float *arena, *input, *target;
     tk_schedule train, eval;
     const tk_schedule *last;   /* which schedule produced the current output */

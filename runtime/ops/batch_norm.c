@@ -190,9 +190,10 @@ static void backward(const tk_kernel_args *a)
             dot += dot_of(a->x[0] + off, a->dy + off, inner, m);
         }
         if (affine && a->dparam[0])
-            a->dparam[0][c] += (float)(dot * is);
+            a->dparam[0][c] = (tk_dparam_overwrite(a, 0) ? 0.0f : a->dparam[0][c]) +
+                              (float)(dot * is);
         if (affine && a->dparam[1])
-            a->dparam[1][c] += (float)sum;
+            a->dparam[1][c] = (tk_dparam_overwrite(a, 1) ? 0.0f : a->dparam[1][c]) + (float)sum;
         if (!a->dx[0])
             continue;
         float k = a->training ? (float)dot * is * is / (float)count : 0.0f;

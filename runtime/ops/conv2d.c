@@ -335,8 +335,10 @@ static void bias_task(int64_t o0, int64_t o1, void *ud)
 {
     const conv_job *j = ud;
     size_t np = (size_t)j->a->n * j->q.oh * j->q.ow;
+    float *db = j->a->dparam[1];
+    bool over = tk_dparam_overwrite(j->a, 1);
     for (int64_t o = o0; o < o1; o++)
-        j->a->dparam[1][o] += (float)row_sum(j->t + (size_t)o * np, (int)np);
+        db[o] = (over ? 0.0f : db[o]) + (float)row_sum(j->t + (size_t)o * np, (int)np);
 }
 
 static void col2im_task(int64_t c0, int64_t c1, void *ud)
@@ -364,8 +366,8 @@ static void backward(const tk_kernel_args *a)
     if (a->dparam[0])
         for (int g = 0; g < q.groups; g++)
             tk_sgemm(false, true, og, kg, np, 1.0f, t + (size_t)g * og * np, np,
-                     cols + (size_t)g * kg * np, np, 1.0f, a->dparam[0] + (size_t)g * og * kg,
-                     kg);
+                     cols + (size_t)g * kg * np, np, tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f,
+                     a->dparam[0] + (size_t)g * og * kg, kg);
     if (!a->dx[0])
         return;
     /* The columns are spent once dweight has them: their gradient overwrites them. */
