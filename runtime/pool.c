@@ -6,10 +6,12 @@
  *
  * Workers spin briefly on the job counter before sleeping: a step issues many short jobs in a
  * row, and a condition-variable wake-up per job would cost more than the jobs gain. The spin
- * is bounded in time and yields the core after its first stretch, and the caller waiting for
- * a task that a worker holds yields too: on a machine shared with other jobs a waiting thread
- * may sit on the very core that the thread it waits for needs. A job that no worker has
- * picked up yet is simply run by the caller, task by task. */
+ * is bounded in time (a worker that spun on would take the core from the data loader's
+ * thread), it never yields (on a kernel that hands a yielding thread's core to another job
+ * for a whole time slice, the worker would be away when the next job comes), and the caller
+ * waiting for a task that a worker holds yields after a while, since on a machine shared with
+ * other jobs it may sit on the very core that worker needs. A job that no worker has picked up
+ * yet is simply run by the caller, task by task. */
 #include "tk_int.h"
 
 #include <pthread.h>
@@ -17,10 +19,10 @@
 #include <stdatomic.h>
 #include <time.h>
 
-/* PAUSE_ROUNDS of plain spinning (a few microseconds), then sched_yield between checks until
- * SPIN_NS have passed since the last job, then sleep. */
-enum { MAX_THREADS = 64, PAUSE_ROUNDS = 256, CALLER_PAUSE_ROUNDS = 1024 };
-static const int64_t SPIN_NS = 2000000;
+/* A worker spins SPIN_NS after its last job (reading the clock every PAUSE_ROUNDS), then
+ * sleeps; the caller spins CALLER_PAUSE_ROUNDS before it yields. */
+enum { MAX_THREADS = 64, PAUSE_ROUNDS = 64, CALLER_PAUSE_ROUNDS = 1024 };
+static const int64_t SPIN_NS = 300000;
 
 /* The task counter carries the job's generation in its high half, so a worker that wakes late
  * can never claim a task of a job that is over: its compare-and-swap names the generation it
@@ -89,14 +91,11 @@ static void *worker(void *arg)
     uint32_t seen = (uint32_t)(uintptr_t)arg;
     for (;;) {
         uint32_t now = generation_of(atomic_load(&pool.next));
-        for (int i = 0; now == seen && i < PAUSE_ROUNDS; i++) {
-            cpu_relax();
-            now = generation_of(atomic_load(&pool.next));
-        }
-        for (int64_t t0 = now_ns(); now == seen && now_ns() - t0 < SPIN_NS;) {
-            sched_yield();
-            now = generation_of(atomic_load(&pool.next));
-        }
+        for (int64_t t0 = now_ns(); now == seen && now_ns() - t0 < SPIN_NS;)
+            for (int i = 0; now == seen && i < PAUSE_ROUNDS; i++) {
+                cpu_relax();
+                now = generation_of(atomic_load(&pool.next));
+            }
         if (now == seen) {
             /* The increment is ordered before the re-check (both seq_cst), and publish()
              * stores the generation before it reads sleepers: one of the two sees the
