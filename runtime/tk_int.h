@@ -45,15 +45,21 @@ void tk_parallel_range(int64_t n, int64_t grain, tk_range_fn fn, void *ud);
 /* C = alpha * op(A) @ op(B) + beta * C, row-major. */
 void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* One call on the calling thread, never split: for products inside a pool task (tk_parallel
+ * does not nest), each task's product over its own columns or rows. */
+void tk_sgemm_serial(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc);
 /* The naive reference path (tests compare against it). */
 void tk_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                   int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void tk_blas_use_reference(bool on);
-/* Benchmarks: while set, every tk_sgemm call appends its shape (up to cap; *count counts all
- * calls). NULL stops recording. */
+/* Benchmarks: while set, every tk_sgemm and tk_sgemm_serial call appends its shape (up to
+ * cap; *count counts all calls). NULL stops recording. */
 typedef struct {
     bool trans_a, trans_b;
     int m, n, k;
+    bool serial;               /* a tk_sgemm_serial call, one of a pool job's tasks */
 } tk_gemm_shape;
 void tk_blas_record(tk_gemm_shape *shapes, int cap, int *count);
 
