@@ -1,7 +1,8 @@
 /* gemm_bound.c - the floor under an epoch: the time of its matrix products alone. Builds the
  * script's pipeline, records the shapes of every tk_sgemm call of one training step (and of
  * one eval step), then times those products over the epoch's step count on this machine, with
- * the same thread count and the same splitting as a real step. Prints
+ * the same thread count and the same splitting as a real step (a run of products that the step
+ * made inside one pool job, a task each, replays as one job). Prints
  *   train_gemm_seconds S  eval_gemm_seconds E  steps N  eval_batches M  gflop G
  * for bench/speed.sh. Usage: gemm_bound SCRIPT THREADS [--set k=v]... */
 #include "cli.h"
@@ -20,16 +21,43 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+typedef struct {
+    const tk_gemm_shape *s;
+    float *a, *b, *c;
+} replay;
+
+static void one(const tk_gemm_shape *s, const float *a, const float *b, float *c, bool serial)
+{
+    int lda = s->trans_a ? s->m : s->k, ldb = s->trans_b ? s->k : s->n;
+    (serial ? tk_sgemm_serial : tk_sgemm)(s->trans_a, s->trans_b, s->m, s->n, s->k, 1.0f, a,
+                                          lda, b, ldb, 0.0f, c, s->n);
+}
+
+static void replay_task(int t, void *ud)
+{
+    const replay *r = ud;
+    size_t at = 0;
+    for (int k = 0; k < t; k++)
+        at += (size_t)r->s[k].m * r->s[k].n;
+    one(&r->s[t], r->a, r->b, r->c + at, true);
+}
+
 static double time_shapes(const tk_gemm_shape *s, int n, int64_t repeats, float *a, float *b,
                           float *c, double *gflop)
 {
     double t0 = now(), flop = 0;
     for (int64_t r = 0; r < repeats; r++)
-        for (int i = 0; i < n; i++) {
-            int lda = s[i].trans_a ? s[i].m : s[i].k, ldb = s[i].trans_b ? s[i].k : s[i].n;
-            tk_sgemm(s[i].trans_a, s[i].trans_b, s[i].m, s[i].n, s[i].k, 1.0f, a, lda, b, ldb,
-                     0.0f, c, s[i].n);
-            flop += 2.0 * s[i].m * s[i].n * s[i].k;
+        for (int i = 0; i < n;) {
+            int run = 1;
+            while (s[i].serial && i + run < n && s[i + run].serial)
+                run++;
+            if (s[i].serial)
+                tk_parallel(run, replay_task, &(replay){s + i, a, b, c});
+            else
+                one(&s[i], a, b, c, false);
+            for (int k = i; k < i + run; k++)
+                flop += 2.0 * s[k].m * s[k].n * s[k].k;
+            i += run;
         }
     *gflop += flop * 1e-9;
     return now() - t0;
@@ -81,7 +109,10 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t na = largest(train, n_train, 0), nb = largest(train, n_train, 1);
+    /* The tasks of one job write outputs of their own, as in the step. */
     size_t nc = largest(train, n_train, 2);
+    for (int i = 0; i < n_train; i++)
+        nc += train[i].serial ? (size_t)train[i].m * train[i].n : 0;
     float *a = tk_alloc_floats(na), *b = tk_alloc_floats(nb), *cc = tk_alloc_floats(nc);
     for (size_t i = 0; i < na; i++)
         a[i] = (float)(i % 7) * 0.01f;

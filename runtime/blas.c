@@ -5,6 +5,7 @@
 #include "tk_int.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@ static bool use_reference;
 static tk_gemm_shape *recorded;
 static int record_cap, *record_count;
 static int blas_threads = 1;
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER; /* serial calls run in tasks */
 
 void tk_blas_use_reference(bool on)
 {
@@ -84,16 +86,36 @@ static void gemm_block(int t, void *ud)
  * same bits. */
 enum { SPLIT_MIN_WORK = 1 << 17, SPLIT_ALIGN = 16, SPLIT_MAX_PARTS = 8, SPLIT_MIN_BLOCK = 32 };
 
+static void record(bool trans_a, bool trans_b, int m, int n, int k, bool serial)
+{
+    pthread_mutex_lock(&record_lock);
+    if (*record_count < record_cap)
+        recorded[*record_count] = (tk_gemm_shape){trans_a, trans_b, m, n, k, serial};
+    ++*record_count;
+    pthread_mutex_unlock(&record_lock);
+}
+
+void tk_sgemm_serial(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc)
+{
+    if (m == 0 || n == 0)
+        return;
+    if (recorded)
+        record(trans_a, trans_b, m, n, k, true);
+    if (use_reference)
+        tk_sgemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (m == 0 || n == 0)
         return;
-    if (recorded) {
-        if (*record_count < record_cap)
-            recorded[*record_count] = (tk_gemm_shape){trans_a, trans_b, m, n, k};
-        ++*record_count;
-    }
+    if (recorded)
+        record(trans_a, trans_b, m, n, k, false);
     if (use_reference) {
         tk_sgemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;

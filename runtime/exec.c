@@ -31,6 +31,7 @@ tk_status tk_model_forward_backward(tk_model *m, int n, float loss_scale, uint64
         const tk_kernel_args *a = &s->args[s->bwd[i]];
         a->node->op->backward(a);
     }
+    m->grad_fresh = false;
     m->last = s;
     *loss = s->loss[0];
     return TK_OK;
@@ -82,14 +83,10 @@ const float *tk_model_output(const tk_model *m)
  * thread count changes no value. */
 enum { GRAIN = 4096, NORM_BLOCK = 1 << 14 };
 
-static void zero_range(int64_t lo, int64_t hi, void *ud)
-{
-    memset((float *)ud + lo, 0, sizeof(float) * (size_t)(hi - lo));
-}
-
+/* The next backward overwrites every gradient (tk_dparam_overwrite) instead of adding. */
 void tk_model_zero_grad(tk_model *m)
 {
-    tk_parallel_range(m->n_train, GRAIN, zero_range, m->grad);
+    m->grad_fresh = true;
 }
 
 /* Eight independent partial sums let the compiler vectorise what a single running sum would

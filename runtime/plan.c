@@ -491,6 +491,7 @@ static void finish_args(tk_model *m, tk_schedule *s, bool train, const bool *rg)
         a->training = train;
         a->seed = m->seed;
         a->loss_scale = 1.0f;
+        a->grad_fresh = &m->grad_fresh;
         a->y = at(m, s, VALUE, v);
         a->dy = at(m, s, GRAD, v);
         a->scratch = at(m, s, SCRATCH, v);
@@ -512,11 +513,23 @@ static void finish_args(tk_model *m, tk_schedule *s, bool train, const bool *rg)
             a->dparam[k] = train ? t->grad : NULL;
         }
     }
-    /* Backward order decides which writer of a gradient overwrites and which add. */
+    /* Backward order decides which writer of a gradient overwrites and which add. A
+     * gradient no backward writes stays at the zero it starts with. */
+    bool param_written[m->n_tensors > 0 ? m->n_tensors : 1];
+    memset(param_written, 0, sizeof param_written);
+    if (train)
+        memset(m->grad, 0, sizeof(float) * (size_t)m->n_train);
     for (int i = 0; i < s->n_bwd; i++) {
         int v = s->bwd[i];
         tk_kernel_args *a = &s->args[v];
         const tk_node *n = &g->nodes[v];
+        for (int k = 0; k < n->n_params; k++) {
+            int t = m->param_tensor[n->params[k]];
+            if (!a->dparam[k])
+                continue;
+            a->dparam_first[k] = !param_written[t];
+            param_written[t] = true;
+        }
         for (int k = 0; k < n->n_inputs; k++) {
             int u = n->inputs[k];
             bool diff = !(k == 1 && (n->op->flags & TK_OP_NOT_DIFF_INPUT1));

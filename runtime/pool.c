@@ -5,13 +5,24 @@
  * runs a task never changes a result. Not here: what the tasks compute.
  *
  * Workers spin briefly on the job counter before sleeping: a step issues many short jobs in a
- * row, and a condition-variable wake-up per job would cost more than the jobs gain. */
+ * row, and a condition-variable wake-up per job would cost more than the jobs gain. The spin
+ * is bounded in time (a worker that spun on would take the core from the data loader's
+ * thread), it never yields (on a kernel that hands a yielding thread's core to another job
+ * for a whole time slice, the worker would be away when the next job comes), and the caller
+ * waiting for a task that a worker holds yields after a while, since on a machine shared with
+ * other jobs it may sit on the very core that worker needs. A job that no worker has picked up
+ * yet is simply run by the caller, task by task. */
 #include "tk_int.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
 
-enum { MAX_THREADS = 64, SPIN_ROUNDS = 20000 };
+/* A worker spins SPIN_NS after its last job (reading the clock every PAUSE_ROUNDS), then
+ * sleeps; the caller spins CALLER_PAUSE_ROUNDS before it yields. */
+enum { MAX_THREADS = 64, PAUSE_ROUNDS = 64, CALLER_PAUSE_ROUNDS = 1024 };
+static const int64_t SPIN_NS = 300000;
 
 /* The task counter carries the job's generation in its high half, so a worker that wakes late
  * can never claim a task of a job that is over: its compare-and-swap names the generation it
@@ -23,17 +34,26 @@ typedef struct {
     uint32_t n_tasks;
 } job;
 
+/* The counters the threads write live on cache lines of their own, apart from what they only
+ * read while spinning. */
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t threads[MAX_THREADS];
-    int n_workers;             /* threads besides the caller */
-    int sleepers;              /* under lock */
-    atomic_uint_fast64_t next; /* generation << 32 | next task index */
-    atomic_uint done;          /* tasks of the current job finished */
+    int n_workers; /* threads besides the caller */
     atomic_bool stop;
     job jobs[2];
+    _Alignas(64) atomic_uint_fast64_t next; /* generation << 32 | next task index */
+    _Alignas(64) atomic_uint done;          /* tasks of the current job finished */
+    _Alignas(64) atomic_int sleepers;       /* changed under lock, read without */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static inline uint32_t generation_of(uint_fast64_t v)
 {
@@ -71,17 +91,21 @@ static void *worker(void *arg)
     uint32_t seen = (uint32_t)(uintptr_t)arg;
     for (;;) {
         uint32_t now = generation_of(atomic_load(&pool.next));
-        for (int i = 0; now == seen && i < SPIN_ROUNDS; i++) {
-            cpu_relax();
-            now = generation_of(atomic_load(&pool.next));
-        }
+        for (int64_t t0 = now_ns(); now == seen && now_ns() - t0 < SPIN_NS;)
+            for (int i = 0; now == seen && i < PAUSE_ROUNDS; i++) {
+                cpu_relax();
+                now = generation_of(atomic_load(&pool.next));
+            }
         if (now == seen) {
+            /* The increment is ordered before the re-check (both seq_cst), and publish()
+             * stores the generation before it reads sleepers: one of the two sees the
+             * other, so no wake-up is lost. */
             pthread_mutex_lock(&pool.lock);
-            pool.sleepers++;
+            atomic_fetch_add(&pool.sleepers, 1);
             while ((now = generation_of(atomic_load(&pool.next))) == seen &&
                    !atomic_load(&pool.stop))
                 pthread_cond_wait(&pool.wake, &pool.lock);
-            pool.sleepers--;
+            atomic_fetch_sub(&pool.sleepers, 1);
             pthread_mutex_unlock(&pool.lock);
         }
         seen = now;
@@ -97,11 +121,12 @@ static uint32_t publish(job j)
     uint32_t gen = generation_of(atomic_load(&pool.next)) + 1;
     pool.jobs[gen & 1] = j;
     atomic_store(&pool.done, 0);
-    pthread_mutex_lock(&pool.lock);
     atomic_store(&pool.next, (uint_fast64_t)gen << 32);
-    if (pool.sleepers)
+    if (atomic_load(&pool.sleepers)) {
+        pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.lock);
+        pthread_mutex_unlock(&pool.lock);
+    }
     return gen;
 }
 
@@ -146,8 +171,12 @@ void tk_parallel(int n_tasks, tk_task_fn fn, void *ud)
     }
     uint32_t gen = publish((job){fn, ud, (uint32_t)n_tasks});
     run_tasks(gen);
-    while (atomic_load(&pool.done) < (unsigned)n_tasks)
-        cpu_relax();
+    for (int i = 0; atomic_load(&pool.done) < (unsigned)n_tasks; i++) {
+        if (i < CALLER_PAUSE_ROUNDS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 /* ---------------------------------------------------------------- ranges */

@@ -369,7 +369,8 @@ int tk_model_batch(const tk_model *m);
 const float *tk_model_output(const tk_model *m); /* prediction of the last step */
 
 /* Forward + loss + backward on the first n rows; gradients accumulate into the flat gradient
- * buffer, scaled by loss_scale (1/k for accumulation over k batches). Allocates nothing. */
+ * buffer (the first backward after tk_model_zero_grad overwrites it), scaled by loss_scale
+ * (1/k for accumulation over k batches). Allocates nothing. */
 tk_status tk_model_forward_backward(tk_model *m, int n, float loss_scale, uint64_t step,
                                     float *loss, tk_ctx *ctx);
 /* Forward + loss in eval mode (dropout off, running statistics). */

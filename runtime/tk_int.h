@@ -45,15 +45,21 @@ void tk_parallel_range(int64_t n, int64_t grain, tk_range_fn fn, void *ud);
 /* C = alpha * op(A) @ op(B) + beta * C, row-major. */
 void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* One call on the calling thread, never split: for products inside a pool task (tk_parallel
+ * does not nest), each task's product over its own columns or rows. */
+void tk_sgemm_serial(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc);
 /* The naive reference path (tests compare against it). */
 void tk_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                   int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void tk_blas_use_reference(bool on);
-/* Benchmarks: while set, every tk_sgemm call appends its shape (up to cap; *count counts all
- * calls). NULL stops recording. */
+/* Benchmarks: while set, every tk_sgemm and tk_sgemm_serial call appends its shape (up to
+ * cap; *count counts all calls). NULL stops recording. */
 typedef struct {
     bool trans_a, trans_b;
     int m, n, k;
+    bool serial;               /* a tk_sgemm_serial call, one of a pool job's tasks */
 } tk_gemm_shape;
 void tk_blas_record(tk_gemm_shape *shapes, int cap, int *count);
 
@@ -117,7 +123,9 @@ typedef struct {
     bool dx_accumulate[TK_MAX_INPUTS]; /* add into dx instead of overwriting */
     float *dy;                 /* gradient of y (the kernel may overwrite it) */
     float *param[TK_MAX_PARAMS];
-    float *dparam[TK_MAX_PARAMS];      /* NULL if frozen/buffer; kernels always add */
+    float *dparam[TK_MAX_PARAMS];      /* NULL if frozen/buffer; see tk_dparam_overwrite */
+    bool dparam_first[TK_MAX_PARAMS];  /* this node writes that gradient first in backward */
+    const bool *grad_fresh;    /* the model's: the gradients are stale, to be overwritten */
     float *scratch;
     float loss_scale;          /* loss ops: d(total)/d(this loss) */
     int64_t row0;              /* row 0's index in the global batch (data-parallel shards) */
@@ -125,6 +133,14 @@ typedef struct {
     double divisor;            /* class losses' mean: divide by this (the whole batch's weight
                                   when data-parallel) instead of the rows' own; 0: their own */
 } tk_kernel_args;
+
+/* Whether a kernel overwrites dparam[k] instead of adding to it: its first writer does on a
+ * window's first micro-batch, so tk_model_zero_grad need not pass over the gradients (and a
+ * product writes its gradient without reading the old one). Every element must be written. */
+static inline bool tk_dparam_overwrite(const tk_kernel_args *a, int k)
+{
+    return a->dparam_first[k] && *a->grad_fresh;
+}
 
 enum {
     TK_OP_LOSS = 1 << 0,             /* inputs: prediction, target; output: () scalar */
@@ -274,6 +290,7 @@ struct tk_model {
     int n_groups;
     const tk_optim_def *opt;
     int64_t optim_steps;
+    bool grad_fresh;           /* set by tk_model_zero_grad, cleared by a backward */
     float *arena, *input, *target;
     tk_schedule train, eval;
     const tk_schedule *last;   /* which schedule produced the current output */

@@ -5,9 +5,11 @@
  * the view's transform.
  *
  * With prefetch, one background thread gathers batch i+1 into a staging buffer while the
- * caller computes on batch i; tk_loader_next copies it out. Both modes run the same gather
- * code, so they give the same bytes. Every buffer is allocated in tk_loader_new: a batch
- * allocates nothing. Call tk_loader_begin before tk_loader_next (until then it returns 0).
+ * caller computes on batch i; tk_loader_next copies it out, or gathers it itself when the
+ * thread has not started on it yet (on a busy machine it may wait long for a core, while the
+ * caller's own core is about to idle; not for streamed views, below). Both modes run the same
+ * gather code, so they give the same bytes. Every buffer is allocated in tk_loader_new: a
+ * batch allocates nothing. Call tk_loader_begin before tk_loader_next (until then it returns 0).
  * The view must outlive the loader and not change (split, normalize, augment) while it is in
  * use.
  *
@@ -554,6 +556,20 @@ int tk_loader_next(tk_loader *l, float *x, float *y, int64_t *rows_out)
     if (!l->threaded)
         return gather(l, b, x, y, rows_out);
     pthread_mutex_lock(&l->mu);
+    /* A streamed view's prefetch thread also reads ahead between batches, with the reader a
+     * gathering thread uses, so there only that thread gathers. */
+    if (!l->rd && l->ready != b && l->job == b && !l->busy) {
+        l->job = -1;
+        pthread_mutex_unlock(&l->mu);
+        int count = gather(l, b, x, y, rows_out);
+        pthread_mutex_lock(&l->mu);
+        if (l->next < l->n_batches) {
+            l->job = l->next;
+            pthread_cond_broadcast(&l->cv);
+        }
+        pthread_mutex_unlock(&l->mu);
+        return count;
+    }
     while (l->ready != b)
         pthread_cond_wait(&l->cv, &l->mu);
     int count = l->s_count;

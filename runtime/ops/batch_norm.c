@@ -222,9 +222,11 @@ static void backward(const tk_kernel_args *a)
         }
         /* This rank's rows' share: the gradient sum over the ranks adds the others'. */
         if (affine && a->dparam[0])
-            a->dparam[0][c] += (float)(dot[c] * invstd[c]);
+            a->dparam[0][c] = (tk_dparam_overwrite(a, 0) ? 0.0f : a->dparam[0][c]) +
+                              (float)(dot[c] * invstd[c]);
         if (affine && a->dparam[1])
-            a->dparam[1][c] += (float)sum[c];
+            a->dparam[1][c] = (tk_dparam_overwrite(a, 1) ? 0.0f : a->dparam[1][c]) +
+                              (float)sum[c];
     }
     if (!a->dx[0])
         return;

@@ -1,9 +1,13 @@
 /* conv2d.c - nn.Conv2d on NCHW float32: stride, padding (numbers, "valid" or PyTorch's "same"),
- * dilation, groups and an optional bias. Forward and backward are im2col + one tk_sgemm per
- * group over the whole batch. The node's scratch holds the batch's columns, kept from forward
- * to backward (so backward reads neither the input nor recomputes them), and a channel-major
- * copy of the output or its gradient that turns the per-sample layout into one wide product.
- * Not here: transposed convolution, other layouts. */
+ * dilation, groups and an optional bias. im2col and products over the columns: the forward
+ * (im2col, product, bias/ReLU epilogue) and the input gradient (product, col2im) run as one
+ * pool task per chunk of samples, so a chunk's columns and product stay in the core's cache
+ * between the phases and the threads meet once per layer, not once per phase; the weight
+ * gradient is one tk_sgemm over the whole batch (its sum runs over every sample). The chunks
+ * depend on the shape alone, so the thread count changes no value. The node's scratch holds
+ * the batch's columns, kept from forward to backward (so backward reads neither the input nor
+ * recomputes them), and a channel-major copy of the output or its gradient that turns the
+ * per-sample layout into one wide product. Not here: transposed convolution, other layouts. */
 #include "tk_int.h"
 #include "common.h"
 
@@ -176,11 +180,26 @@ typedef struct {
     const tk_kernel_args *a;
     geom q;
     float *cols, *t;
+    int chunk;                 /* samples per task of the chunked phases */
 } conv_job;
 
+/* A chunk's columns and product (about CHUNK_BYTES) fit in a core's L2, and it has at least
+ * MIN_COLUMNS columns, so the weights packed for its product serve enough of them. */
+enum { CHUNK_BYTES = 512 << 10, MIN_COLUMNS = 512 };
+
+static int chunk_of(const geom *q, int batch)
+{
+    size_t opix = (size_t)q->oh * q->ow;
+    size_t per = ((size_t)q->c * q->kh * q->kw + (size_t)q->o) * opix * sizeof(float);
+    size_t by_bytes = CHUNK_BYTES / per, by_columns = (MIN_COLUMNS + opix - 1) / opix;
+    size_t s = by_bytes > by_columns ? by_bytes : by_columns;
+    return s < (size_t)batch ? (int)s : batch;
+}
+
 /* cols[(c, i, j)][(n, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside;
- * rows [r0, r1) of the (c, i, j) order. */
-static void im2col(const float *x, float *cols, const geom *q, int batch, int64_t r0, int64_t r1)
+ * rows [r0, r1) of the (c, i, j) order, samples [n0, n1). */
+static void im2col(const float *x, float *cols, const geom *q, int batch, int64_t r0, int64_t r1,
+                   int n0, int n1)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow, np = batch * opix;
     int taps = q->kh * q->kw;
@@ -188,7 +207,7 @@ static void im2col(const float *x, float *cols, const geom *q, int batch, int64_
         int c = (int)(r / taps), i = (int)(r % taps) / q->kw, j = (int)(r % q->kw);
         float *row = cols + (size_t)r * np;
         tap t = tap_of(q, i, j);
-        for (int n = 0; n < batch; n++) {
+        for (int n = n0; n < n1; n++) {
             const float *xc = x + ((size_t)n * q->c + c) * plane;
             float *dst = row + n * opix;
             memset(dst, 0, sizeof(float) * (size_t)t.rlo * q->ow);
@@ -212,9 +231,10 @@ static void im2col(const float *x, float *cols, const geom *q, int batch, int64_
     }
 }
 
-/* The adjoint of im2col for channels [c0, c1): dx[n, c, ih, iw] += every column entry that
- * copied it. */
-static void col2im(const float *cols, float *dx, const geom *q, int batch, int64_t c0, int64_t c1)
+/* The adjoint of im2col for channels [c0, c1) and samples [n0, n1): dx[n, c, ih, iw] += every
+ * column entry that copied it. */
+static void col2im(const float *cols, float *dx, const geom *q, int batch, int64_t c0, int64_t c1,
+                   int n0, int n1)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow, np = batch * opix;
     const float *row = cols + (size_t)c0 * q->kh * q->kw * np;
@@ -222,7 +242,7 @@ static void col2im(const float *cols, float *dx, const geom *q, int batch, int64
         for (int i = 0; i < q->kh; i++) {
             for (int j = 0; j < q->kw; j++, row += np) {
                 tap t = tap_of(q, i, j);
-                for (int n = 0; n < batch; n++) {
+                for (int n = n0; n < n1; n++) {
                     float *xc = dx + ((size_t)n * q->c + c) * plane;
                     for (int oh = t.rlo; oh < t.rhi; oh++) {
                         const float *s = row + n * opix + (size_t)oh * q->ow + t.wlo;
@@ -259,12 +279,6 @@ static double row_sum(const float *v, int n)
     return total;
 }
 
-static void im2col_task(int64_t r0, int64_t r1, void *ud)
-{
-    const conv_job *j = ud;
-    im2col(j->a->x[0], j->cols, &j->q, j->a->n, r0, r1);
-}
-
 /* t is (o, n, pixel); y is (n, o, pixel): samples [n0, n1), with the bias and a fused ReLU. */
 static void output_task(int64_t n0, int64_t n1, void *ud)
 {
@@ -292,18 +306,38 @@ static void output_task(int64_t n0, int64_t n1, void *ud)
     }
 }
 
+/* Samples [*n0, *n1) of chunk `task`. */
+static void chunk_range(const conv_job *j, int task, int *n0, int *n1)
+{
+    *n0 = task * j->chunk;
+    *n1 = *n0 + j->chunk < j->a->n ? *n0 + j->chunk : j->a->n;
+}
+
+/* One chunk's forward: its columns, their product with the weights, the epilogue. */
+static void forward_task(int task, void *ud)
+{
+    const conv_job *j = ud;
+    const tk_kernel_args *a = j->a;
+    const geom *q = &j->q;
+    int n0, n1;
+    chunk_range(j, task, &n0, &n1);
+    size_t opix = (size_t)q->oh * q->ow, np = (size_t)a->n * opix, at = (size_t)n0 * opix;
+    int kg = q->c / q->groups * q->kh * q->kw, og = q->o / q->groups;
+    im2col(a->x[0], j->cols, q, a->n, 0, (int64_t)q->c * q->kh * q->kw, n0, n1);
+    for (int g = 0; g < q->groups; g++)
+        tk_sgemm_serial(false, false, og, (int)((size_t)(n1 - n0) * opix), kg, 1.0f,
+                        a->param[0] + (size_t)g * og * kg, kg, j->cols + g * kg * np + at,
+                        (int)np, 0.0f, j->t + g * og * np + at, (int)np);
+    output_task(n0, n1, ud);
+}
+
 static void forward(const tk_kernel_args *a)
 {
     geom q = geom_of(a->node);
-    int opix = q.oh * q.ow, np = a->n * opix;
-    int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
+    size_t np = (size_t)a->n * q.oh * q.ow;
     float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
-    conv_job j = {a, q, cols, t};
-    tk_parallel_range((int64_t)q.c * q.kh * q.kw, 1, im2col_task, &j);
-    for (int g = 0; g < q.groups; g++)
-        tk_sgemm(false, false, og, np, kg, 1.0f, a->param[0] + (size_t)g * og * kg, kg,
-                 cols + (size_t)g * kg * np, np, 0.0f, t + (size_t)g * og * np, np);
-    tk_parallel_range(a->n, 1, output_task, &j);
+    conv_job j = {a, q, cols, t, chunk_of(&q, a->n)};
+    tk_parallel((a->n + j.chunk - 1) / j.chunk, forward_task, &j);
 }
 
 /* dy (n, o, pixel) into t (o, n, pixel) for samples [n0, n1), through the ReLU's mask. */
@@ -335,20 +369,30 @@ static void bias_task(int64_t o0, int64_t o1, void *ud)
 {
     const conv_job *j = ud;
     size_t np = (size_t)j->a->n * j->q.oh * j->q.ow;
+    float *db = j->a->dparam[1];
+    bool over = tk_dparam_overwrite(j->a, 1);
     for (int64_t o = o0; o < o1; o++)
-        j->a->dparam[1][o] += (float)row_sum(j->t + (size_t)o * np, (int)np);
+        db[o] = (over ? 0.0f : db[o]) + (float)row_sum(j->t + (size_t)o * np, (int)np);
 }
 
-static void col2im_task(int64_t c0, int64_t c1, void *ud)
+/* One chunk's input gradient: the columns' gradient (over the spent columns), then col2im. */
+static void input_grad_task(int task, void *ud)
 {
     const conv_job *j = ud;
     const tk_kernel_args *a = j->a;
-    size_t plane = (size_t)j->q.h * j->q.w;
+    const geom *q = &j->q;
+    int n0, n1;
+    chunk_range(j, task, &n0, &n1);
+    size_t opix = (size_t)q->oh * q->ow, np = (size_t)a->n * opix, at = (size_t)n0 * opix;
+    size_t sample = (size_t)q->c * q->h * q->w;
+    int kg = q->c / q->groups * q->kh * q->kw, og = q->o / q->groups;
+    for (int g = 0; g < q->groups; g++)
+        tk_sgemm_serial(true, false, kg, (int)((size_t)(n1 - n0) * opix), og, 1.0f,
+                        a->param[0] + (size_t)g * og * kg, kg, j->t + g * og * np + at,
+                        (int)np, 0.0f, j->cols + g * kg * np + at, (int)np);
     if (!a->dx_accumulate[0])
-        for (int n = 0; n < a->n; n++)
-            memset(a->dx[0] + ((size_t)n * j->q.c + c0) * plane, 0,
-                   sizeof(float) * (size_t)(c1 - c0) * plane);
-    col2im(j->cols, a->dx[0], &j->q, a->n, c0, c1);
+        memset(a->dx[0] + n0 * sample, 0, sizeof(float) * (size_t)(n1 - n0) * sample);
+    col2im(j->cols, a->dx[0], q, a->n, 0, q->c, n0, n1);
 }
 
 static void backward(const tk_kernel_args *a)
@@ -357,22 +401,19 @@ static void backward(const tk_kernel_args *a)
     int opix = q.oh * q.ow, np = a->n * opix;
     int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
     float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
-    conv_job j = {a, q, cols, t};
+    conv_job j = {a, q, cols, t, chunk_of(&q, a->n)};
     tk_parallel_range(a->n, 1, grad_task, &j);
     if (a->node->n_params > 1 && a->dparam[1])
         tk_parallel_range(q.o, 1, bias_task, &j);
     if (a->dparam[0])
         for (int g = 0; g < q.groups; g++)
             tk_sgemm(false, true, og, kg, np, 1.0f, t + (size_t)g * og * np, np,
-                     cols + (size_t)g * kg * np, np, 1.0f, a->dparam[0] + (size_t)g * og * kg,
-                     kg);
+                     cols + (size_t)g * kg * np, np, tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f,
+                     a->dparam[0] + (size_t)g * og * kg, kg);
     if (!a->dx[0])
         return;
     /* The columns are spent once dweight has them: their gradient overwrites them. */
-    for (int g = 0; g < q.groups; g++)
-        tk_sgemm(true, false, kg, np, og, 1.0f, a->param[0] + (size_t)g * og * kg, kg,
-                 t + (size_t)g * og * np, np, 0.0f, cols + (size_t)g * kg * np, np);
-    tk_parallel_range(q.c, 1, col2im_task, &j);
+    tk_parallel((a->n + j.chunk - 1) / j.chunk, input_grad_task, &j);
 }
 
 const tk_op_def tk_op_conv2d = {

@@ -92,6 +92,10 @@ static void backward(const tk_kernel_args *a)
     float *db = n->iattr[AFFINE] ? a->dparam[1] : NULL;
     const float *mean = a->scratch, *rstd = a->scratch + rows;
     float *g = a->scratch + 2 * (size_t)a->node->shape.d[0] * (size_t)n->iattr[ROWS];
+    if (dw && tk_dparam_overwrite(a, 0))
+        memset(dw, 0, sizeof(float) * width);
+    if (db && tk_dparam_overwrite(a, 1))
+        memset(db, 0, sizeof(float) * width);
     for (size_t r = 0; r < rows; r++) {
         const float *x = a->x[0] + r * width, *dy = a->dy + r * width;
         float m = mean[r], s = rstd[r];

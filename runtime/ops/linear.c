@@ -76,9 +76,12 @@ static void backward(const tk_kernel_args *a)
         tk_sgemm(false, false, rows, in, out, 1.0f, dy, out, a->param[0], in,
                  a->dx_accumulate[0] ? 1.0f : 0.0f, a->dx[0], in);
     if (a->dparam[0])
-        tk_sgemm(true, false, out, in, rows, 1.0f, dy, out, a->x[0], in, 1.0f, a->dparam[0], in);
+        tk_sgemm(true, false, out, in, rows, 1.0f, dy, out, a->x[0], in,
+                 tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f, a->dparam[0], in);
     if (a->node->n_params > 1 && a->dparam[1]) {
         float *db = a->dparam[1];
+        if (tk_dparam_overwrite(a, 1))
+            memset(db, 0, sizeof(float) * (size_t)out);
         for (int r = 0; r < rows; r++) {
             const float *row = dy + (size_t)r * out;
             for (int j = 0; j < out; j++)
