@@ -1,0 +1,256 @@
+/* fuzz_values.c - libFuzzer target for the script loader's value conversions, cheap enough
+ * per input for tens of millions of executions: an input is one `--set key=value` line. Its
+ * value goes through the stdlib's own parsing and checking (tk.set's walk and coerce, taken
+ * from tk.set's upvalues), applied to the one option table the key names, so only that table
+ * is validated again; then lang/spec.c converts that table's Lua values into C specs: the
+ * schedule, the training policy (save, early_stop and the top-level options), the optimizer
+ * and its groups, the loss's attributes into a graph node, or the data options (column
+ * references, delimiter, split fractions, normalisation on a dataset loaded once).
+ * spec.c is included, not linked: its conversions are static. tk_compile is a stub here.
+ * Not here: the cross-table checks of a whole pipeline, loading data per input, compiling,
+ * describing: fuzz_script.c does all of that per input, far more slowly. Keys naming files
+ * are skipped: the file readers have their own targets. */
+#include "spec.c"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static lua_State *L;
+static int apply_ref;      /* the Lua function below */
+static tk_dataset *rows;   /* the 8-row CSV the data conversions run on */
+
+static const char base_lua[] =
+    "return tk.pipeline {\n"
+    "  name = 'fuzz', seed = 3, threads = 1,\n"
+    "  data = {\n"
+    "    train = tk.data.csv { path = tk.script_dir .. '/d.csv', normalize = 'standard' },\n"
+    "    valid = tk.data.split { fraction = 0.25 },\n"
+    "    batch_size = 4, shuffle = true,\n"
+    "  },\n"
+    "  model = tk.nn.sequential { tk.nn.linear(6), tk.nn.relu(), tk.nn.linear(3) },\n"
+    "  loss = tk.loss.cross_entropy { label_smoothing = 0.1 },\n"
+    "  optimizer = tk.optim.adamw { lr = 0.01, groups = { { match = '*.bias', weight_decay = 0 } } },\n"
+    "  schedule = tk.sched.cosine { warmup_steps = 2 },\n"
+    "  epochs = 2, metrics = { 'accuracy', 'f1' },\n"
+    "  save = { best = 'valid.f1', every = 1, keep = 2 },\n"
+    "  early_stop = { monitor = 'valid.loss', patience = 3 },\n"
+    "}\n";
+
+/* apply(base, "key.path", "value"): a shallow copy of the pipeline `base` with the table the
+ * path's first key names rebuilt by tk.set's walk (or, for a top-level option, the value as
+ * tk.set's coerce reads it), or a Lua error with the message tk.set gives. */
+static const char apply_lua[] =
+    "local S = require 'tk.schema'\n"
+    "local function upvalue(f, name)\n"
+    "  for i = 1, 255 do\n"
+    "    local n, v = debug.getupvalue(f, i)\n"
+    "    if n == nil then break end\n"
+    "    if n == name then return v end\n"
+    "  end\n"
+    "  error('fuzz_values: tk.set no longer has the upvalue ' .. name .. '; update this target')\n"
+    "end\n"
+    "local walk = upvalue(tk.set, 'walk')\n"
+    "local coerce, pipeline_entry = upvalue(walk, 'coerce'), upvalue(walk, 'pipeline_entry')\n"
+    "return function(base, path, value)\n"
+    "  local segs = {}\n"
+    "  for seg in (path .. '.'):gmatch('([^.]*)%.') do segs[#segs + 1] = seg end\n"
+    "  S.override = '--set ' .. path\n"
+    "  local ok, res = pcall(function()\n"
+    "    for _, seg in ipairs(segs) do\n"
+    "      if seg == '' then S.fail(nil, 'malformed key (expected names joined by .)') end\n"
+    "    end\n"
+    "    local key = segs[1]\n"
+    "    local f = pipeline_entry.spec.by_name[key]\n"
+    "    if not f then S.fail(nil, S.unknown_key(key, pipeline_entry.spec.names)) end\n"
+    "    if key == 'model' then S.fail(nil, 'the model cannot be changed') end\n"
+    "    local p = {}\n"
+    "    for k, v in pairs(base) do p[k] = v end\n"
+    "    if #segs == 1 then p[key] = coerce(f, value); return p end\n"
+    "    local child = base[key]\n"
+    "    local entry = type(child) == 'table' and rawget(child, '_kind') and S.kinds[child._kind]\n"
+    "      or f.type.record\n"
+    "    if not entry then S.fail(nil, \"'\" .. key .. \"' has no options\") end\n"
+    "    p[key] = walk(child or entry.build{}, entry, segs, 2, value)\n"
+    "    return p\n"
+    "  end)\n"
+    "  S.override = nil\n"
+    "  if not ok then error(res, 0) end\n"
+    "  return res\n"
+    "end\n";
+
+/* The stub of tk_compile (-Wl,--wrap=tk_compile): the converted optimizer spec is checked
+ * for what the runtime would dereference, and no model is made. */
+tk_status __wrap_tk_compile(const tk_graph *g, const tk_optim_spec *opt,
+                            const tk_compile_opts *o, tk_model **out, tk_ctx *ctx);
+tk_status __wrap_tk_compile(const tk_graph *g, const tk_optim_spec *opt,
+                            const tk_compile_opts *o, tk_model **out, tk_ctx *ctx)
+{
+    (void)g, (void)o, (void)ctx;
+    for (int k = 0; k < opt->n_groups; k++)
+        for (int i = 0; i < opt->groups[k].n_patterns; i++)
+            if (!opt->groups[k].patterns[i] || !opt->groups[k].where)
+                abort();
+    for (int i = 0; i < opt->n_freeze; i++)
+        if (!opt->freeze[i])
+            abort();
+    *out = NULL;
+    return TK_OK;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    char dir[128], csv_path[160], path[160];
+    snprintf(dir, sizeof dir, "%s/tkfuzz_values.%d",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (int)getpid());
+    mkdir(dir, 0700);
+    char csv[512] = "";
+    for (int i = 0; i < 8; i++) {
+        char row[64];
+        snprintf(row, sizeof row, "%d.%d,%d.5,%d,%d.25,%d\n", i % 3, i, i % 5, i % 7, i % 4,
+                 i % 3);
+        strcat(csv, row);
+    }
+    snprintf(csv_path, sizeof csv_path, "%s/d.csv", dir);
+    write_text(csv_path, csv);
+    snprintf(path, sizeof path, "%s/s.lua", dir);
+    write_text(path, base_lua);
+    L = tk_lua_new();
+    tk_ctx *ctx = tk_ctx_new();
+    tk_csv_opts o = {.path = csv_path, .delimiter = ','};
+    if (!L || tk_lua_run_script(L, path, ctx) != TK_OK || tk_dataset_csv(&o, &rows, ctx) ||
+        luaL_loadstring(L, apply_lua) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        fprintf(stderr, "fuzz_values: setting up failed: %s %s\n", tk_errmsg(ctx),
+                L && lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+        abort();
+    }
+    tk_ctx_free(ctx);
+    apply_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setglobal(L, "fuzz_base");
+    return 0;
+}
+
+/* Whether a segment of the key names a file option. */
+static bool skipped_key(const char *key)
+{
+    static const char *const files[] = {"path", "init", "images", "labels", "root", "list",
+                                        "npz", "x", "y"};
+    for (const char *seg = key; seg; seg = strchr(seg, '.') ? strchr(seg, '.') + 1 : NULL) {
+        size_t n = strcspn(seg, ".");
+        for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
+            if (strlen(files[k]) == n && strncmp(seg, files[k], n) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* The data table's conversions as build_data makes them, on the rows loaded once: the CSV
+ * options (not read again), the split fractions, each split's normalisation. */
+static tk_status convert_data(tk_pipeline *p, int pipe, tk_ctx *ctx)
+{
+    lua_getfield(L, pipe, "data");
+    int data = lua_gettop(L);
+    lua_getfield(L, data, "train");
+    int train = lua_gettop(L);
+    tk_colref refs[8];
+    volatile int sink = colrefs(L, train, "features", refs, 8) + colrefs(L, train, "label", refs, 8) +
+                        delimiter(L, train) + (int)num_field(L, train, "skip_rows", 0);
+    (void)sink;
+    double fractions[2];
+    int n = 0, of[2];
+    for (int s = VALID; s <= TEST; s++) {
+        lua_getfield(L, data, split_names[s]);
+        if (lua_istable(L, -1) && strcmp(str_field(L, -1, "_kind", ""), "data.split") == 0) {
+            fractions[n] = num_field(L, -1, "fraction", 0.1);
+            of[n++] = s;
+        }
+        lua_pop(L, 1);
+    }
+    tk_status st = (p->views[TRAIN] = tk_view_all(rows)) ? TK_OK : TK_ERR_RUNTIME;
+    tk_view *parts[2] = {NULL, NULL};
+    if (st == TK_OK && n)
+        st = tk_view_split(p->views[TRAIN], fractions, n, (uint64_t)p->seed, parts, ctx);
+    for (int k = 0; k < n; k++)
+        p->views[of[k]] = parts[k];
+    for (int s = TRAIN; st == TK_OK && s <= TEST; s++)
+        if (p->views[s])
+            st = normalize(L, train, p->views[s], p->views[TRAIN], ctx);
+    lua_settop(L, data - 1);
+    return st;
+}
+
+/* The conversions of the pipeline at the top of the stack that the key's table feeds. */
+static tk_status convert(const char *key, tk_pipeline *p, tk_ctx *ctx)
+{
+    int pipe = lua_gettop(L);
+    p->seed = (int64_t)num_field(L, pipe, "seed", 0);
+    if (strncmp(key, "data.", 5) == 0)
+        return convert_data(p, pipe, ctx);
+    if (!(p->views[TRAIN] = tk_view_all(rows)))
+        return TK_ERR_RUNTIME;
+    lua_getfield(L, pipe, "data");
+    p->train = (tk_train_opts){.train = p->views[TRAIN],
+                               .batch_size = (int)num_field(L, -1, "batch_size", 32),
+                               .epochs = (int64_t)num_field(L, pipe, "epochs", 10)};
+    lua_pop(L, 1);
+    if (strncmp(key, "optimizer.", 10) == 0)
+        return compile_model(L, pipe, p, ctx);
+    if (strncmp(key, "loss.", 5) == 0) {
+        if (!(p->graph = tk_graph_new(ctx)))
+            return TK_ERR_RUNTIME;
+        tk_graph_set_batch(p->graph, 4);
+        lua_getfield(L, pipe, "loss");
+        bool regression = !tk_op_class_target(str_field(L, -1, "op", ""));
+        lua_pop(L, 1);
+        int output = tk_graph_input(p->graph, (tk_shape){1, {3}});
+        int target = tk_graph_target(p->graph, regression ? (tk_shape){1, {3}} : (tk_shape){0, {0}});
+        return add_loss(L, pipe, p, output, target, ctx);
+    }
+    build_policy(L, pipe, p);
+    return build_sched(L, pipe, p, ctx);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *eq = memchr(data, '=', size);
+    if (!eq || eq == data || memchr(data, 0, size) || memchr(data, '\n', size))
+        return 0;
+    char *line = malloc(size + 1);
+    memcpy(line, data, size);
+    line[size] = 0;
+    size_t klen = (size_t)(eq - data);
+    line[klen] = 0;
+    if (skipped_key(line)) {
+        free(line);
+        return 0;
+    }
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, apply_ref);
+    lua_getglobal(L, "fuzz_base");
+    lua_pushstring(L, line);
+    lua_pushstring(L, line + klen + 1);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+        if (!lua_isstring(L, -1) || !lua_tostring(L, -1)[0])
+            abort(); /* an error without a message */
+    } else {
+        tk_ctx *ctx = tk_ctx_new();
+        tk_pipeline p;
+        memset(&p, 0, sizeof p);
+        if (convert(line, &p, ctx) != TK_OK && !tk_errmsg(ctx)[0])
+            abort();
+        tk_pipeline_free(&p);
+        tk_ctx_free(ctx);
+    }
+    lua_settop(L, 0);
+    free(line);
+    return 0;
+}
