@@ -1,6 +1,7 @@
 /* fuzz_values.c - libFuzzer target for the script loader's value conversions, cheap enough
- * per input for tens of millions of executions: an input is one `--set key=value` line. Its
- * value goes through the stdlib's own parsing and checking (tk.set's walk and coerce, taken
+ * per input for tens of millions of executions: an input is one `--set key=value`, its first
+ * byte picking the key among every option of the pipeline (unknown keys are fuzz_script's),
+ * the rest being the value. The value goes through the stdlib's own parsing and checking (tk.set's walk and coerce, taken
  * from tk.set's upvalues), applied to the one option table the key names, so only that table
  * is validated again; then lang/spec.c converts that table's Lua values into C specs: the
  * schedule, the training policy (save, early_stop and the top-level options), the optimizer
@@ -9,7 +10,7 @@
  * spec.c is included, not linked: its conversions are static. tk_compile is a stub here.
  * Not here: the cross-table checks of a whole pipeline, loading data per input, compiling,
  * describing: fuzz_script.c does all of that per input, far more slowly. Keys naming files
- * are skipped: the file readers have their own targets. */
+ * are left out: the file readers have their own targets. */
 #include "spec.c"
 
 #include <sys/stat.h>
@@ -17,6 +18,8 @@
 
 static lua_State *L;
 static int apply_ref;      /* the Lua function below */
+static char keys[256][64]; /* every option's key path but the model's and files' */
+static int n_keys;
 static tk_dataset *rows;   /* the 8-row CSV the data conversions run on */
 
 static const char base_lua[] =
@@ -51,6 +54,29 @@ static const char apply_lua[] =
     "end\n"
     "local walk = upvalue(tk.set, 'walk')\n"
     "local coerce, pipeline_entry = upvalue(walk, 'coerce'), upvalue(walk, 'pipeline_entry')\n"
+    "local files = {path = 1, init = 1, images = 1, labels = 1, root = 1, list = 1, npz = 1,\n"
+    "               x = 1, y = 1}\n"
+    "local function keys(base)\n"
+    "  local out = {}\n"
+    "  local function add(prefix, entry, obj, depth)\n"
+    "    for _, name in ipairs(entry.spec.names) do\n"
+    "      local f, child = entry.spec.by_name[name], obj and obj[name]\n"
+    "      if name ~= 'model' and not files[name] then\n"
+    "        out[#out + 1] = prefix .. name\n"
+    "        local sub = type(child) == 'table' and rawget(child, '_kind') and S.kinds[child._kind]\n"
+    "          or f.type.record\n"
+    "        if sub and sub.spec and depth < 3 then add(prefix .. name .. '.', sub, child, depth + 1) end\n"
+    "        if entry.items and entry.items[name] and type(child) == 'table' then\n"
+    "          for i = 1, #child do\n"
+    "            add(prefix .. name .. '.' .. i .. '.', entry.items[name], child[i], depth + 1)\n"
+    "          end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  add('', pipeline_entry, base, 0)\n"
+    "  return out\n"
+    "end\n"
     "return function(base, path, value)\n"
     "  local segs = {}\n"
     "  for seg in (path .. '.'):gmatch('([^.]*)%.') do segs[#segs + 1] = seg end\n"
@@ -76,7 +102,7 @@ static const char apply_lua[] =
     "  S.override = nil\n"
     "  if not ok then error(res, 0) end\n"
     "  return res\n"
-    "end\n";
+    "end, keys\n";
 
 /* The stub of tk_compile (-Wl,--wrap=tk_compile): the converted optimizer spec is checked
  * for what the runtime would dereference, and no model is made. */
@@ -128,29 +154,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tk_ctx *ctx = tk_ctx_new();
     tk_csv_opts o = {.path = csv_path, .delimiter = ','};
     if (!L || tk_lua_run_script(L, path, ctx) != TK_OK || tk_dataset_csv(&o, &rows, ctx) ||
-        luaL_loadstring(L, apply_lua) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        luaL_loadstring(L, apply_lua) != LUA_OK || lua_pcall(L, 0, 2, 0) != LUA_OK) {
         fprintf(stderr, "fuzz_values: setting up failed: %s %s\n", tk_errmsg(ctx),
                 L && lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
         abort();
     }
     tk_ctx_free(ctx);
+    /* stack: pipeline, apply, keys */
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 1);
+    for (int i = 1; i <= (int)luaL_len(L, -1) && n_keys < 256; i++) {
+        lua_rawgeti(L, -1, i);
+        snprintf(keys[n_keys++], sizeof keys[0], "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     apply_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_setglobal(L, "fuzz_base");
     return 0;
-}
-
-/* Whether a segment of the key names a file option. */
-static bool skipped_key(const char *key)
-{
-    static const char *const files[] = {"path", "init", "images", "labels", "root", "list",
-                                        "npz", "x", "y"};
-    for (const char *seg = key; seg; seg = strchr(seg, '.') ? strchr(seg, '.') + 1 : NULL) {
-        size_t n = strcspn(seg, ".");
-        for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
-            if (strlen(files[k]) == n && strncmp(seg, files[k], n) == 0)
-                return true;
-    }
-    return false;
 }
 
 /* The data table's conversions as build_data makes them, on the rows loaded once: the CSV
@@ -219,25 +240,17 @@ static tk_status convert(const char *key, tk_pipeline *p, tk_ctx *ctx)
     return build_sched(L, pipe, p, ctx);
 }
 
+/* The first byte picks the key (of n_keys), the rest is the value, as --set KEY=VALUE. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *eq = memchr(data, '=', size);
-    if (!eq || eq == data || memchr(data, 0, size) || memchr(data, '\n', size))
+    if (size < 1 || memchr(data, 0, size))
         return 0;
-    char *line = malloc(size + 1);
-    memcpy(line, data, size);
-    line[size] = 0;
-    size_t klen = (size_t)(eq - data);
-    line[klen] = 0;
-    if (skipped_key(line)) {
-        free(line);
-        return 0;
-    }
+    const char *key = keys[data[0] % n_keys];
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, apply_ref);
     lua_getglobal(L, "fuzz_base");
-    lua_pushstring(L, line);
-    lua_pushstring(L, line + klen + 1);
+    lua_pushstring(L, key);
+    lua_pushlstring(L, (const char *)data + 1, size - 1);
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
         if (!lua_isstring(L, -1) || !lua_tostring(L, -1)[0])
             abort(); /* an error without a message */
@@ -245,12 +258,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tk_ctx *ctx = tk_ctx_new();
         tk_pipeline p;
         memset(&p, 0, sizeof p);
-        if (convert(line, &p, ctx) != TK_OK && !tk_errmsg(ctx)[0])
+        if (convert(key, &p, ctx) != TK_OK && !tk_errmsg(ctx)[0])
             abort();
         tk_pipeline_free(&p);
         tk_ctx_free(ctx);
     }
     lua_settop(L, 0);
-    free(line);
     return 0;
 }

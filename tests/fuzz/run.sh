@@ -38,15 +38,19 @@ npy) max_len=1024
 # The Lua state lives across inputs and its collector frees one input's garbage during a
 # later one, so libFuzzer's per-input leak check would scan the heap every time (30 runs/s);
 # the suite's replay of these targets under ASan (make asan) checks leaks at exit instead.
-values) max_len=128; dict=(-dict="$src/tests/fuzz/fuzz_script.dict" -detect_leaks=0)
-        cat "$src"/tests/fuzz/script_seeds/* | while read -r line; do
-            printf %s "$line" > "$seeds/$(printf %s "$line" | md5sum | cut -c1-16)"
+values) max_len=64; dict=(-dict="$src/tests/fuzz/fuzz_script.dict" -detect_leaks=0)
+        for v in 3e-4 0 -1 1e400 nan 2 true minmax "{0.9, 0.99}" valid.f1 max "*.bias" step; do
+            for k in 4 5 9 13 15 21 22 24 25 30 31 36 40 42 43 44 45 47 51 52 53 59 62 63 66; do
+                printf "\\$(printf %03o "$k")%s" "$v" > "$seeds/k$k-$(printf %s "$v" | md5sum | cut -c1-8)"
+            done
         done ;;
 script) max_len=1024; dict=(-dict="$src/tests/fuzz/fuzz_script.dict" -detect_leaks=0)
         seed '' "$src"/tests/fuzz/script_seeds/* ;;
 *) echo "run.sh: unknown target '$t'" >&2; exit 2 ;;
 esac
-[ -d "$src/tests/fuzz/regress/$t" ] && cp "$src/tests/fuzz/regress/$t"/* "$seeds"/ 2>/dev/null
+if [ -n "$(ls -A "$src/tests/fuzz/regress/$t" 2>/dev/null)" ]; then
+    cp "$src/tests/fuzz/regress/$t"/* "$seeds"/
+fi
 # -entropic=0: the entropic schedule's bookkeeping was half of each execution on these small
 # targets; the plain schedule reaches the same coverage here at twice the executions.
 log=$dir/$t.full.log
