@@ -13,9 +13,11 @@ FUZZ_DIR = $(BUILD)-fuzz
 FUZZ_SOURCES = $(wildcard runtime/*.c runtime/ops/*.c runtime/optim/*.c runtime/data/*.c) \
                $(filter-out lang/main.c lang/dist_mpi.c,$(wildcard lang/*.c))
 FUZZ_CFLAGS = -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iruntime -Ilang \
-              $(shell pkg-config --cflags openblas lua5.4 libedit) -fsanitize=address,undefined
+              $(shell pkg-config --cflags openblas lua5.4 libedit) -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined
 FUZZ_LIBS = $(shell pkg-config --libs openblas libpng libjpeg lua5.4 libedit) -lcsv -lz \
             -lpthread -lm
+# Any change of flags or headers: `rm -rf build-fuzz/obj` (the objects depend on their .c only).
 FUZZ_OBJS = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SOURCES)) $(FUZZ_DIR)/obj/stdlib_embed.o
 
 .PHONY: deps build demo test asan fuzz clean

@@ -58,6 +58,8 @@ rc=0
 "$dir/fuzz_$t" -entropic=0 -max_total_time="$seconds" -runs="$runs" -max_len="$max_len" "${dict[@]}" \
     -print_final_stats=1 -artifact_prefix="$dir/crash_$t-" "$dir/corpus_$t" "$seeds" \
     > "$log" 2>&1 || rc=$?
+# a sanitizer report is a finding even where the run went on after it
+grep -q 'runtime error:\|ERROR: AddressSanitizer\|ERROR: LeakSanitizer' "$log" && [ "$rc" = 0 ] && rc=1
 {
     printf '%s %s: ' "$(date -u +%FT%TZ)" "$t"
     grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units' "$log" | tr '\n' ' '
