@@ -1,7 +1,7 @@
 /* fuzz_values.c - libFuzzer target for the script loader's value conversions, cheap enough
  * per input for tens of millions of executions: an input is one `--set key=value`, its first
- * byte picking the key among every option of the pipeline (unknown keys are fuzz_script's),
- * the rest being the value. The value goes through the stdlib's own parsing and checking (tk.set's walk and coerce, taken
+ * two bytes picking one of nine pipelines (each optimizer and schedule kind) and the key among
+ * its options (unknown keys are fuzz_script's), the rest being the value. The value goes through the stdlib's own parsing and checking (tk.set's walk and coerce, taken
  * from tk.set's upvalues), applied to the one option table the key names, so only that table
  * is validated again; then lang/spec.c converts that table's Lua values into C specs: the
  * schedule, the training policy (save, early_stop and the top-level options), the optimizer
@@ -18,32 +18,59 @@
 
 static lua_State *L;
 static int apply_ref;      /* the Lua function below */
-static char keys[256][64]; /* every option's key path but the model's and files' */
-static int n_keys;
-static tk_dataset *rows;   /* the 8-row CSV the data conversions run on */
+enum { BASES = 9, KEYS = 128 };
+static int base_ref[BASES];           /* the pipelines the scripts built */
+static char keys[BASES][KEYS][64];    /* each one's option keys but the model's and files' */
+static int n_keys[BASES];
+static tk_dataset *rows;              /* the 8-row CSV the data conversions run on */
 
+/* One pipeline per optimizer/schedule pairing, so that every schedule's and optimizer's
+ * options have a key; %s: the optimizer, the schedule, the loss, the data extras. */
 static const char base_lua[] =
     "return tk.pipeline {\n"
     "  name = 'fuzz', seed = 3, threads = 1,\n"
     "  data = {\n"
-    "    train = tk.data.csv { path = tk.script_dir .. '/d.csv', normalize = 'standard' },\n"
+    "    train = tk.data.csv { path = tk.script_dir .. '/d.csv', %s },\n"
     "    valid = tk.data.split { fraction = 0.25 },\n"
     "    batch_size = 4, shuffle = true,\n"
     "  },\n"
     "  model = tk.nn.sequential { tk.nn.linear(6), tk.nn.relu(), tk.nn.linear(3) },\n"
-    "  loss = tk.loss.cross_entropy { label_smoothing = 0.1 },\n"
-    "  optimizer = tk.optim.adamw { lr = 0.01, groups = { { match = '*.bias', weight_decay = 0 } } },\n"
-    "  schedule = tk.sched.cosine { warmup_steps = 2 },\n"
+    "  loss = %s,\n"
+    "  optimizer = %s,\n"
+    "  schedule = %s,\n"
     "  epochs = 2, metrics = { 'accuracy', 'f1' },\n"
     "  save = { best = 'valid.f1', every = 1, keep = 2 },\n"
     "  early_stop = { monitor = 'valid.loss', patience = 3 },\n"
     "}\n";
+static const char *const bases[BASES][3] = {
+    {"normalize = 'standard'", "tk.loss.cross_entropy { label_smoothing = 0.1 }",
+     "tk.optim.adamw { lr = 0.01, groups = { { match = '*.bias', weight_decay = 0 } } }"},
+    {"normalize = 'minmax', features = { 1, 2, 3, 4 }", "tk.loss.nll()",
+     "tk.optim.sgd { lr = 0.1, momentum = 0.9, nesterov = true, freeze = { '0.*' } }"},
+    {"normalize = { mean = { 0, 0, 0, 0 }, std = { 1, 2, 1, 2 } }",
+     "tk.loss.cross_entropy { weight = { 1, 2, 1 } }",
+     "tk.optim.rmsprop { lr = 0.01, centered = true }"},
+    {"label = 5, delimiter = ','", "tk.loss.cross_entropy()",
+     "tk.optim.adagrad { lr = 0.1, lr_decay = 0.01 }"},
+    {"skip_rows = 1", "tk.loss.cross_entropy()", "tk.optim.adam { lr = 0.01, amsgrad = true }"},
+    {"normalize = 'standard'", "tk.loss.cross_entropy()", "tk.optim.sgd { lr = 0.1 }"},
+    {"normalize = 'standard'", "tk.loss.cross_entropy()", "tk.optim.sgd { lr = 0.1 }"},
+    {"normalize = 'standard'", "tk.loss.cross_entropy()", "tk.optim.sgd { lr = 0.1 }"},
+    {"normalize = 'standard'", "tk.loss.cross_entropy()", "tk.optim.sgd { lr = 0.1 }"},
+};
+static const char *const base_scheds[BASES] = {
+    "tk.sched.cosine { warmup_steps = 2 }", "tk.sched.multistep { milestones = { 1, 2 } }",
+    "tk.sched.onecycle { max_lr = 0.1 }", "tk.sched.reduce_on_plateau { patience = 2 }",
+    "tk.sched.cosine_restarts { T_0 = 1, T_mult = 2 }",
+    "tk.sched.step { step_size = 1, unit = 'step' }", "tk.sched.linear { total_iters = 3 }",
+    "tk.sched.polynomial { power = 2 }", "tk.sched.exponential { gamma = 0.9 }",
+};
 
 /* apply(base, "key.path", "value"): a shallow copy of the pipeline `base` with the table the
  * path's first key names rebuilt by tk.set's walk (or, for a top-level option, the value as
  * tk.set's coerce reads it), or a Lua error with the message tk.set gives. */
 static const char apply_lua[] =
-    "local S = require 'tk.schema'\n"
+    "local tk, S = require 'tk', require 'tk.schema'\n"
     "local function upvalue(f, name)\n"
     "  for i = 1, 255 do\n"
     "    local n, v = debug.getupvalue(f, i)\n"
@@ -148,29 +175,41 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     snprintf(csv_path, sizeof csv_path, "%s/d.csv", dir);
     write_text(csv_path, csv);
-    snprintf(path, sizeof path, "%s/s.lua", dir);
-    write_text(path, base_lua);
     L = tk_lua_new();
     tk_ctx *ctx = tk_ctx_new();
     tk_csv_opts o = {.path = csv_path, .delimiter = ','};
-    if (!L || tk_lua_run_script(L, path, ctx) != TK_OK || tk_dataset_csv(&o, &rows, ctx) ||
-        luaL_loadstring(L, apply_lua) != LUA_OK || lua_pcall(L, 0, 2, 0) != LUA_OK) {
+    if (!L || tk_dataset_csv(&o, &rows, ctx) != TK_OK || luaL_loadstring(L, apply_lua) != LUA_OK ||
+        lua_pcall(L, 0, 2, 0) != LUA_OK) {
         fprintf(stderr, "fuzz_values: setting up failed: %s %s\n", tk_errmsg(ctx),
                 L && lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
         abort();
     }
-    tk_ctx_free(ctx);
-    /* stack: pipeline, apply, keys */
-    lua_pushvalue(L, -3);
-    lua_call(L, 1, 1);
-    for (int i = 1; i <= (int)luaL_len(L, -1) && n_keys < 256; i++) {
-        lua_rawgeti(L, -1, i);
-        snprintf(keys[n_keys++], sizeof keys[0], "%s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
+    lua_pushvalue(L, -2);
     apply_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_setglobal(L, "fuzz_base");
+    int keys_fn = lua_gettop(L);
+    for (int b = 0; b < BASES; b++) {
+        char script[2048];
+        snprintf(script, sizeof script, base_lua, bases[b][0], bases[b][1], bases[b][2],
+                 base_scheds[b]);
+        snprintf(path, sizeof path, "%s/s%d.lua", dir, b);
+        write_text(path, script);
+        if (tk_lua_run_script(L, path, ctx) != TK_OK) {
+            fprintf(stderr, "fuzz_values: base %d failed: %s\n", b, tk_errmsg(ctx));
+            abort();
+        }
+        lua_pushvalue(L, keys_fn);
+        lua_pushvalue(L, -2);
+        lua_call(L, 1, 1);
+        for (int i = 1; i <= (int)luaL_len(L, -1) && n_keys[b] < KEYS; i++) {
+            lua_rawgeti(L, -1, i);
+            snprintf(keys[b][n_keys[b]++], sizeof keys[0][0], "%s", lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        base_ref[b] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_settop(L, 0);
+    tk_ctx_free(ctx);
     return 0;
 }
 
@@ -240,17 +279,19 @@ static tk_status convert(const char *key, tk_pipeline *p, tk_ctx *ctx)
     return build_sched(L, pipe, p, ctx);
 }
 
-/* The first byte picks the key (of n_keys), the rest is the value, as --set KEY=VALUE. */
+/* The first byte picks the pipeline, the second the key among its options, the rest is the
+ * value, as --set KEY=VALUE. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1 || memchr(data, 0, size))
+    if (size < 2 || memchr(data + 2, 0, size - 2))
         return 0;
-    const char *key = keys[data[0] % n_keys];
+    int b = data[0] % BASES;
+    const char *key = keys[b][data[1] % n_keys[b]];
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, apply_ref);
-    lua_getglobal(L, "fuzz_base");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, base_ref[b]);
     lua_pushstring(L, key);
-    lua_pushlstring(L, (const char *)data + 1, size - 1);
+    lua_pushlstring(L, (const char *)data + 2, size - 2);
     if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
         if (!lua_isstring(L, -1) || !lua_tostring(L, -1)[0])
             abort(); /* an error without a message */
