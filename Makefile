@@ -54,7 +54,8 @@ asan: deps
 # FUZZ_SECONDS or FUZZ_RUNS executions per target; the library is instrumented once. Needs
 # clang (installed here if missing). tests/fuzz/run.sh runs one target and logs its count.
 fuzz: deps
-	@command -v clang >/dev/null || $(SUDO) apt-get install -y -qq clang
+	@command -v clang >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang; }
 	$(MAKE) --no-print-directory $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 	for t in $(FUZZ_TARGETS); do \
 	  bash tests/fuzz/run.sh $$t $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_RUNS) || exit 1; \

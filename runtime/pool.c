@@ -9,6 +9,7 @@
 #include "tk_int.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 enum { MAX_THREADS = 64, SPIN_ROUNDS = 20000 };
@@ -124,11 +125,17 @@ int tk_pool_resize(int n)
         return n;
     stop_workers();
     uintptr_t gen = generation_of(atomic_load(&pool.next));
+    /* Workers block every signal, so Ctrl-C always reaches the main thread (the REPL's
+     * readline returns on it; a worker taking it left readline reading on, or ended it). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 0; i < n - 1; i++) {
         if (pthread_create(&pool.threads[i], NULL, worker, (void *)gen) != 0)
             break; /* fewer threads: slower, still correct */
         pool.n_workers++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return pool.n_workers + 1;
 }
 
