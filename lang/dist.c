@@ -168,7 +168,9 @@ static void default_threads(int *argc, char ***argv)
     long threads = per_node > 0 && cores > per_node ? cores / per_node : 1;
     static char value[32];
     snprintf(value, sizeof value, "%ld", threads);
-    char **args = calloc((size_t)*argc + 3, sizeof *args);
+    /* static: the extended argv lives as long as the process, reachable (no leak at exit) */
+    static char **args;
+    args = calloc((size_t)*argc + 3, sizeof *args);
     if (!args)
         return;
     memcpy(args, *argv, sizeof *args * (size_t)*argc);

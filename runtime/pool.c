@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -149,11 +150,17 @@ int tk_pool_resize(int n)
         return n;
     stop_workers();
     uintptr_t gen = generation_of(atomic_load(&pool.next));
+    /* Workers block every signal, so Ctrl-C always reaches the main thread (the REPL's
+     * readline returns on it; a worker taking it left readline reading on, or ended it). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 0; i < n - 1; i++) {
         if (pthread_create(&pool.threads[i], NULL, worker, (void *)gen) != 0)
             break; /* fewer threads: slower, still correct */
         pool.n_workers++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return pool.n_workers + 1;
 }
 

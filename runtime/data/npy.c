@@ -303,7 +303,8 @@ static tk_status npz_member(const unsigned char *b, size_t len, const char *zipn
     uint64_t count = le16(b + eocd + 10), cd = le32(b + eocd + 16);
     if (eocd >= 20 && le32(b + eocd - 20) == 0x07064b50) {
         uint64_t z = le64(b + eocd - 12);
-        if (z > len - 56 || le32(b + z) != 0x06064b50)
+        /* len < 56 first: a file shorter than the zip64 record made len - 56 wrap (fuzz_npy) */
+        if (len < 56 || z > len - 56 || le32(b + z) != 0x06064b50)
             return tk_fail(ctx, TK_ERR_INPUT, "%s: corrupt zip64 directory", zipname);
         count = le64(b + z + 32);
         cd = le64(b + z + 48);

@@ -333,14 +333,24 @@ function S.number(o)
     }
 end
 
+-- Integers past 32 bits are refused where a field sets no max of its own: the host holds
+-- counts and sizes as C ints and multiplies step counts in 64 bits (fuzz_values found
+-- epochs = 2^63 - 1 overflowing there).
+S.INT_LIMIT = 2147483647
+
 -- Integer (an integral float is accepted and stored as an integer). o: min, max.
 function S.integer(o)
     o = o or {}
     local desc = (o.min == 1 and not o.max) and "a positive integer" or bound_desc("an integer", o)
+    local limit = o.max and math.maxinteger or S.INT_LIMIT
     return {
         desc = desc,
         check = function(v)
             local i = type(v) == "number" and math.tointeger(v)
+            if i and (i > limit or i < -S.INT_LIMIT) then
+                return nil, string.format(" must be %s %s %d, got %s", desc,
+                    i > 0 and "up to" or "down to", i > 0 and limit or -S.INT_LIMIT, S.repr(v))
+            end
             if i and in_bounds(i, o) then return i end
         end,
         coerce = tonumber,

@@ -1,24 +1,17 @@
 /* fuzz_npy.c - libFuzzer target for the .npy/.npz reader: the first byte picks a plain .npy
  * (read by tk_npy_read and as a features-only dataset) or an .npz with members x and y as a
  * dataset (class ids or regression targets); the rest is the file, written to a temporary
- * file because the readers take paths. Every input must load or fail with a message. */
-#include "tk.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
+ * file because the readers take paths. Every input must load or fail with a message; a loaded
+ * dataset is split, normalised and batched. */
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/tkfuzz.%d.np", (int)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f)
+    const char *path = fuzz_write(data + 1, size - 1, "np", false);
+    if (!path)
         return 0;
-    fwrite(data + 1, 1, size - 1, f);
-    fclose(f);
     tk_ctx *ctx = tk_ctx_new();
     tk_dataset *ds = NULL;
     tk_status st;
@@ -33,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             volatile float sum = 0;
             for (int64_t i = 0; i < tk_shape_numel(&s); i++)
                 sum += x[i];
+            (void)sum;
             free(x);
             tk_npy_opts o = {.x = path};
             st = tk_dataset_npy(&o, &ds, ctx);
@@ -40,8 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (st != TK_OK && !tk_errmsg(ctx)[0])
         abort();
+    if (ds)
+        fuzz_exercise(ds, ctx);
     tk_dataset_free(ds);
     tk_ctx_free(ctx);
-    unlink(path);
     return 0;
 }

@@ -53,6 +53,8 @@ T.test("schedule checks", function()
     T.errors(function() tk.sched.multistep{milestones = {60, 30}} end, "milestones must be increasing")
     T.errors(function() tk.sched.cosine{unit = "epochs"} end, "unit must be one of 'epoch', 'step', got 'epochs' (did you mean 'epoch'?)")
     T.errors(function() tk.sched.cosine{T_max = 0} end, "T_max must be a positive integer, got 0")
+    T.errors(function() tk.sched.cosine{T_max = 2^40} end,
+        "T_max must be a positive integer up to 2147483647, got")
     T.errors(function() tk.sched.cosine{warmup = 100} end, "unknown key 'warmup' (did you mean 'warmup_steps'?)")
     T.errors(function() tk.sched.linear{start_factor = 0} end, "start_factor must be a number in (0, 1], got 0")
     T.errors(function() tk.sched.reduce_on_plateau{factor = 1} end, "factor must be a number in (0, 1), got 1")
