@@ -11,6 +11,7 @@
 #include <editline/readline.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,17 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 
 /* While a command runs: the stepper sees the flag at its next step boundary; Lua code stops
  * at its next instruction (lua.c's way: a hook set from the handler, which is safe). */
+static pthread_t repl_thread;
+
 static void on_sigint(int sig)
 {
-    (void)sig;
+    /* The kernel may hand the process's SIGINT to any thread that does not block it (OpenBLAS
+     * starts its threads before main, with it unblocked), e.g. while libedit blocks signals
+     * for a moment; only the REPL's thread's read returns early on it. */
+    if (!pthread_equal(pthread_self(), repl_thread)) {
+        pthread_kill(repl_thread, sig);
+        return;
+    }
     tk_repl_interrupted = 1;
     if (running && !tk_repl_training)
         lua_sethook(repl_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
@@ -435,6 +444,7 @@ int tk_cmd_repl(const tk_cli *c)
         st = tk_lmodule_open(s.L, &s);
     if (st == TK_OK) {
         repl_L = s.L;
+        repl_thread = pthread_self();
         tty = isatty(STDIN_FILENO);
         struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: readline returns */
         sigemptyset(&sa.sa_mask);
