@@ -98,9 +98,10 @@ tk_status tk_image_decode(const void *data, size_t len, const char *name, int ch
 /* The same from a file. */
 tk_status tk_image_load(const char *path, int channels, int height, int width,
                         unsigned char **out, int *out_h, int *out_w, tk_ctx *ctx);
-/* image_folder.c: ds->n images at paths into ds->x8 and ds->shape (o's channels and size). */
+/* image_folder.c: ds->n images at paths decoded and checked to have one size, which sets
+ * ds->shape and ds->nfeat (o's channels and size); with `keep` their pixels into ds->x8. */
 tk_status tk_images_decode(tk_dataset *ds, const tk_images_opts *o, char *const *paths,
-                           tk_ctx *ctx);
+                           bool keep, tk_ctx *ctx);
 /* image_list.c: the list form of tk_dataset_images into ds (allocated, named after the list). */
 tk_status tk_image_list(const tk_images_opts *o, tk_dataset *ds, tk_ctx *ctx);
 
@@ -132,7 +133,7 @@ void tk_stream_reader_free(tk_stream_reader *r);
  * each) and rows (dataset row); *count of them. Reads and allocates nothing else. */
 tk_status tk_stream_read_shard(tk_stream_reader *r, int64_t shard, float *x, float *y,
                             int64_t *rows, int64_t *count, tk_ctx *ctx);
-/* image_stream.c: the streamed form of tk_images_decode (paths are taken over), and the
+/* image_stream.c: the streamed form of tk_images_decode (paths are copied), and the
  * images of shard `shard` in view v decoded into x (or through fn, via scratch). */
 tk_status tk_images_stream(tk_dataset *ds, const tk_images_opts *o, char **paths,
                            tk_ctx *ctx);

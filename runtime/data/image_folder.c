@@ -213,7 +213,7 @@ static tk_status scan(const char *root, tk_dataset *ds, strlist *paths, int **la
 }
 
 tk_status tk_images_decode(tk_dataset *ds, const tk_images_opts *o, char *const *paths,
-                           tk_ctx *ctx)
+                           bool keep, tk_ctx *ctx)
 {
     int h = o->height, w = o->width;
     for (int64_t i = 0; i < ds->n; i++) {
@@ -228,7 +228,7 @@ tk_status tk_images_decode(tk_dataset *ds, const tk_images_opts *o, char *const 
             w = iw;
             ds->nfeat = (int64_t)o->channels * h * w;
             ds->shape = (tk_shape){3, {o->channels, h, w}};
-            if (!(ds->x8 = tk_malloc((size_t)ds->n * (size_t)ds->nfeat))) {
+            if (keep && !(ds->x8 = tk_malloc((size_t)ds->n * (size_t)ds->nfeat))) {
                 tk_free(px);
                 return tk_fail(ctx, TK_ERR_RUNTIME, "%s: out of memory for %lld images",
                                ds->name, (long long)ds->n);
@@ -239,7 +239,8 @@ tk_status tk_images_decode(tk_dataset *ds, const tk_images_opts *o, char *const 
                            "size = {H, W} to resize them all)", paths[i], ih, iw, paths[0], h,
                            w);
         }
-        memcpy(ds->x8 + i * ds->nfeat, px, (size_t)ds->nfeat);
+        if (keep)
+            memcpy(ds->x8 + i * ds->nfeat, px, (size_t)ds->nfeat);
         tk_free(px);
     }
     return TK_OK;
@@ -292,7 +293,7 @@ tk_status tk_dataset_images(const tk_images_opts *o, tk_dataset **out, tk_ctx *c
     }
     if (!st)
         st = o->stream ? tk_images_stream(ds, o, paths.s, ctx)
-                       : tk_images_decode(ds, o, paths.s, ctx);
+                       : tk_images_decode(ds, o, paths.s, true, ctx);
     tk_free(label);
     if (st) {
         strlist_free(&paths);

@@ -260,7 +260,7 @@ tk_status tk_image_list(const tk_images_opts *o, tk_dataset *ds, tk_ctx *ctx)
     }
     if (!st)
         st = o->stream ? tk_images_stream(ds, o, r.paths, ctx)
-                       : tk_images_decode(ds, o, r.paths, ctx);
+                       : tk_images_decode(ds, o, r.paths, true, ctx);
     tk_free(base);
     for (int64_t i = 0; i < r.n; i++) {
         tk_free(r.paths[i]);

@@ -1,7 +1,7 @@
 /* image_stream.c - image folders and lists bigger than memory (tk_images_opts.stream). The
- * load pass decodes every image once, as tk_images_decode would (so a corrupt or truncated
- * file, or one of another size, is an error at check time naming it), and keeps the paths
- * and labels only: shards are runs of shard_size samples in dataset order, and the split,
+ * load pass decodes every image once through tk_images_decode, keeping no pixels (so a
+ * corrupt or truncated file, or one of another size, is an error at check time naming it),
+ * and keeps the paths and labels only: shards are runs of shard_size samples in dataset order, and the split,
  * per-shard counts and per-class counts are taken as for a streamed CSV (csv_stream.c).
  * Loaders then decode a shard at a time on their prefetch thread.
  * Not here: decoding (image.c), the list and folder readers (image_list.c, image_folder.c).
@@ -45,26 +45,9 @@ tk_status tk_images_stream(tk_dataset *ds, const tk_images_opts *o, char **paths
         o->n_stream_split > 2)
         return tk_fail(ctx, TK_ERR_INPUT, "%s: shard_size and shuffle_buffer must be >= 1",
                        ds->name);
-    int h = o->height, w = o->width;
-    for (int64_t i = 0; i < ds->n; i++) {
-        unsigned char *px;
-        int ih, iw;
-        tk_status st = tk_image_load(paths[i], o->channels, o->height, o->width, &px, &ih,
-                                     &iw, ctx);
-        if (st)
-            return st;
-        tk_free(px);
-        if (i == 0) {
-            h = ih;
-            w = iw;
-        } else if (ih != h || iw != w) {
-            return tk_fail(ctx, TK_ERR_INPUT, "%s: image is %d x %d but %s is %d x %d (set "
-                           "size = {H, W} to resize them all)", paths[i], ih, iw, paths[0], h,
-                           w);
-        }
-    }
-    ds->nfeat = (int64_t)o->channels * h * w;
-    ds->shape = (tk_shape){3, {o->channels, h, w}};
+    tk_status st = tk_images_decode(ds, o, paths, false, ctx);
+    if (st)
+        return st;
     tk_stream *s = tk_calloc(1, sizeof *s);
     char **own = tk_calloc((size_t)ds->n, sizeof *own);
     if (!s || !own) {
@@ -79,8 +62,8 @@ tk_status tk_images_stream(tk_dataset *ds, const tk_images_opts *o, char **paths
         if (!(own[i] = tk_strdup(paths[i])))
             return oom(ds, ctx);
     s->channels = o->channels;
-    s->height = h;
-    s->width = w;
+    s->height = (int)ds->shape.d[1];
+    s->width = (int)ds->shape.d[2];
     s->shard_size = o->shard_size ? o->shard_size : 64;
     int64_t buffer = o->shuffle_buffer ? o->shuffle_buffer : 1024;
     s->n_shards = (ds->n + s->shard_size - 1) / s->shard_size;
