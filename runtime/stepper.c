@@ -22,16 +22,6 @@ struct tk_stepper {
     double loss_sum, loss_weight; /* the current epoch's train pass so far (as tk_train's) */
 };
 
-static int out_width(const tk_model *m)
-{
-    return (int)tk_sample_numel(&m->g->nodes[m->g->output].shape);
-}
-
-static int accumulation(const tk_train_opts *o)
-{
-    return o->accumulate > 1 ? o->accumulate : 1;
-}
-
 void tk_stepper_free(tk_stepper *s)
 {
     if (!s)
@@ -122,7 +112,7 @@ tk_status tk_stepper_set_lr(tk_stepper *s, int group, double lr, tk_ctx *ctx)
 static tk_status update(tk_stepper *s, float loss, int in_window, tk_ctx *ctx)
 {
     const tk_train_opts *o = &s->o;
-    int k = accumulation(o);
+    int k = tk_accumulation(o);
     if (in_window < k)
         tk_model_scale_grad(s->m, (float)k / (float)in_window);
     double norm = tk_model_grad_norm(s->m);
@@ -157,7 +147,7 @@ static tk_status update(tk_stepper *s, float loss, int in_window, tk_ctx *ctx)
 static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
 {
     tk_model *m = s->m;
-    const int k = accumulation(&s->o), width = out_width(m);
+    const int k = tk_accumulation(&s->o), width = tk_model_output_width(m);
     const int64_t batches = tk_loader_batches(s->train);
     if (!s->begun) {
         if (s->cursor == 0) {
@@ -277,7 +267,7 @@ tk_status tk_stepper_evaluate(tk_stepper *s, int split, double *loss,
     if (!ld)
         return TK_ERR_INPUT;
     tk_model *m = s->m;
-    const int width = out_width(m);
+    const int width = tk_model_output_width(m);
     double sum = 0;
     double weight = 0;
     tk_metrics_reset(s->eval_mt);

@@ -198,6 +198,12 @@ const char *tk_attr_str(const tk_node *n, const char *key, const char *dflt);
  * Returns the attribute's index, -1 if absent, -2 on error (message set). */
 int tk_attr_float_list(tk_node *n, const char *key, tk_ctx *ctx);
 
+/* Micro-batches per optimizer step (accumulate = 0 or 1: one). */
+static inline int tk_accumulation(const tk_train_opts *o)
+{
+    return o->accumulate > 1 ? o->accumulate : 1;
+}
+
 /* Shape helpers for kernels: rows = batch n, cols = per-sample numel. */
 static inline int64_t tk_sample_numel(const tk_shape *s)
 {

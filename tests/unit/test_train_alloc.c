@@ -3,7 +3,7 @@
  * cosine schedule, Adam, metrics, gradient clipping, epoch/last/best checkpoints, early
  * stopping and the progress callback, all on. Allocations are counted twice: at tk_malloc
  * (the counting allocator) and at libc's malloc (this file replaces it, so stdio and the
- * rest of libc are counted too). The counts hold still across every pass's batches, a run
+ * rest of libc are counted too; not under ASan). The counts hold still across every pass's batches, a run
  * with three times the batches per epoch makes exactly as many allocations, and a second
  * epoch adds the same number whatever its batch count.
  * Not here: the step alone (test_model.c), the loader alone (test_loader.c). */
@@ -16,9 +16,10 @@
 
 /* ---------------------------------------------------------------- libc's allocations */
 
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
 /* glibc lets a program replace malloc (the manual's "Replacing malloc"); these forward to its
- * own allocator, so pointers from memalign and friends can still be freed here. */
+ * own allocator, so pointers from memalign and friends can still be freed here. Not under
+ * ASan, whose allocator must own every block (its interceptors' strdup would be freed here). */
 void *__libc_malloc(size_t n);
 void *__libc_calloc(size_t n, size_t size);
 void *__libc_realloc(void *p, size_t n);
@@ -56,7 +57,7 @@ static long libc_count(void)
 #else
 static long libc_count(void)
 {
-    return 0; /* only tk_malloc is counted */
+    return 0; /* only tk_malloc is counted (not glibc, or built with ASan) */
 }
 #endif
 
