@@ -3,13 +3,14 @@
  * are left out), every tkrun op lowered to standard ONNX ops in eval mode (dropout is an
  * Identity, batch norm uses the running statistics, a fused linear/conv2d + ReLU comes apart
  * again), parameters and buffers as initializers under their PyTorch state_dict names, the
- * input "input" and the output "output" with a dynamic "batch" axis. The protobuf wire format
- * is written by hand: varints, fixed32 floats and length-delimited fields are all it needs.
+ * input "input" and the output "output" with a dynamic "batch" axis, in protobuf's wire format
+ * (protobuf.c).
  * The ops' geometry is read through ops/common.h, the accessors the op files themselves use,
  * so the export cannot drift from the kernels. Not here: reading ONNX, training graphs,
  * other opsets. */
 #include "tk_int.h"
 #include "ops/common.h"
+#include "protobuf.h"
 
 #include <limits.h>
 #include <math.h>
@@ -17,112 +18,6 @@
 #include <string.h>
 
 enum { IR_VERSION = 7, OPSET = 13 };
-
-/* ---------------------------------------------------------------- protobuf encoding */
-
-enum { WIRE_VARINT = 0, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
-
-/* A growing byte buffer; once an allocation fails it stays failed and drops all writes. */
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    bool oom;
-} pb;
-
-static void pb_free(pb *b)
-{
-    tk_free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
-/* Room for len more bytes; NULL when out of memory. */
-static uint8_t *pb_reserve(pb *b, size_t len)
-{
-    if (b->oom)
-        return NULL;
-    if (b->n + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + len)
-            cap *= 2;
-        uint8_t *p = tk_realloc(b->p, b->cap, cap);
-        if (!p) {
-            b->oom = true;
-            return NULL;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    uint8_t *at = b->p + b->n;
-    b->n += len;
-    return at;
-}
-
-static void pb_raw(pb *b, const void *data, size_t len)
-{
-    uint8_t *at = len ? pb_reserve(b, len) : NULL;
-    if (at)
-        memcpy(at, data, len);
-}
-
-static void pb_varint(pb *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t k = 0;
-    do {
-        tmp[k] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        tmp[k++] |= v ? 0x80 : 0;
-    } while (v);
-    pb_raw(b, tmp, k);
-}
-
-static void pb_key(pb *b, int field, int wire)
-{
-    pb_varint(b, (uint64_t)field << 3 | (uint64_t)wire);
-}
-
-/* int32/int64/enum fields: negative values are ten-byte two's complement varints. */
-static void pb_int(pb *b, int field, int64_t v)
-{
-    pb_key(b, field, WIRE_VARINT);
-    pb_varint(b, (uint64_t)v);
-}
-
-static void pb_bytes(pb *b, int field, const void *data, size_t len)
-{
-    pb_key(b, field, WIRE_LEN);
-    pb_varint(b, len);
-    pb_raw(b, data, len);
-}
-
-static void pb_str(pb *b, int field, const char *s)
-{
-    pb_bytes(b, field, s, strlen(s));
-}
-
-static void le32(uint8_t *o, uint32_t u)
-{
-    for (int i = 0; i < 4; i++)
-        o[i] = (uint8_t)(u >> (8 * i));
-}
-
-static void pb_float(pb *b, int field, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    pb_key(b, field, WIRE_FIXED32);
-    uint8_t *at = pb_reserve(b, 4);
-    if (at)
-        le32(at, u);
-}
-
-/* Appends the finished submessage `sub` as field `field` and frees it. */
-static void pb_msg(pb *b, int field, pb *sub)
-{
-    b->oom = b->oom || sub->oom;
-    pb_bytes(b, field, sub->p, sub->n);
-    pb_free(sub);
-}
 
 /* ---------------------------------------------------------------- ONNX messages */
 
@@ -141,80 +36,78 @@ enum { VALUE_NAME = 1, VALUE_TYPE = 2, TYPE_TENSOR = 1, TENSOR_ELEM = 1, TENSOR_
        SHAPE_DIM = 1, DIM_VALUE = 1, DIM_PARAM = 2 };
 
 /* Attributes of one node, each encoded as a NodeProto attribute field. */
-static void attr_int(pb *a, const char *name, int64_t v)
+static void attr_int(tk_pb *a, const char *name, int64_t v)
 {
-    pb at = {0};
-    pb_str(&at, ATTR_NAME, name);
-    pb_int(&at, ATTR_TYPE, ATTR_INT);
-    pb_int(&at, ATTR_I, v);
-    pb_msg(a, NODE_ATTRIBUTE, &at);
+    tk_pb at = {0};
+    tk_pb_str(&at, ATTR_NAME, name);
+    tk_pb_int(&at, ATTR_TYPE, ATTR_INT);
+    tk_pb_int(&at, ATTR_I, v);
+    tk_pb_msg(a, NODE_ATTRIBUTE, &at);
 }
 
-static void attr_float(pb *a, const char *name, double v)
+static void attr_float(tk_pb *a, const char *name, double v)
 {
-    pb at = {0};
-    pb_str(&at, ATTR_NAME, name);
-    pb_int(&at, ATTR_TYPE, ATTR_FLOAT);
-    pb_float(&at, ATTR_F, (float)v);
-    pb_msg(a, NODE_ATTRIBUTE, &at);
+    tk_pb at = {0};
+    tk_pb_str(&at, ATTR_NAME, name);
+    tk_pb_int(&at, ATTR_TYPE, ATTR_FLOAT);
+    tk_pb_float(&at, ATTR_F, (float)v);
+    tk_pb_msg(a, NODE_ATTRIBUTE, &at);
 }
 
-static void attr_ints(pb *a, const char *name, const int64_t *v, int n)
+static void attr_ints(tk_pb *a, const char *name, const int64_t *v, int n)
 {
-    pb at = {0};
-    pb_str(&at, ATTR_NAME, name);
-    pb_int(&at, ATTR_TYPE, ATTR_INTS_TYPE);
+    tk_pb at = {0};
+    tk_pb_str(&at, ATTR_NAME, name);
+    tk_pb_int(&at, ATTR_TYPE, ATTR_INTS_TYPE);
     for (int i = 0; i < n; i++)
-        pb_int(&at, ATTR_INTS, v[i]);
-    pb_msg(a, NODE_ATTRIBUTE, &at);
+        tk_pb_int(&at, ATTR_INTS, v[i]);
+    tk_pb_msg(a, NODE_ATTRIBUTE, &at);
 }
 
 /* A TensorProto with raw little-endian data: `count` floats from f, or int64s from i. */
-static void tensor_proto(pb *out, int field, const char *name, const int64_t *dims, int ndim,
+static void tensor_proto(tk_pb *out, int field, const char *name, const int64_t *dims, int ndim,
                          const float *f, const int64_t *i, int64_t count)
 {
-    pb t = {0};
+    tk_pb t = {0};
     for (int k = 0; k < ndim; k++)
-        pb_int(&t, TENSOR_DIMS, dims[k]);
-    pb_int(&t, TENSOR_DATA_TYPE, f ? DTYPE_FLOAT : DTYPE_INT64);
-    pb_str(&t, TENSOR_NAME, name);
+        tk_pb_int(&t, TENSOR_DIMS, dims[k]);
+    tk_pb_int(&t, TENSOR_DATA_TYPE, f ? DTYPE_FLOAT : DTYPE_INT64);
+    tk_pb_str(&t, TENSOR_NAME, name);
     size_t width = f ? 4 : 8;
-    pb_key(&t, TENSOR_RAW, WIRE_LEN);
-    pb_varint(&t, (uint64_t)count * width);
-    uint8_t *at = count ? pb_reserve(&t, (size_t)count * width) : NULL;
+    tk_pb_key(&t, TENSOR_RAW, TK_WIRE_LEN);
+    tk_pb_varint(&t, (uint64_t)count * width);
+    uint8_t *at = count ? tk_pb_reserve(&t, (size_t)count * width) : NULL;
     for (int64_t k = 0; at && k < count; k++) {
         if (f) {
             uint32_t u;
             memcpy(&u, &f[k], 4);
-            le32(at + 4 * k, u);
+            tk_pb_put_le(at + 4 * k, u, 4);
         } else {
-            uint64_t v = (uint64_t)i[k];
-            le32(at + 8 * k, (uint32_t)v);
-            le32(at + 8 * k + 4, (uint32_t)(v >> 32));
+            tk_pb_put_le(at + 8 * k, (uint64_t)i[k], 8);
         }
     }
-    pb_msg(out, field, &t);
+    tk_pb_msg(out, field, &t);
 }
 
 /* A graph input or output: float32 of shape (batch, d[1], ...), the batch a named dim. */
-static void value_info(pb *out, int field, const char *name, const tk_shape *s)
+static void value_info(tk_pb *out, int field, const char *name, const tk_shape *s)
 {
-    pb shape = {0};
+    tk_pb shape = {0};
     for (int k = 0; k < s->ndim; k++) {
-        pb dim = {0};
+        tk_pb dim = {0};
         if (k == 0)
-            pb_str(&dim, DIM_PARAM, "batch");
+            tk_pb_str(&dim, DIM_PARAM, "batch");
         else
-            pb_int(&dim, DIM_VALUE, s->d[k]);
-        pb_msg(&shape, SHAPE_DIM, &dim);
+            tk_pb_int(&dim, DIM_VALUE, s->d[k]);
+        tk_pb_msg(&shape, SHAPE_DIM, &dim);
     }
-    pb tensor = {0}, type = {0}, v = {0};
-    pb_int(&tensor, TENSOR_ELEM, DTYPE_FLOAT);
-    pb_msg(&tensor, TENSOR_SHAPE, &shape);
-    pb_msg(&type, TYPE_TENSOR, &tensor);
-    pb_str(&v, VALUE_NAME, name);
-    pb_msg(&v, VALUE_TYPE, &type);
-    pb_msg(out, field, &v);
+    tk_pb tensor = {0}, type = {0}, v = {0};
+    tk_pb_int(&tensor, TENSOR_ELEM, DTYPE_FLOAT);
+    tk_pb_msg(&tensor, TENSOR_SHAPE, &shape);
+    tk_pb_msg(&type, TYPE_TENSOR, &tensor);
+    tk_pb_str(&v, VALUE_NAME, name);
+    tk_pb_msg(&v, VALUE_TYPE, &type);
+    tk_pb_msg(out, field, &v);
 }
 
 /* ---------------------------------------------------------------- the exporter */
@@ -223,7 +116,7 @@ typedef struct {
     const tk_model *m;
     const tk_graph *g;
     tk_ctx *ctx;
-    pb nodes, inits;           /* GraphProto node and initializer fields */
+    tk_pb nodes, inits;           /* GraphProto node and initializer fields */
     bool *used;                /* per model tensor: referenced, so an initializer */
     const char **value;        /* per graph node: the ONNX name of its output */
     char **names;              /* every name made here, freed at the end */
@@ -260,27 +153,27 @@ static const char *fresh(exporter *e, const tk_node *n, const char *what)
 /* One NodeProto of type `op` over inputs `in` with `attrs` (consumed; may be NULL), into y
  * (a fresh name when NULL). Returns the output's name. */
 static const char *emit(exporter *e, const tk_node *n, const char *op, const char *const *in,
-                        int n_in, pb *attrs, const char *y)
+                        int n_in, tk_pb *attrs, const char *y)
 {
     const char *name = fresh(e, n, op);
     y = y ? y : name;
-    pb node = {0};
+    tk_pb node = {0};
     for (int i = 0; i < n_in; i++)
-        pb_str(&node, NODE_INPUT, in[i]);
-    pb_str(&node, NODE_OUTPUT, y);
-    pb_str(&node, NODE_NAME, name);
-    pb_str(&node, NODE_OP, op);
+        tk_pb_str(&node, NODE_INPUT, in[i]);
+    tk_pb_str(&node, NODE_OUTPUT, y);
+    tk_pb_str(&node, NODE_NAME, name);
+    tk_pb_str(&node, NODE_OP, op);
     if (attrs) {
-        pb_raw(&node, attrs->p, attrs->n);
+        tk_pb_raw(&node, attrs->p, attrs->n);
         node.oom = node.oom || attrs->oom;
-        pb_free(attrs);
+        tk_pb_free(attrs);
     }
-    pb_msg(&e->nodes, GRAPH_NODE, &node);
+    tk_pb_msg(&e->nodes, GRAPH_NODE, &node);
     return y;
 }
 
 static const char *unary(exporter *e, const tk_node *n, const char *op, const char *x,
-                         pb *attrs, const char *y)
+                         tk_pb *attrs, const char *y)
 {
     return emit(e, n, op, &x, 1, attrs, y);
 }
@@ -365,12 +258,12 @@ static const char *lower_linear(exporter *e, const tk_node *n, const char *const
     bool bias = n->n_params > 1;
     if (input_shape(e, n, 0)->ndim == 2) {
         const char *in[3] = {x[0], w, bias ? param(e, n, 1) : ""};
-        pb a = {0};
+        tk_pb a = {0};
         attr_int(&a, "transB", 1);
         t = emit(e, n, "Gemm", in, bias ? 3 : 2, &a, op_target(n, y));
     } else {
         /* Gemm is 2-D only; over more dims it is a MatMul with the transposed weight. */
-        pb a = {0};
+        tk_pb a = {0};
         int64_t perm[2] = {1, 0};
         attr_ints(&a, "perm", perm, 2);
         const char *wt = unary(e, n, "Transpose", w, &a, NULL);
@@ -402,7 +295,7 @@ static const char *lower_conv2d(exporter *e, const tk_node *n, const char *const
         hi[1] = lo[1];
     }
     int64_t pads[4] = {lo[0], lo[1], hi[0], hi[1]};
-    pb a = {0};
+    tk_pb a = {0};
     attr_ints(&a, "kernel_shape", k, 2);
     attr_ints(&a, "strides", st, 2);
     attr_ints(&a, "dilations", dil, 2);
@@ -437,7 +330,7 @@ static const char *lower_max_pool2d(exporter *e, const tk_node *n, const char *c
     tk_pool2d_geom q = tk_pool2d_geom_of(n);
     int64_t k[2], st[2], pads[4];
     pool_window(&q, k, st, pads);
-    pb a = {0};
+    tk_pb a = {0};
     attr_ints(&a, "kernel_shape", k, 2);
     attr_ints(&a, "strides", st, 2);
     attr_ints(&a, "pads", pads, 4);
@@ -463,7 +356,7 @@ static const char *lower_avg_pool2d(exporter *e, const tk_node *n, const char *c
         int64_t end[4] = {0, 0, pads[2] - q.ph, pads[3] - q.pw};
         memcpy(pads, end, sizeof end);
     }
-    pb a = {0};
+    tk_pb a = {0};
     attr_ints(&a, "kernel_shape", k, 2);
     attr_ints(&a, "strides", st, 2);
     attr_ints(&a, "pads", pads, 4);
@@ -483,7 +376,7 @@ static const char *lower_adaptive_avg_pool2d(exporter *e, const tk_node *n,
         return unary(e, n, "GlobalAveragePool", x[0], NULL, y);
     if (h % oh == 0 && w % ow == 0) {
         int64_t k[2] = {h / oh, w / ow};
-        pb a = {0};
+        tk_pb a = {0};
         attr_ints(&a, "kernel_shape", k, 2);
         attr_ints(&a, "strides", k, 2);
         return unary(e, n, "AveragePool", x[0], &a, y);
@@ -539,7 +432,7 @@ static const char *lower_batch_norm(exporter *e, const tk_node *n, const char *c
     }
     in[3] = param(e, n, affine ? 2 : 0);
     in[4] = param(e, n, affine ? 3 : 1);
-    pb a = {0};
+    tk_pb a = {0};
     attr_float(&a, "epsilon", tk_attr_float(n, "eps", 1e-5));
     attr_float(&a, "momentum", 1.0 - tk_attr_float(n, "momentum", 0.1));
     return emit(e, n, "BatchNormalization", in, 5, &a, y);
@@ -555,7 +448,7 @@ static const char *lower_layer_norm(exporter *e, const tk_node *n, const char *c
     for (int i = 0; i < dims; i++)
         axes[i] = i - dims;
     bool affine = n->n_params == 2;
-    pb a = {0};
+    tk_pb a = {0};
     attr_ints(&a, "axes", axes, dims);
     attr_int(&a, "keepdims", 1);
     const char *mean = unary(e, n, "ReduceMean", x[0], &a, NULL);
@@ -583,7 +476,7 @@ static const char *lower_silu(exporter *e, const tk_node *n, const char *const *
 static const char *lower_leaky_relu(exporter *e, const tk_node *n, const char *const *x,
                                     const char *y)
 {
-    pb a = {0};
+    tk_pb a = {0};
     attr_float(&a, "alpha", tk_attr_float(n, "negative_slope", 0.01));
     return unary(e, n, "LeakyRelu", x[0], &a, y);
 }
@@ -591,7 +484,7 @@ static const char *lower_leaky_relu(exporter *e, const tk_node *n, const char *c
 static const char *lower_elu(exporter *e, const tk_node *n, const char *const *x,
                              const char *y)
 {
-    pb a = {0};
+    tk_pb a = {0};
     attr_float(&a, "alpha", tk_attr_float(n, "alpha", 1.0));
     return unary(e, n, "Elu", x[0], &a, y);
 }
@@ -647,7 +540,7 @@ static const char *along_dim(exporter *e, const tk_node *n, const char *op,
     int64_t dim = tk_attr_dim(n, input_shape(e, n, 0), e->ctx);
     if (dim == 0)
         return NULL;
-    pb a = {0};
+    tk_pb a = {0};
     attr_int(&a, "axis", dim);
     return emit(e, n, op, x, n_in, &a, y);
 }
@@ -681,7 +574,7 @@ static const char *lower_reshape(exporter *e, const tk_node *n, const char *cons
                                  const char *y)
 {
     if (strcmp(n->op->name, "flatten") == 0 && n->shape.ndim == 2) {
-        pb a = {0};
+        tk_pb a = {0};
         attr_int(&a, "axis", 1);
         return unary(e, n, "Flatten", x[0], &a, y);
     }
@@ -771,7 +664,7 @@ static tk_status lower_graph(exporter *e)
     return TK_OK;
 }
 
-static void encode_model(exporter *e, pb *model)
+static void encode_model(exporter *e, tk_pb *model)
 {
     const tk_graph *g = e->g;
     for (int i = 0; i < e->m->n_state; i++) {
@@ -780,21 +673,21 @@ static void encode_model(exporter *e, pb *model)
             tensor_proto(&e->inits, GRAPH_INITIALIZER, t->name, t->shape.d, t->shape.ndim,
                          t->data, NULL, tk_shape_numel(&t->shape));
     }
-    pb graph = {0};
-    pb_raw(&graph, e->nodes.p, e->nodes.n);
-    pb_str(&graph, GRAPH_NAME, "tkrun");
-    pb_raw(&graph, e->inits.p, e->inits.n);
+    tk_pb graph = {0};
+    tk_pb_raw(&graph, e->nodes.p, e->nodes.n);
+    tk_pb_str(&graph, GRAPH_NAME, "tkrun");
+    tk_pb_raw(&graph, e->inits.p, e->inits.n);
     value_info(&graph, GRAPH_INPUT, "input", &g->nodes[g->input].shape);
     value_info(&graph, GRAPH_OUTPUT, "output", &g->nodes[g->output].shape);
     graph.oom = graph.oom || e->nodes.oom || e->inits.oom;
-    pb opset = {0};
-    pb_str(&opset, OPSET_DOMAIN, "");
-    pb_int(&opset, OPSET_VERSION, OPSET);
-    pb_int(model, MODEL_IR_VERSION, IR_VERSION);
-    pb_str(model, MODEL_PRODUCER, "tkrun");
-    pb_str(model, MODEL_PRODUCER_VERSION, TK_VERSION);
-    pb_msg(model, MODEL_GRAPH, &graph);
-    pb_msg(model, MODEL_OPSET, &opset);
+    tk_pb opset = {0};
+    tk_pb_str(&opset, OPSET_DOMAIN, "");
+    tk_pb_int(&opset, OPSET_VERSION, OPSET);
+    tk_pb_int(model, MODEL_IR_VERSION, IR_VERSION);
+    tk_pb_str(model, MODEL_PRODUCER, "tkrun");
+    tk_pb_str(model, MODEL_PRODUCER_VERSION, TK_VERSION);
+    tk_pb_msg(model, MODEL_GRAPH, &graph);
+    tk_pb_msg(model, MODEL_OPSET, &opset);
 }
 
 tk_status tk_model_export_onnx(const tk_model *m, const char *path, tk_ctx *ctx)
@@ -802,7 +695,7 @@ tk_status tk_model_export_onnx(const tk_model *m, const char *path, tk_ctx *ctx)
     exporter e = {.m = m, .g = m->g, .ctx = ctx};
     e.used = tk_calloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof *e.used);
     e.value = tk_calloc((size_t)(m->g->n_nodes ? m->g->n_nodes : 1), sizeof *e.value);
-    pb model = {0};
+    tk_pb model = {0};
     bool allocated = e.used && e.value;
     tk_status st = allocated ? lower_graph(&e) : TK_OK;
     if (st == TK_OK && allocated)
@@ -817,9 +710,9 @@ tk_status tk_model_export_onnx(const tk_model *m, const char *path, tk_ctx *ctx)
             tk_fail(ctx, st, "writing the ONNX model %s: %s", path, msg);
         }
     }
-    pb_free(&model);
-    pb_free(&e.nodes);
-    pb_free(&e.inits);
+    tk_pb_free(&model);
+    tk_pb_free(&e.nodes);
+    tk_pb_free(&e.inits);
     for (int i = 0; i < e.n_names; i++)
         tk_free(e.names[i]);
     tk_free(e.names);

@@ -9,6 +9,7 @@
  *
  * Not here: which scalars are logged, and when (train.c); images, histograms, graphs.
  */
+#include "protobuf.h"
 #include "tk_int.h"
 
 #include <dirent.h>
@@ -65,13 +66,6 @@ static uint32_t masked_crc(const uint8_t *p, size_t n)
 
 /* ---------------------------------------------------------------- encoding */
 
-static uint8_t *put_le(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        *p++ = (uint8_t)(v >> (8 * i));
-    return p;
-}
-
 static uint64_t get_le(const uint8_t *p, int bytes)
 {
     uint64_t v = 0;
@@ -80,32 +74,15 @@ static uint64_t get_le(const uint8_t *p, int bytes)
     return v;
 }
 
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    for (; v >= 0x80; v >>= 7)
-        n++;
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    for (; v >= 0x80; v >>= 7)
-        *p++ = (uint8_t)(v | 0x80);
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* A field key: the field number and the wire type of its value. */
-enum { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5 };
 #define KEY(field, wire) ((uint8_t)((field) << 3 | (wire)))
 
 static uint8_t *put_wall_time(uint8_t *p, double wall_time)
 {
     uint64_t bits;
     memcpy(&bits, &wall_time, sizeof bits);
-    *p++ = KEY(1, WIRE_I64); /* Event.wall_time */
-    return put_le(p, bits, 8);
+    *p++ = KEY(1, TK_WIRE_I64); /* Event.wall_time */
+    return tk_pb_put_le(p, bits, 8);
 }
 
 /* ---------------------------------------------------------------- records */
@@ -114,9 +91,9 @@ static uint8_t *put_wall_time(uint8_t *p, double wall_time)
  * 4-byte footer after it, so the record goes out in one write. */
 static tk_status write_record(tk_events *ev, uint8_t *rec, size_t len, tk_ctx *ctx)
 {
-    put_le(rec, len, 8);
-    put_le(rec + 8, masked_crc(rec, 8), 4);
-    put_le(rec + 12 + len, masked_crc(rec + 12, len), 4);
+    tk_pb_put_le(rec, len, 8);
+    tk_pb_put_le(rec + 8, masked_crc(rec, 8), 4);
+    tk_pb_put_le(rec + 12 + len, masked_crc(rec + 12, len), 4);
     if (fwrite(rec, 1, len + 16, ev->f) != len + 16 || fflush(ev->f) != 0)
         return tk_fail(ctx, TK_ERR_RUNTIME, "cannot write %s: %s", ev->path, strerror(errno));
     return TK_OK;
@@ -129,7 +106,7 @@ static tk_status write_file_version(tk_events *ev, tk_ctx *ctx)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     uint8_t *p = put_wall_time(rec + 12, (double)now.tv_sec + now.tv_nsec * 1e-9);
-    *p++ = KEY(3, WIRE_LEN); /* Event.file_version */
+    *p++ = KEY(3, TK_WIRE_LEN); /* Event.file_version */
     *p++ = (uint8_t)(sizeof version - 1);
     memcpy(p, version, sizeof version - 1);
     p += sizeof version - 1;
@@ -141,9 +118,9 @@ tk_status tk_events_scalar(tk_events *ev, const char *tag, int64_t step, double 
 {
     /* Nested messages are length-prefixed, so sizes are computed inside out first. */
     size_t tag_len = strlen(tag);
-    size_t value_len = 1 + varint_size(tag_len) + tag_len + 1 + 4;
-    size_t summary_len = 1 + varint_size(value_len) + value_len;
-    size_t event_len = 1 + 8 + 1 + varint_size((uint64_t)step) + 1 + varint_size(summary_len)
+    size_t value_len = 1 + tk_pb_varint_size(tag_len) + tag_len + 1 + 4;
+    size_t summary_len = 1 + tk_pb_varint_size(value_len) + value_len;
+    size_t event_len = 1 + 8 + 1 + tk_pb_varint_size((uint64_t)step) + 1 + tk_pb_varint_size(summary_len)
                        + summary_len;
     if (event_len + 16 > ev->rec_cap) {
         uint8_t *bigger = tk_malloc(event_len + 16);
@@ -156,21 +133,21 @@ tk_status tk_events_scalar(tk_events *ev, const char *tag, int64_t step, double 
     uint8_t *rec = ev->rec;
 
     uint8_t *p = put_wall_time(rec + 12, wall_time);
-    *p++ = KEY(2, WIRE_VARINT); /* Event.step; negative steps take ten bytes, as in protobuf */
-    p = put_varint(p, (uint64_t)step);
-    *p++ = KEY(5, WIRE_LEN);    /* Event.summary */
-    p = put_varint(p, summary_len);
-    *p++ = KEY(1, WIRE_LEN);    /* Summary.value */
-    p = put_varint(p, value_len);
-    *p++ = KEY(1, WIRE_LEN);    /* Summary.Value.tag */
-    p = put_varint(p, tag_len);
+    *p++ = KEY(2, TK_WIRE_VARINT); /* Event.step; negative steps take ten bytes, as in protobuf */
+    p = tk_pb_put_varint(p, (uint64_t)step);
+    *p++ = KEY(5, TK_WIRE_LEN);    /* Event.summary */
+    p = tk_pb_put_varint(p, summary_len);
+    *p++ = KEY(1, TK_WIRE_LEN);    /* Summary.value */
+    p = tk_pb_put_varint(p, value_len);
+    *p++ = KEY(1, TK_WIRE_LEN);    /* Summary.Value.tag */
+    p = tk_pb_put_varint(p, tag_len);
     memcpy(p, tag, tag_len);
     p += tag_len;
     float f = (float)value;
     uint32_t bits;
     memcpy(&bits, &f, sizeof bits);
-    *p++ = KEY(2, WIRE_I32);    /* Summary.Value.simple_value */
-    put_le(p, bits, 4);
+    *p++ = KEY(2, TK_WIRE_I32);    /* Summary.Value.simple_value */
+    tk_pb_put_le(p, bits, 4);
 
     return write_record(ev, rec, event_len, ctx);
 }
