@@ -48,23 +48,38 @@ static tk_status internal(const char *name, tk_ctx *ctx, const char *fmt, ...)
     return tk_fail(ctx, TK_ERR_RUNTIME, "internal error: sched.%s: %s", name, msg);
 }
 
-bool tk_sched_in_range(double v, double lo, double hi)
+static bool in_range(double v, double lo, double hi)
 {
     return isfinite(v) && v >= lo && v <= hi;
 }
 
-tk_status tk_sched_check_positive(const tk_sched *s, const char *opt, double v, tk_ctx *ctx)
+/* A given option against the range its flags declare. */
+static tk_status check_range(const tk_sched *s, const tk_sched_opt *o, const tk_sched_val *v,
+                             tk_ctx *ctx)
 {
-    if (isfinite(v) && v > 0)
+    if (!v->given)
         return TK_OK;
-    return tk_sched_fail(s, ctx, "%s must be a positive number (got %g)", opt, v);
-}
-
-tk_status tk_sched_check_nonneg(const tk_sched *s, const char *opt, double v, tk_ctx *ctx)
-{
-    if (isfinite(v) && v >= 0)
+    if (o->kind == TK_OPT_INT) {
+        if (o->flags & TK_OPT_POSITIVE && v->i <= 0)
+            return tk_sched_fail(s, ctx, "%s must be positive (got %lld)", o->key,
+                                 (long long)v->i);
+        if (o->flags & TK_OPT_NONNEG && v->i < 0)
+            return tk_sched_fail(s, ctx, "%s must be >= 0 (got %lld)", o->key, (long long)v->i);
         return TK_OK;
-    return tk_sched_fail(s, ctx, "%s must be a number >= 0 (got %g)", opt, v);
+    }
+    if (o->kind != TK_OPT_NUM)
+        return TK_OK;
+    const double f = v->f;
+    if (o->flags & TK_OPT_POSITIVE && !(isfinite(f) && f > 0))
+        return tk_sched_fail(s, ctx, "%s must be a positive number (got %g)", o->key, f);
+    if (o->flags & TK_OPT_NONNEG && !in_range(f, 0, INFINITY))
+        return tk_sched_fail(s, ctx, "%s must be a number >= 0 (got %g)", o->key, f);
+    if (o->flags & TK_OPT_UNIT && !in_range(f, 0, 1))
+        return tk_sched_fail(s, ctx, "%s must be in [0, 1] (got %g)", o->key, f);
+    if (o->flags & TK_OPT_OPEN_UNIT && !(in_range(f, 0, 1) && f > 0 && f < 1))
+        return tk_sched_fail(s, ctx, "%s must be between 0 and 1, both excluded (got %g)",
+                             o->key, f);
+    return TK_OK;
 }
 
 tk_status tk_sched_span(const tk_sched *s, const char *opt, int64_t *span, tk_ctx *ctx)
@@ -288,7 +303,7 @@ static tk_status check_common(const tk_sched *s, const double *base_lrs, tk_ctx 
     if (s->warmup < 0)
         return tk_sched_fail(s, ctx, "warmup_steps must be >= 0 (got %lld)",
                              (long long)s->warmup);
-    if (s->warmup > 0 && !tk_sched_in_range(s->warmup_f0, 0, 1))
+    if (s->warmup > 0 && !in_range(s->warmup_f0, 0, 1))
         return tk_sched_fail(s, ctx, "warmup_start_factor must be in [0, 1] (got %g)",
                              s->warmup_f0);
     return TK_OK;
@@ -319,6 +334,8 @@ static tk_status setup(tk_sched *s, const tk_sched_spec *sp, const double *base_
         s->warmup_f0 = warm[1].f;
     }
     tk_status st = check_common(s, base_lrs, ctx);
+    for (int k = 0; st == TK_OK && k < n_opts; k++)
+        st = check_range(s, &s->def->opts[k], &s->vals[k], ctx);
     if (st != TK_OK)
         return st;
     memcpy(s->base, base_lrs, (size_t)s->n * sizeof(double));

@@ -24,6 +24,12 @@ enum {
     /* May be absent, which means something (T_max: the rest of the run). Every other option
      * must be given: the stdlib schema resolves every default, C states none. */
     TK_OPT_OPTIONAL = 1 << 1,
+    /* The range common.c checks a given value for (after durations become steps), with one
+     * message per kind: > 0, >= 0, in [0, 1], in (0, 1). */
+    TK_OPT_POSITIVE = 1 << 2,
+    TK_OPT_NONNEG = 1 << 3,
+    TK_OPT_UNIT = 1 << 4,
+    TK_OPT_OPEN_UNIT = 1 << 5,
 };
 
 typedef struct {
@@ -60,7 +66,8 @@ struct tk_sched_def {
     const char *name;          /* "cosine": tk.sched.cosine in the stdlib */
     const tk_sched_opt *opts;  /* its options, ended by {NULL} */
     size_t size, per_group;    /* bytes of its parameters and state (zeroed) */
-    /* Check the options (messages through tk_sched_fail) and fill s->p. NULL: nothing to do. */
+    /* Check what the option table's ranges do not (messages through tk_sched_fail) and fill
+     * s->p. NULL: nothing to do. */
     tk_status (*init)(tk_sched *s, tk_ctx *ctx);
     /* Group g's lr after t steps of this schedule (the warmup's steps not counted). */
     double (*lr)(const tk_sched *s, int g, int64_t t);
@@ -89,10 +96,6 @@ const int64_t *tk_sched_ints(const tk_sched *s, const char *key, int *n);
 /* Fail with "sched.<name>: <message>" (TK_ERR_INPUT). */
 tk_status tk_sched_fail(const tk_sched *s, tk_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-bool tk_sched_in_range(double v, double lo, double hi);
-/* "<opt> must be a positive number (got v)" / "... a number >= 0 (got v)". */
-tk_status tk_sched_check_positive(const tk_sched *s, const char *opt, double v, tk_ctx *ctx);
-tk_status tk_sched_check_nonneg(const tk_sched *s, const char *opt, double v, tk_ctx *ctx);
 /* The length of a schedule whose optional duration `opt` (T_max, total_iters) defaults to
  * the run after the warmup. */
 tk_status tk_sched_span(const tk_sched *s, const char *opt, int64_t *span, tk_ctx *ctx);

@@ -5,7 +5,7 @@
 
 static const tk_sched_opt opts[] = {
     {"T_max", TK_OPT_INT, TK_OPT_DURATION | TK_OPT_OPTIONAL},
-    {"eta_min", TK_OPT_NUM, 0},
+    {"eta_min", TK_OPT_NUM, TK_OPT_NONNEG},
     {NULL, 0, 0},
 };
 
@@ -18,8 +18,7 @@ static tk_status init(tk_sched *s, tk_ctx *ctx)
 {
     params *p = s->p;
     p->eta_min = tk_sched_num(s, "eta_min");
-    tk_status st = tk_sched_span(s, "T_max", &p->span, ctx);
-    return st == TK_OK ? tk_sched_check_nonneg(s, "eta_min", p->eta_min, ctx) : st;
+    return tk_sched_span(s, "T_max", &p->span, ctx);
 }
 
 static double lr(const tk_sched *s, int g, int64_t t)

@@ -3,9 +3,9 @@
 #include "common.h"
 
 static const tk_sched_opt opts[] = {
-    {"T_0", TK_OPT_INT, TK_OPT_DURATION},
-    {"T_mult", TK_OPT_INT, 0},
-    {"eta_min", TK_OPT_NUM, 0},
+    {"T_0", TK_OPT_INT, TK_OPT_DURATION | TK_OPT_POSITIVE},
+    {"T_mult", TK_OPT_INT, TK_OPT_POSITIVE},
+    {"eta_min", TK_OPT_NUM, TK_OPT_NONNEG},
     {NULL, 0, 0},
 };
 
@@ -16,17 +16,12 @@ typedef struct {
 
 static tk_status init(tk_sched *s, tk_ctx *ctx)
 {
+    (void)ctx; /* the option table's ranges are every check */
     params *p = s->p;
     p->T_0 = tk_sched_int(s, "T_0");
     p->T_mult = tk_sched_int(s, "T_mult");
     p->eta_min = tk_sched_num(s, "eta_min");
-    if (p->T_0 < 1)
-        return tk_sched_fail(s, ctx, "T_0 must be a positive integer (got %lld)",
-                             (long long)p->T_0);
-    if (p->T_mult < 1)
-        return tk_sched_fail(s, ctx, "T_mult must be an integer >= 1 (got %lld)",
-                             (long long)p->T_mult);
-    return tk_sched_check_nonneg(s, "eta_min", p->eta_min, ctx);
+    return TK_OK;
 }
 
 /* Stepped t times: T_cur since the last restart, T_i the current period (PyTorch subtracts

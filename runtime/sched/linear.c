@@ -3,8 +3,8 @@
 #include "common.h"
 
 static const tk_sched_opt opts[] = {
-    {"start_factor", TK_OPT_NUM, 0},
-    {"end_factor", TK_OPT_NUM, 0},
+    {"start_factor", TK_OPT_NUM, TK_OPT_UNIT},
+    {"end_factor", TK_OPT_NUM, TK_OPT_UNIT},
     {"total_iters", TK_OPT_INT, TK_OPT_DURATION | TK_OPT_OPTIONAL},
     {NULL, 0, 0},
 };
@@ -19,11 +19,6 @@ static tk_status init(tk_sched *s, tk_ctx *ctx)
     params *p = s->p;
     p->start_factor = tk_sched_num(s, "start_factor");
     p->end_factor = tk_sched_num(s, "end_factor");
-    if (!tk_sched_in_range(p->start_factor, 0, 1))
-        return tk_sched_fail(s, ctx, "start_factor must be in [0, 1] (got %g)",
-                             p->start_factor);
-    if (!tk_sched_in_range(p->end_factor, 0, 1))
-        return tk_sched_fail(s, ctx, "end_factor must be in [0, 1] (got %g)", p->end_factor);
     return tk_sched_span(s, "total_iters", &p->span, ctx);
 }
 

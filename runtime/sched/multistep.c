@@ -5,7 +5,7 @@
 
 static const tk_sched_opt opts[] = {
     {"milestones", TK_OPT_INTS, TK_OPT_DURATION},
-    {"gamma", TK_OPT_NUM, 0},
+    {"gamma", TK_OPT_NUM, TK_OPT_POSITIVE},
     {NULL, 0, 0},
 };
 
@@ -30,7 +30,7 @@ static tk_status init(tk_sched *s, tk_ctx *ctx)
             return tk_sched_fail(s, ctx, "milestones must be increasing (%lld follows %lld)",
                                  (long long)p->milestones[i], (long long)p->milestones[i - 1]);
     }
-    return tk_sched_check_positive(s, "gamma", p->gamma, ctx);
+    return TK_OK;
 }
 
 static double lr(const tk_sched *s, int g, int64_t t)

@@ -6,11 +6,11 @@
 #include "common.h"
 
 static const tk_sched_opt opts[] = {
-    {"max_lr", TK_OPT_NUM, 0},
-    {"pct_start", TK_OPT_NUM, 0},
+    {"max_lr", TK_OPT_NUM, TK_OPT_POSITIVE},
+    {"pct_start", TK_OPT_NUM, TK_OPT_OPEN_UNIT},
     {"anneal_strategy", TK_OPT_STR, 0},
-    {"div_factor", TK_OPT_NUM, 0},
-    {"final_div_factor", TK_OPT_NUM, 0},
+    {"div_factor", TK_OPT_NUM, TK_OPT_POSITIVE},
+    {"final_div_factor", TK_OPT_NUM, TK_OPT_POSITIVE},
     {NULL, 0, 0},
 };
 
@@ -36,17 +36,7 @@ static tk_status init(tk_sched *s, tk_ctx *ctx)
         return tk_sched_fail(s, ctx, "warmup_steps (%lld) leaves none of total_steps (%lld) for "
                              "the cycle", (long long)s->warmup, (long long)s->total_steps);
     p->span = s->total_steps - s->warmup;
-    tk_status st = tk_sched_check_positive(s, "max_lr", p->max_lr, ctx);
-    if (st == TK_OK && !(isfinite(p->pct_start) && p->pct_start > 0 && p->pct_start < 1))
-        st = tk_sched_fail(s, ctx, "pct_start must be between 0 and 1, both excluded (got %g)",
-                           p->pct_start);
-    if (st == TK_OK)
-        st = tk_sched_check_positive(s, "div_factor", p->div_factor, ctx);
-    if (st == TK_OK)
-        st = tk_sched_check_positive(s, "final_div_factor", p->final_div_factor, ctx);
-    if (st == TK_OK)
-        st = tk_sched_choice(s, "anneal_strategy", strategies, 2, &p->linear, ctx);
-    return st;
+    return tk_sched_choice(s, "anneal_strategy", strategies, 2, &p->linear, ctx);
 }
 
 /* PyTorch sets every group's initial_lr to this (max_lr is a scalar for all groups), which

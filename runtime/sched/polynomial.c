@@ -4,7 +4,7 @@
 
 static const tk_sched_opt opts[] = {
     {"total_iters", TK_OPT_INT, TK_OPT_DURATION | TK_OPT_OPTIONAL},
-    {"power", TK_OPT_NUM, 0},
+    {"power", TK_OPT_NUM, TK_OPT_POSITIVE},
     {NULL, 0, 0},
 };
 
@@ -17,8 +17,7 @@ static tk_status init(tk_sched *s, tk_ctx *ctx)
 {
     params *p = s->p;
     p->power = tk_sched_num(s, "power");
-    tk_status st = tk_sched_span(s, "total_iters", &p->span, ctx);
-    return st == TK_OK ? tk_sched_check_positive(s, "power", p->power, ctx) : st;
+    return tk_sched_span(s, "total_iters", &p->span, ctx);
 }
 
 static double lr(const tk_sched *s, int g, int64_t t)

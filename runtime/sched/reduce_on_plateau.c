@@ -10,12 +10,12 @@
 static const tk_sched_opt opts[] = {
     {"monitor", TK_OPT_STR, 0},
     {"mode", TK_OPT_STR, 0},
-    {"factor", TK_OPT_NUM, 0},
-    {"patience", TK_OPT_INT, 0},
-    {"threshold", TK_OPT_NUM, 0},
+    {"factor", TK_OPT_NUM, TK_OPT_OPEN_UNIT},
+    {"patience", TK_OPT_INT, TK_OPT_NONNEG},
+    {"threshold", TK_OPT_NUM, TK_OPT_NONNEG},
     {"threshold_mode", TK_OPT_STR, 0},
-    {"cooldown", TK_OPT_INT, 0},
-    {"min_lr", TK_OPT_NUM, 0},
+    {"cooldown", TK_OPT_INT, TK_OPT_NONNEG},
+    {"min_lr", TK_OPT_NUM, TK_OPT_NONNEG},
     {NULL, 0, 0},
 };
 
@@ -42,20 +42,7 @@ static tk_status init(tk_sched *s, tk_ctx *ctx)
     p->threshold = tk_sched_num(s, "threshold");
     p->cooldown = tk_sched_int(s, "cooldown");
     p->min_lr = tk_sched_num(s, "min_lr");
-    if (!(isfinite(p->factor) && p->factor > 0 && p->factor < 1))
-        return tk_sched_fail(s, ctx, "factor must be between 0 and 1, both excluded (got %g)",
-                             p->factor);
-    if (p->patience < 0)
-        return tk_sched_fail(s, ctx, "patience must be >= 0 (got %lld)",
-                             (long long)p->patience);
-    if (p->cooldown < 0)
-        return tk_sched_fail(s, ctx, "cooldown must be >= 0 (got %lld)",
-                             (long long)p->cooldown);
-    tk_status st = tk_sched_check_nonneg(s, "threshold", p->threshold, ctx);
-    if (st == TK_OK)
-        st = tk_sched_check_nonneg(s, "min_lr", p->min_lr, ctx);
-    if (st == TK_OK)
-        st = tk_sched_choice(s, "mode", modes, 2, &p->mode_max, ctx);
+    tk_status st = tk_sched_choice(s, "mode", modes, 2, &p->mode_max, ctx);
     if (st == TK_OK)
         st = tk_sched_choice(s, "threshold_mode", threshold_modes, 2, &p->threshold_abs, ctx);
     memcpy(p->cur, s->base, (size_t)s->n * sizeof(double));

@@ -4,8 +4,8 @@
 #include <math.h>
 
 static const tk_sched_opt opts[] = {
-    {"step_size", TK_OPT_INT, TK_OPT_DURATION},
-    {"gamma", TK_OPT_NUM, 0},
+    {"step_size", TK_OPT_INT, TK_OPT_DURATION | TK_OPT_POSITIVE},
+    {"gamma", TK_OPT_NUM, TK_OPT_POSITIVE},
     {NULL, 0, 0},
 };
 
@@ -16,13 +16,11 @@ typedef struct {
 
 static tk_status init(tk_sched *s, tk_ctx *ctx)
 {
+    (void)ctx; /* the option table's ranges are every check */
     params *p = s->p;
     p->step_size = tk_sched_int(s, "step_size");
     p->gamma = tk_sched_num(s, "gamma");
-    if (p->step_size <= 0)
-        return tk_sched_fail(s, ctx, "step_size must be positive (got %lld)",
-                             (long long)p->step_size);
-    return tk_sched_check_positive(s, "gamma", p->gamma, ctx);
+    return TK_OK;
 }
 
 static double lr(const tk_sched *s, int g, int64_t t)

@@ -309,9 +309,9 @@ static void test_validation(void)
     expect_error("kind=cosine T_max=10 eta_min=-1", 2, lr,
                  "sched.cosine: eta_min must be a number >= 0 (got -1)");
     expect_error("kind=cosine_restarts T_0=0 T_mult=1 eta_min=0", 2, lr,
-                 "sched.cosine_restarts: T_0 must be a positive integer (got 0)");
+                 "sched.cosine_restarts: T_0 must be positive (got 0)");
     expect_error("kind=cosine_restarts T_0=10 T_mult=0 eta_min=0", 2, lr,
-                 "sched.cosine_restarts: T_mult must be an integer >= 1 (got 0)");
+                 "sched.cosine_restarts: T_mult must be positive (got 0)");
     expect_error("kind=linear start_factor=1.5 end_factor=1 total_iters=5", 2, lr,
                  "sched.linear: start_factor must be in [0, 1] (got 1.5)");
     expect_error("kind=linear start_factor=0.5 end_factor=1 total_iters=-3", 2, lr,
