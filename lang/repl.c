@@ -9,12 +9,14 @@
 
 #include <ctype.h>
 #include <editline/readline.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile int tk_repl_interrupted, tk_repl_training;
@@ -154,19 +156,30 @@ static void print_results(lua_State *L)
 
 static bool tty;
 
+/* Whether readline returned early for a Ctrl-C. libedit's handler takes the SIGINT first and
+ * raises it again for the whole process, so on_sigint may run on another thread and reach
+ * this one (pthread_kill) only after readline has returned with EINTR: wait for it rather
+ * than take the early return for the end of input. */
+static bool interrupted_read(int read_errno)
+{
+    for (int ms = 0; read_errno == EINTR && !tk_repl_interrupted && ms < 1000; ms++)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    return tk_repl_interrupted;
+}
+
 /* One line without its newline (malloc'd), or NULL at the end of input. */
 static char *read_line(const char *prompt)
 {
     if (tty) {
-        tk_repl_interrupted = 0;
-        char *line = readline(prompt);
-        /* Ctrl-C at the prompt ends readline early: a fresh prompt, not the end. */
-        while (!line && tk_repl_interrupted) {
+        for (;;) {
             tk_repl_interrupted = 0;
+            errno = 0;
+            char *line = readline(prompt);
+            if (line || !interrupted_read(errno))
+                return line;
+            /* Ctrl-C at the prompt ends readline early: a fresh prompt, not the end. */
             fputc('\n', stdout);
-            line = readline(prompt);
         }
-        return line;
     }
     char *line = NULL;
     size_t cap = 0;
