@@ -133,6 +133,12 @@ void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
     tk_parallel((dim + block - 1) / block, gemm_block, &j);
 }
 
+/* The pthreads build of OpenBLAS starts its threads before main, with every signal
+ * unblocked; once it runs single-threaded they only idle, and a signal the kernel hands one
+ * of them runs its handler there (libedit's handlers assume the thread that reads). This is
+ * the call OpenBLAS itself makes before a fork; weak, as other builds may not have it. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 void tk_set_threads(int n)
 {
     if (n <= 0) {
@@ -141,6 +147,8 @@ void tk_set_threads(int n)
     }
     blas_threads = tk_pool_resize(n);
     openblas_set_num_threads(1);
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
 }
 
 int tk_threads(void)
