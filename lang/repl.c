@@ -9,14 +9,12 @@
 
 #include <ctype.h>
 #include <editline/readline.h>
-#include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 volatile int tk_repl_interrupted, tk_repl_training;
@@ -42,9 +40,9 @@ static pthread_t repl_thread;
 
 static void on_sigint(int sig)
 {
-    /* The kernel may hand the process's SIGINT to any thread that does not block it (OpenBLAS
-     * starts its threads before main, with it unblocked), e.g. while libedit blocks signals
-     * for a moment; only the REPL's thread's read returns early on it. */
+    /* The kernel may hand the process's SIGINT to any thread that does not block it (the
+     * runtime's threads block it, a library's may not); only the REPL's thread's read
+     * returns early on it. */
     if (!pthread_equal(pthread_self(), repl_thread)) {
         pthread_kill(repl_thread, sig);
         return;
@@ -52,6 +50,23 @@ static void on_sigint(int sig)
     tk_repl_interrupted = 1;
     if (running && !tk_repl_training)
         lua_sethook(repl_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Set while readline waits only: elsewhere a SIGCONT without SA_RESTART would cut short the
+ * writes of a training run the REPL started. */
+static volatile sig_atomic_t continued;
+
+static void on_sigcont(int sig)
+{
+    (void)sig;
+    continued = 1;
+}
+
+static void catch_sigcont(bool on)
+{
+    struct sigaction sa = {.sa_handler = on ? on_sigcont : SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCONT, &sa, NULL);
 }
 
 /* ---------------------------------------------------------------- running a chunk */
@@ -156,29 +171,23 @@ static void print_results(lua_State *L)
 
 static bool tty;
 
-/* Whether readline returned early for a Ctrl-C. libedit's handler takes the SIGINT first and
- * raises it again for the whole process, so on_sigint may run on another thread and reach
- * this one (pthread_kill) only after readline has returned with EINTR: wait for it rather
- * than take the early return for the end of input. */
-static bool interrupted_read(int read_errno)
-{
-    for (int ms = 0; read_errno == EINTR && !tk_repl_interrupted && ms < 1000; ms++)
-        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-    return tk_repl_interrupted;
-}
-
 /* One line without its newline (malloc'd), or NULL at the end of input. */
 static char *read_line(const char *prompt)
 {
     if (tty) {
         for (;;) {
             tk_repl_interrupted = 0;
-            errno = 0;
+            continued = 0;
+            catch_sigcont(true);
             char *line = readline(prompt);
-            if (line || !interrupted_read(errno))
+            catch_sigcont(false);
+            if (line || !(tk_repl_interrupted || continued))
                 return line;
-            /* Ctrl-C at the prompt ends readline early: a fresh prompt, not the end. */
-            fputc('\n', stdout);
+            /* Ctrl-C at the prompt ends readline early: a fresh prompt, not the end. After a
+             * stop (Ctrl-Z, fg) the shell has put the terminal back in its own mode: readline
+             * starts over, which sets up its mode again and redraws the prompt. */
+            if (tk_repl_interrupted)
+                fputc('\n', stdout);
         }
     }
     char *line = NULL;
@@ -413,6 +422,10 @@ static void loop(lua_State *L, const char *name)
     lua_settop(L, 0);
     if (tty) {
         history_path(history, sizeof history);
+        /* libedit's signal handlers swap themselves with ours and raise each signal again; a
+         * Ctrl-C at the prompt then now and then met no handler and killed the process. With
+         * them off, on_sigint alone takes SIGINT and on_sigcont restarts the line after fg. */
+        rl_catch_signals = 0;
         rl_readline_name = "tkrun";
         rl_attempted_completion_function = complete;
         rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{}()[],+-*/%^~#";

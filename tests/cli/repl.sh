@@ -253,29 +253,35 @@ EOF
 
 # 8. Interactive, under tmux: prompt, a line edit, Tab completion, Ctrl-C in P:fit, history.
 S="tkrun-repl-test-$$"
-screen() { tmux capture-pane -p -t "$S" -S -200; }
-# wait_for TEXT: up to 10 s for TEXT on the screen
-wait_for() {
-    for _ in $(seq 100); do screen | grep -qF -- "$1" && return 0; sleep 0.1; done
-    return 1
+screen() {
+    tmux capture-pane -p -t "$S" -S -200
+    tmux display-message -p -t "$S" '#{?pane_dead,pane dead: status #{pane_dead_status} signal #{pane_dead_signal},}'
 }
-# wait_for_line TEXT: up to 10 s for a line that is exactly TEXT
-wait_for_line() {
-    for _ in $(seq 100); do screen | grep -qxF -- "$1" && return 0; sleep 0.1; done
+# wait_for [-x] TEXT: up to 10 s for TEXT on the screen (-x: a line that is exactly TEXT), less
+# if the pane's command has ended
+wait_for() {
+    local how=-qF
+    [ "$1" = -x ] && how=-qxF && shift
+    for _ in $(seq 100); do
+        screen | grep $how -- "$1" && return 0
+        [ "$(tmux display-message -p -t "$S" '#{pane_dead}' 2>/dev/null)" = 0 ] || return 1
+        sleep 0.1
+    done
     return 1
 }
 tmux -f /dev/null new-session -d -s "$S" -x 120 -y 50 \
-    "cd '$TK_TMP' && TKRUN_HISTORY='$TK_TMP/history' '$TKRUN' -i '$IRIS'; echo \"exit=\$?\"; sleep 60"
+    "cd '$TK_TMP' && TKRUN_HISTORY='$TK_TMP/history' '$TKRUN' -i '$IRIS'; echo \"exit=\$?\"; sleep 60" \; \
+    set-option remain-on-exit on
 wait_for "help() shows what it can do" && screen | grep -q '^>' && ok || bad "no prompt: $(screen)"
 tmux send-keys -t "$S" '=10 * 4' Left Left Left BSpace 2 Enter
 wait_for "408" && ok || bad "line editing (=10 * 4 -> =102* 4): $(screen)"
-#    Ctrl-C right after typing, with the next line on its way: libedit takes the signal first
-#    and re-raises it, so the REPL must not read the early return as the end of input.
+#    Ctrl-C right after typing, with the next line on its way, 30 times: each drops the line
+#    and nothing else (libedit's own handlers, on before, ended the REPL now and then).
 dropped=yes
 for i in $(seq 30); do
     tmux send-keys -t "$S" '1 +' C-c
     tmux send-keys -t "$S" "=$i * 1001" Enter
-    wait_for_line "$((i * 1001))" || { dropped=no; break; }
+    wait_for -x "$((i * 1001))" || { dropped=no; break; }
 done
 [ "$dropped" = yes ] && ok || bad "Ctrl-C at the prompt did not drop the line ($i of 30): $(screen)"
 tmux send-keys -t "$S" 'P:eva' Tab
