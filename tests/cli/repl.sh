@@ -260,11 +260,12 @@ screen() {
 # wait_for [-x] TEXT: up to 10 s for TEXT on the screen (-x: a line that is exactly TEXT), less
 # if the pane's command has ended
 wait_for() {
-    local how=-qF
+    local how=-qF text
     [ "$1" = -x ] && how=-qxF && shift
     for _ in $(seq 100); do
-        screen | grep $how -- "$1" && return 0
-        [ "$(tmux display-message -p -t "$S" '#{pane_dead}' 2>/dev/null)" = 0 ] || return 1
+        text=$(screen)
+        grep $how -- "$1" <<<"$text" && return 0
+        grep -q '^pane dead:' <<<"$text" && return 1
         sleep 0.1
     done
     return 1
