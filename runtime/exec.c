@@ -119,10 +119,10 @@ static void norm_task(int t, void *ud)
     j->blocks[t] = sum_squares(j->g + lo, hi - lo);
 }
 
-double tk_model_grad_norm(const tk_model *m)
+static double span_squares(const float *g, int64_t n)
 {
-    int64_t n = m->n_train, n_blocks = (n + NORM_BLOCK - 1) / NORM_BLOCK;
-    norm_job j = {.g = m->grad, .n = n};
+    int64_t n_blocks = (n + NORM_BLOCK - 1) / NORM_BLOCK;
+    norm_job j = {.g = g, .n = n};
     double s = 0;
     for (j.first = 0; j.first < n_blocks; j.first += 64) {
         int round = n_blocks - j.first < 64 ? (int)(n_blocks - j.first) : 64;
@@ -130,6 +130,18 @@ double tk_model_grad_norm(const tk_model *m)
         for (int b = 0; b < round; b++)
             s += j.blocks[b];
     }
+    return s;
+}
+
+/* While fusing, the fused weights' gradients are not stored (tk_model_check_fused has shown
+ * them finite): the norm covers the rest. */
+double tk_model_grad_norm(const tk_model *m)
+{
+    if (!m->fusing || m->fused_stored)
+        return sqrt(span_squares(m->grad, m->n_train));
+    double s = 0;
+    for (int k = 0; k < m->n_plain; k++)
+        s += span_squares(m->grad + m->plain[2 * k], m->plain[2 * k + 1] - m->plain[2 * k]);
     return sqrt(s);
 }
 
@@ -168,6 +180,7 @@ void tk_model_clip_grad_value(tk_model *m, float v)
 typedef struct {
     tk_model *m;
     const double *lrs;
+    int64_t base;              /* the chunks' offset into the trainable region */
 } update_job;
 
 /* The groups are contiguous slices of the trainable region: a chunk updates its part of each
@@ -176,6 +189,8 @@ static void update_range(int64_t lo, int64_t hi, void *ud)
 {
     const update_job *j = ud;
     tk_model *m = j->m;
+    lo += j->base;
+    hi += j->base;
     for (int k = 0; k < m->n_groups; k++) {
         const tk_group_rec *g = &m->groups[k];
         int64_t a = g->offset > lo ? g->offset : lo;
@@ -192,8 +207,17 @@ static void update_range(int64_t lo, int64_t hi, void *ud)
 void tk_model_update(tk_model *m, const double *lrs)
 {
     m->optim_steps++;
-    update_job j = {m, lrs};
-    tk_parallel_range(m->n_train, GRAIN, update_range, &j);
+    if (!m->fusing || m->fused_stored) {
+        update_job j = {m, lrs, 0};
+        tk_parallel_range(m->n_train, GRAIN, update_range, &j);
+        m->fused_stored = false;
+        return;
+    }
+    for (int k = 0; k < m->n_plain; k++) {
+        update_job j = {m, lrs, m->plain[2 * k]};
+        tk_parallel_range(m->plain[2 * k + 1] - m->plain[2 * k], GRAIN, update_range, &j);
+    }
+    tk_model_fused_steps(m, lrs);
 }
 
 int tk_model_tensor_count(const tk_model *m)

@@ -387,6 +387,13 @@ static size_t value_floats(const tk_node *n)
     return (size_t)tk_shape_numel(&n->shape);
 }
 
+/* A weight gradient that the update may make after backward (fused_update.c) reads the
+ * node's input and output gradient then: both live to the end of the train schedule. */
+static bool fused_later(const tk_node *n)
+{
+    return n->op->flags & TK_OP_FUSED_UPDATE;
+}
+
 /* Build one schedule: train (forward + backward) or eval (forward only). */
 static tk_status schedule(tk_model *m, tk_schedule *s, bool train, const bool *live,
                           const bool *rg, tk_ctx *ctx)
@@ -434,7 +441,8 @@ static tk_status schedule(tk_model *m, tk_schedule *s, bool train, const bool *l
             b->end = last;
         val[v] = nb++;
         if (rg[v] && bstep[v] >= 0 && v != g->loss) {
-            bufs[nb] = (buffer){padded(value_floats(n)), 0, bstep[v], bstep[v], v, GRAD};
+            bufs[nb] = (buffer){padded(value_floats(n)), 0, bstep[v],
+                                fused_later(n) ? last : bstep[v], v, GRAD};
             grd[v] = nb++;
         }
         if (n->scratch > 0) {
@@ -455,7 +463,7 @@ static tk_status schedule(tk_model *m, tk_schedule *s, bool train, const bool *l
                 buffer *b = &bufs[val[v]];
                 int end = fstep[c];
                 if (bstep[c] >= 0 && (n->op->flags & TK_OP_BWD_NEEDS_INPUT))
-                    end = bstep[c];
+                    end = fused_later(n) ? last : bstep[c];
                 if (end > b->end)
                     b->end = end;
             }
@@ -632,6 +640,7 @@ void tk_model_free(tk_model *m)
     tk_free(m->tensors);
     tk_free(m->groups);
     tk_free(m->param_tensor);
+    tk_free(m->plain);
     tk_free_aligned(m->flat);
     tk_free_aligned(m->grad);
     for (int s = 0; s < 4; s++)

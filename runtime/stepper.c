@@ -115,6 +115,7 @@ static tk_status update(tk_stepper *s, float loss, int in_window, tk_ctx *ctx)
     int k = tk_accumulation(o);
     if (in_window < k)
         tk_model_scale_grad(s->m, (float)k / (float)in_window);
+    tk_model_check_fused(s->m);
     double norm = tk_model_grad_norm(s->m);
     if (!isfinite(loss) || !isfinite(norm)) {
         const char *what = !isfinite(loss) ? "loss" : "gradient norm";
@@ -144,7 +145,7 @@ static tk_status update(tk_stepper *s, float loss, int in_window, tk_ctx *ctx)
 }
 
 /* One optimizer step: a window of micro-batches, ending early at the epoch's end. */
-static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
+static tk_status step_window(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
 {
     tk_model *m = s->m;
     const int k = tk_accumulation(&s->o), width = tk_model_output_width(m);
@@ -200,6 +201,16 @@ static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
         s->begun = false;
         r->epoch_done = true;
     }
+    return st;
+}
+
+/* Fused as tk_train's steps are, but only within the step: another backward on this model
+ * in between (the REPL's) must not find the weight products left out. */
+static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
+{
+    tk_model_fuse_update(s->m, tk_train_fuses(&s->o));
+    tk_status st = step_window(s, r, ctx);
+    tk_model_fuse_update(s->m, false);
     return st;
 }
 

@@ -124,6 +124,8 @@ typedef struct {
     float *dy;                 /* gradient of y (the kernel may overwrite it) */
     float *param[TK_MAX_PARAMS];
     float *dparam[TK_MAX_PARAMS];      /* NULL if frozen/buffer; see tk_dparam_overwrite */
+    bool fused_weight;         /* backward leaves param 0's gradient to tk_model_update
+                                  (fused_update.c) */
     bool dparam_first[TK_MAX_PARAMS];  /* this node writes that gradient first in backward */
     const bool *grad_fresh;    /* the model's: the gradients are stale, to be overwritten */
     float *scratch;
@@ -150,6 +152,7 @@ enum {
     TK_OP_RANDOM = 1 << 4,           /* uses the RNG (gradcheck fixes seed/step) */
     TK_OP_NOT_DIFF_INPUT1 = 1 << 5,  /* input 1 takes no gradient (targets) */
     TK_OP_RELU_EPILOGUE = 1 << 6,    /* honours node->act == TK_ACT_RELU (fusion pass) */
+    TK_OP_FUSED_UPDATE = 1 << 7,     /* honours fused_weight; has grad_bound, weight_grad */
 };
 
 struct tk_op_def {
@@ -165,6 +168,15 @@ struct tk_op_def {
      * ignored rows): that divisor for these rows, so a pass's loss is the mean over all its
      * rows (sum of per-batch totals / sum of divisors). NULL: the row count. */
     double (*loss_weight)(const tk_kernel_args *a);
+    /* TK_OP_FUSED_UPDATE ops. weight_grad: param 0's gradient g = product + beta g, always
+     * in the same blocks of whole rows (so the same bits whoever calls it), each block on
+     * one pool thread and followed there by then(lo, hi, ud) over its elements (then may be
+     * NULL). grad_bound: after a backward that left it out, a bound on each gradient
+     * element's magnitude from the product's operands (inf if one holds an inf or NaN); the
+     * planner keeps the operands until the end of backward. */
+    void (*weight_grad)(const tk_kernel_args *a, float beta, float *g, tk_range_fn then,
+                        void *ud);
+    double (*grad_bound)(const tk_kernel_args *a);
 };
 
 struct tk_graph {
@@ -264,6 +276,8 @@ typedef struct {
     float *grad;               /* trainable parameters only */
     int group;                 /* -1: frozen parameter or buffer */
     int64_t offset;            /* into the flat buffer */
+    int fused_node;            /* >= 0 while fusing: the node that makes its gradient in
+                                  tk_model_update (fused_update.c) */
 } tk_tensor_rec;
 
 typedef struct {
@@ -303,9 +317,34 @@ struct tk_model {
     char **meta;               /* tk_model_set_meta: key, value, key, value ... */
     char *notes;               /* tk_model_notes */
     int n_meta;
+    int64_t *plain;            /* fusing: [lo, hi) pairs of the trainable region left to
+                                  the optimizer's own pass and the norm */
+    int n_plain;
+    bool fusing;               /* some tensor is fused (tk_model_fuse_update) */
+    bool fused_stored;         /* this step's fused gradients went to the buffer after all */
     int64_t row0;              /* this rank's first row of the global batch (dist.c) */
     tk_stat_sync sync;         /* the train schedule's batch norms' (dist.c) */
 };
+
+/* The update fused with the weight gradients (fused_update.c). With on, every trained weight
+ * whose one user is a TK_OP_FUSED_UPDATE op is left out of backward; tk_model_update makes
+ * its gradient block by block and runs the optimizer over each block at once, while it is
+ * still in cache, instead of in a pass of its own over every weight. The values are the plain
+ * path's, bit for bit, gradients included. The caller must want an update after every
+ * backward (no accumulation, clipping or data-parallel sum: tk_train_fuses) and call
+ * tk_model_check_fused between the two. Returns how many tensors are fused; off restores the
+ * plain path. The same `on` again changes nothing. */
+int tk_model_fuse_update(tk_model *m, bool on);
+bool tk_train_fuses(const tk_train_opts *o);
+/* Before the norm and the update: when some fused gradient cannot be shown finite from its
+ * product's operands, make every fused gradient now, so that this step's norm, non-finite
+ * check and update are the plain path's. Otherwise the norm covers the other gradients only
+ * (the fused ones are finite). */
+void tk_model_check_fused(tk_model *m);
+/* For exec.c: the fused tensors' gradients and updates, after the optimizer's other work. */
+void tk_model_fused_steps(tk_model *m, const double *lrs);
+/* The largest |x[i]| of n floats (inf if any is inf or NaN), on the pool. */
+double tk_max_abs(const float *x, int64_t n);
 
 /* ---------------------------------------------------------------- checkpoints (ckpt.c) */
 

@@ -1,5 +1,6 @@
 /* linear.c - y = x W^T + b over the last dimension (nn.Linear), with an optional fused ReLU
- * epilogue set by the fusion pass. The products go through tk_sgemm. */
+ * epilogue set by the fusion pass; the weight's gradient product also serves the update fused
+ * with it (fused_update.c). The products go through tk_sgemm. */
 #include "tk_int.h"
 
 #include <string.h>
@@ -60,6 +61,52 @@ static void forward(const tk_kernel_args *a)
     }
 }
 
+/* |dW[o][i]| = |sum over rows of dy[r][o] x[r][i]| <= rows max|dy| max|x|. */
+static double grad_bound(const tk_kernel_args *a)
+{
+    int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
+    return rows * tk_max_abs(a->dy, (int64_t)rows * out) *
+           tk_max_abs(a->x[0], (int64_t)rows * in);
+}
+
+/* dW = dy^T x in blocks of WGRAD_ROWS output rows: small enough that a block stays in cache
+ * for the fused update after it, large enough for an efficient product. */
+enum { WGRAD_ROWS = 64 };
+
+typedef struct {
+    const tk_kernel_args *a;
+    float beta;
+    float *g;
+    tk_range_fn then;
+    void *ud;
+} wgrad_job;
+
+static void wgrad_block(int t, void *ud)
+{
+    const wgrad_job *j = ud;
+    const tk_kernel_args *a = j->a;
+    int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
+    int lo = t * WGRAD_ROWS, hi = lo + WGRAD_ROWS < out ? lo + WGRAD_ROWS : out;
+    tk_sgemm_serial(true, false, hi - lo, in, rows, 1.0f, a->dy + lo, out, a->x[0], in, j->beta,
+                    j->g + (size_t)lo * in, in);
+    if (j->then)
+        j->then((int64_t)lo * in, (int64_t)hi * in, j->ud);
+}
+
+static void weight_grad(const tk_kernel_args *a, float beta, float *g, tk_range_fn then,
+                        void *ud)
+{
+    int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], blocks =
+        (out + WGRAD_ROWS - 1) / WGRAD_ROWS;
+    wgrad_job j = {a, beta, g, then, ud};
+    /* A small product is not worth waking a thread for; the blocks are the same either way. */
+    if ((double)out * in * rows_of(a) < (1 << 17))
+        for (int t = 0; t < blocks; t++)
+            wgrad_block(t, &j);
+    else
+        tk_parallel(blocks, wgrad_block, &j);
+}
+
 static void backward(const tk_kernel_args *a)
 {
     int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
@@ -75,9 +122,8 @@ static void backward(const tk_kernel_args *a)
     if (a->dx[0])
         tk_sgemm(false, false, rows, in, out, 1.0f, dy, out, a->param[0], in,
                  a->dx_accumulate[0] ? 1.0f : 0.0f, a->dx[0], in);
-    if (a->dparam[0])
-        tk_sgemm(true, false, out, in, rows, 1.0f, dy, out, a->x[0], in,
-                 tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f, a->dparam[0], in);
+    if (a->dparam[0] && !a->fused_weight)
+        weight_grad(a, tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f, a->dparam[0], NULL, NULL);
     if (a->node->n_params > 1 && a->dparam[1]) {
         float *db = a->dparam[1];
         if (tk_dparam_overwrite(a, 1))
@@ -94,8 +140,10 @@ const tk_op_def tk_op_linear = {
     .name = "linear",
     .min_inputs = 1,
     .max_inputs = 1,
-    .flags = TK_OP_BWD_NEEDS_INPUT | TK_OP_RELU_EPILOGUE,
+    .flags = TK_OP_BWD_NEEDS_INPUT | TK_OP_RELU_EPILOGUE | TK_OP_FUSED_UPDATE,
     .infer = infer,
     .forward = forward,
     .backward = backward,
+    .grad_bound = grad_bound,
+    .weight_grad = weight_grad,
 };

@@ -5,6 +5,7 @@
 #include "check.h"
 #include "tk_int.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -126,6 +127,135 @@ static void test_fusion_is_exact(net b, int folded)
     CHECK(fused->train.n_fwd == plain->train.n_fwd - folded);
     tk_model_free(fused);
     tk_model_free(plain);
+    tk_graph_free(b.g);
+    tk_ctx_free(b.ctx);
+}
+
+/* flatten -> linear(16) -> relu -> [linear "s"(16) -> relu] twice, one weight -> linear(3) */
+static net build_shared(void)
+{
+    net b = {tk_ctx_new(), NULL, -1};
+    b.g = tk_graph_new(b.ctx);
+    tk_graph_set_batch(b.g, BATCH);
+    int x = tk_graph_input(b.g, (tk_shape){2, {2, IN / 2}});
+    int t = tk_graph_target(b.g, (tk_shape){0, {0}});
+    tk_attr h16 = {.key = "out_features", .kind = TK_ATTR_INT, .i = 16};
+    tk_attr h3 = {.key = "out_features", .kind = TK_ATTR_INT, .i = CLASSES};
+    int v = tk_graph_op(b.g, "flatten", &x, 1, NULL, 0, "0", "t:1");
+    v = tk_graph_op(b.g, "linear", &v, 1, &h16, 1, "1", "t:2");
+    for (int k = 0; k < 2; k++) {
+        v = tk_graph_op(b.g, "relu", &v, 1, NULL, 0, k ? "r2" : "r1", "t:3");
+        v = tk_graph_op(b.g, "linear", &v, 1, &h16, 1, "s", "t:4");
+    }
+    v = tk_graph_op(b.g, "linear", &v, 1, &h3, 1, "6", "t:5");
+    int in[2] = {v, t};
+    int loss = tk_graph_op(b.g, "cross_entropy", in, 2, NULL, 0, "loss", "t:6");
+    tk_graph_set_output(b.g, v);
+    tk_graph_set_loss(b.g, loss, TK_TASK_CLASSIFICATION);
+    CHECK_MSG(loss >= 0, "%s", tk_errmsg(b.ctx));
+    return b;
+}
+
+/* One step as tk_train takes it; a non-finite norm skips the update, as on_nonfinite does.
+ * *checked counts fused steps whose gradients had to be made to be checked, and were finite. */
+static bool train_step(tk_model *m, int step, float scale, double lr, int *checked,
+                       tk_ctx *ctx)
+{
+    float loss;
+    tk_model_zero_grad(m);
+    tk_model_forward_backward(m, BATCH, scale, (uint64_t)step, &loss, ctx);
+    tk_model_check_fused(m);
+    bool finite = isfinite(loss) && isfinite(tk_model_grad_norm(m));
+    *checked += m->fused_stored && finite;
+    if (finite)
+        tk_model_update(m, &lr);
+    return finite;
+}
+
+static bool same_floats(const float *a, const float *b, int64_t n)
+{
+    return memcmp(a, b, sizeof(float) * (size_t)n) == 0;
+}
+
+static double largest_bound(const tk_model *m)
+{
+    double b = 0;
+    for (int i = 0; i < m->train.n_bwd; i++) {
+        const tk_kernel_args *a = &m->train.args[m->train.bwd[i]];
+        if ((a->node->op->flags & TK_OP_FUSED_UPDATE) && a->dparam[0])
+            b = fmax(b, a->node->op->grad_bound(a));
+    }
+    return b;
+}
+
+/* The update fused with the weight gradients gives the plain path's bits: weights,
+ * gradients and optimizer state, for each optimizer; the non-finite check decides alike on
+ * a NaN input, on a product that overflows and on one whose bound passes FLT_MAX / 2 but whose
+ * values do not (made and checked, then); and a weight two layers share stays unfused. */
+static void test_fused_update_is_exact(void)
+{
+    static const char *const optims[] = {"sgd", "sgd momentum", "adam", "rmsprop"};
+    for (int o = 0; o < 4; o++) {
+        net b = build(0.25);
+        tk_optim_spec spec = sgd(0.05);
+        spec.h.momentum = o == 1 ? 0.9 : 0.0;
+        spec.h.weight_decay = o == 1 ? 1e-3 : 0.0;
+        if (o >= 2) {
+            spec.type = optims[o];
+            spec.h = (tk_optim_hparams){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                                        .alpha = 0.99};
+        }
+        tk_model *fused = compile(&b, &spec, true), *plain = compile(&b, &spec, true);
+        if (!fused || !plain)
+            return;
+        CHECK_MSG(tk_model_fuse_update(fused, true) == 3, "%s", optims[o]);
+        int agree = 0, checked = 0, unused = 0;
+        for (int step = 0; step < 12; step++) {
+            fill_batch(fused, BATCH);
+            fill_batch(plain, BATCH);
+            float scale = 1.0f;
+            double lr = spec.h.lr;
+            if (step == 8) {
+                /* A large input and a loss scale that take the largest bound past FLT_MAX / 2
+                 * while each gradient, at most that bound, stays finite; lr 0 keeps the
+                 * weights. */
+                float unscaled;
+                tk_model_input(fused)[3] = tk_model_input(plain)[3] = 1e6f;
+                tk_model_forward_backward(plain, BATCH, 1.0f, 8, &unscaled, b.ctx);
+                scale = (float)(0.7 * FLT_MAX / largest_bound(plain));
+                lr = 0;
+            }
+            if (step == 9 || step == 10) {
+                tk_model_input(fused)[3] = tk_model_input(plain)[3] = step == 9 ? NAN : 1e30f;
+                scale = step == 10 ? 1e29f : 1.0f;
+            }
+            bool a = train_step(fused, step, scale, lr, &checked, b.ctx);
+            bool p = train_step(plain, step, scale, lr, &unused, b.ctx);
+            CHECK_MSG(a == p, "%s step %d: fused %d, plain %d", optims[o], step, a, p);
+            CHECK_MSG(a == (step < 9 || step == 11), "%s step %d: finite %d", optims[o], step, a);
+            agree += same_floats(fused->flat, plain->flat, fused->n_flat) &&
+                     same_floats(fused->grad, plain->grad, fused->n_train) &&
+                     (fused->n_slots == 0 ||
+                      same_floats(fused->slot[0], plain->slot[0], fused->n_train));
+        }
+        CHECK_MSG(checked == 1, "%s: %d finite steps checked from their gradients", optims[o],
+                  checked);
+        CHECK_MSG(agree == 12, "%s: %d of 12 steps bit-equal", optims[o], agree);
+        tk_model_fuse_update(fused, false);
+        CHECK(!fused->fusing);
+        tk_model_free(fused);
+        tk_model_free(plain);
+        tk_graph_free(b.g);
+        tk_ctx_free(b.ctx);
+    }
+    net b = build_shared();
+    tk_optim_spec spec = sgd(0.05);
+    tk_model *m = compile(&b, &spec, true);
+    if (m) {
+        CHECK_MSG(tk_model_fuse_update(m, true) == 2, "the shared weight was fused");
+        CHECK(m->tensors[tk_model_find_tensor(m, "s.weight")].fused_node < 0);
+        tk_model_free(m);
+    }
     tk_graph_free(b.g);
     tk_ctx_free(b.ctx);
 }
@@ -273,6 +403,7 @@ int main(void)
     tk_set_threads(1);
     test_fusion_is_exact(build(0.25), 2);
     test_fusion_is_exact(build_conv(), 1);
+    test_fused_update_is_exact();
     test_learns_without_allocating();
     test_freeze_and_groups();
     test_shape_error();

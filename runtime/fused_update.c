@@ -1,0 +1,199 @@
+/* fused_update.c - the optimizer's update fused with the weight gradients. Backward leaves a
+ * fused weight's gradient product out; tk_model_update makes it in blocks of rows and runs the
+ * optimizer over each block right after its product, on the same thread, while the block is
+ * in cache. The plain path writes every gradient, reads it back for the norm and again for
+ * the update; for a small batch those passes over every weight cost as much as the products.
+ * Both paths issue the same products (weight_grad's blocks are fixed) and the same
+ * element-wise update, so they give the same bits, gradients included.
+ * The non-finite check stays exact without the gradients: a product of finite operands whose
+ * magnitudes bound every element below FLT_MAX is finite; when that cannot be shown, the step
+ * makes the fused gradients first and takes the plain path, norm and all.
+ * What this is not: the products (ops with TK_OP_FUSED_UPDATE), the liveness (plan.c). */
+#include "tk_int.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void clear(tk_model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        m->tensors[i].fused_node = -1;
+    for (int v = 0; m->train.args && v < m->g->n_nodes; v++)
+        m->train.args[v].fused_weight = false;
+    tk_free(m->plain);
+    m->plain = NULL;
+    m->n_plain = 0;
+    m->fusing = m->fused_stored = false;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The trainable region less the fused tensors, as [lo, hi) pairs in offset order. */
+static bool cut_plain(tk_model *m, int fused)
+{
+    int64_t *spans = tk_malloc(sizeof(int64_t) * 2 * (size_t)fused);
+    m->plain = tk_malloc(sizeof(int64_t) * 2 * (size_t)(fused + 1));
+    if (!spans || !m->plain) {
+        tk_free(spans);
+        return false;
+    }
+    int k = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].fused_node >= 0) {
+            spans[2 * k] = m->tensors[i].offset;
+            spans[2 * k + 1] = m->tensors[i].offset + tk_shape_numel(&m->tensors[i].shape);
+            k++;
+        }
+    qsort(spans, (size_t)fused, 2 * sizeof(int64_t), by_offset);
+    int64_t at = 0;
+    for (k = 0; k <= fused; k++) {
+        int64_t end = k < fused ? spans[2 * k] : m->n_train;
+        if (end > at) {
+            m->plain[2 * m->n_plain] = at;
+            m->plain[2 * m->n_plain + 1] = end;
+            m->n_plain++;
+        }
+        if (k < fused)
+            at = spans[2 * k + 1];
+    }
+    tk_free(spans);
+    return true;
+}
+
+int tk_model_fuse_update(tk_model *m, bool on)
+{
+    if (on == m->fusing) {
+        int fused = 0;
+        for (int i = 0; on && i < m->n_tensors; i++)
+            fused += m->tensors[i].fused_node >= 0;
+        return fused;
+    }
+    clear(m);
+    if (!on || !m->train.args)
+        return 0;
+    /* A weight another node reads (a shared layer) would be read after its update. */
+    int users[m->n_tensors > 0 ? m->n_tensors : 1];
+    memset(users, 0, sizeof users);
+    for (int v = 0; v < m->g->n_nodes; v++) {
+        const tk_node *n = &m->g->nodes[v];
+        if (n->op && n->alias_of < 0)
+            for (int k = 0; k < n->n_params; k++)
+                users[m->param_tensor[n->params[k]]]++;
+    }
+    int fused = 0;
+    for (int i = 0; i < m->train.n_bwd; i++) {
+        int v = m->train.bwd[i];
+        tk_kernel_args *a = &m->train.args[v];
+        if (!(a->node->op->flags & TK_OP_FUSED_UPDATE) || !a->dparam[0])
+            continue;
+        int t = m->param_tensor[a->node->params[0]];
+        if (users[t] != 1)
+            continue;
+        m->tensors[t].fused_node = v;
+        a->fused_weight = true;
+        fused++;
+    }
+    if (fused == 0 || !cut_plain(m, fused)) {
+        clear(m);
+        return 0;
+    }
+    m->fusing = true;
+    return fused;
+}
+
+bool tk_train_fuses(const tk_train_opts *o)
+{
+    return !tk_dist_on(o->dist) && tk_accumulation(o) == 1 && !(o->clip_grad_norm > 0) &&
+           !(o->clip_grad_value > 0);
+}
+
+void tk_model_check_fused(tk_model *m)
+{
+    m->fused_stored = false;
+    if (!m->fusing)
+        return;
+    /* Every partial sum stays within twice the bound (float rounding adds far less). */
+    bool safe = true;
+    for (int i = 0; safe && i < m->n_tensors; i++)
+        if (m->tensors[i].fused_node >= 0) {
+            const tk_kernel_args *a = &m->train.args[m->tensors[i].fused_node];
+            safe = a->node->op->grad_bound(a) < 0.5 * FLT_MAX;
+        }
+    if (safe)
+        return;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].fused_node >= 0) {
+            const tk_kernel_args *a = &m->train.args[m->tensors[i].fused_node];
+            a->node->op->weight_grad(a, 0.0f, m->tensors[i].grad, NULL, NULL);
+        }
+    m->fused_stored = true;
+}
+
+typedef struct {
+    tk_model *m;
+    const tk_tensor_rec *r;
+    double lr;
+} block_job;
+
+static void update_block(int64_t lo, int64_t hi, void *ud)
+{
+    const block_job *j = ud;
+    const tk_model *m = j->m;
+    int64_t at = j->r->offset + lo;
+    float *slots[4];
+    for (int s = 0; s < m->n_slots; s++)
+        slots[s] = m->slot[s] + at;
+    m->opt->update(&m->groups[j->r->group].h, j->lr, m->optim_steps, m->flat + at,
+                   m->grad + at, slots, hi - lo);
+}
+
+void tk_model_fused_steps(tk_model *m, const double *lrs)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tk_tensor_rec *r = &m->tensors[i];
+        if (r->fused_node < 0)
+            continue;
+        block_job j = {m, r, lrs[r->group]};
+        const tk_kernel_args *a = &m->train.args[r->fused_node];
+        a->node->op->weight_grad(a, 0.0f, r->grad, update_block, &j);
+    }
+}
+
+typedef struct {
+    const float *x;
+    uint32_t top;              /* the largest magnitude's bits; NaN's are above inf's */
+} max_job;
+
+TK_HOT static void max_range(int64_t lo, int64_t hi, void *ud)
+{
+    max_job *j = ud;
+    uint32_t top = 0;
+    for (int64_t i = lo; i < hi; i++) {
+        uint32_t u;
+        memcpy(&u, j->x + i, sizeof u);
+        u &= 0x7fffffffu;
+        top = u > top ? u : top;
+    }
+    uint32_t seen = __atomic_load_n(&j->top, __ATOMIC_RELAXED);
+    while (top > seen &&
+           !__atomic_compare_exchange_n(&j->top, &seen, top, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+    }
+}
+
+double tk_max_abs(const float *x, int64_t n)
+{
+    max_job j = {x, 0};
+    tk_parallel_range(n, 4096, max_range, &j);
+    if (j.top >= 0x7f800000u)
+        return INFINITY;
+    float v;
+    memcpy(&v, &j.top, sizeof v);
+    return v;
+}
