@@ -4,7 +4,9 @@
  * in cache. The plain path writes every gradient, reads it back for the norm and again for
  * the update; for a small batch those passes over every weight cost as much as the products.
  * Both paths issue the same products (weight_grad's blocks are fixed) and the same
- * element-wise update, so they give the same bits, gradients included.
+ * element-wise update, so they give the same bits. tk_train keeps each block in a per-thread
+ * scratch block only, which also keeps the gradients out of the cache the weights and the
+ * optimizer state need; the REPL's stepper stores them too, for P.grads.
  * The non-finite check stays exact without the gradients: a product of finite operands whose
  * magnitudes bound every element below FLT_MAX is finite; when that cannot be shown, the step
  * makes the fused gradients first and takes the plain path, norm and all.
@@ -23,7 +25,9 @@ static void clear(tk_model *m)
     for (int v = 0; m->train.args && v < m->g->n_nodes; v++)
         m->train.args[v].fused_weight = false;
     tk_free(m->plain);
+    tk_free_aligned(m->block_scratch);
     m->plain = NULL;
+    m->block_scratch = NULL;
     m->n_plain = 0;
     m->fusing = m->fused_stored = false;
 }
@@ -66,9 +70,24 @@ static bool cut_plain(tk_model *m, int fused)
     return true;
 }
 
-int tk_model_fuse_update(tk_model *m, bool on)
+/* A block per pool thread: TK_WGRAD_ROWS rows of the widest fused tensor. */
+static bool make_scratch(tk_model *m)
 {
-    if (on == m->fusing) {
+    int64_t most = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tk_tensor_rec *r = &m->tensors[i];
+        if (r->fused_node >= 0) {
+            int64_t floats = TK_WGRAD_ROWS * (tk_shape_numel(&r->shape) / r->shape.d[0]);
+            most = floats > most ? floats : most;
+        }
+    }
+    m->block_scratch = tk_alloc_floats((size_t)(most * tk_pool_size()));
+    return m->block_scratch != NULL;
+}
+
+int tk_model_fuse_update(tk_model *m, bool on, bool keep_grads)
+{
+    if (on == m->fusing && (!on || keep_grads == !m->block_scratch)) {
         int fused = 0;
         for (int i = 0; on && i < m->n_tensors; i++)
             fused += m->tensors[i].fused_node >= 0;
@@ -99,7 +118,7 @@ int tk_model_fuse_update(tk_model *m, bool on)
         a->fused_weight = true;
         fused++;
     }
-    if (fused == 0 || !cut_plain(m, fused)) {
+    if (fused == 0 || !cut_plain(m, fused) || (!keep_grads && !make_scratch(m))) {
         clear(m);
         return 0;
     }
@@ -130,7 +149,7 @@ void tk_model_check_fused(tk_model *m)
     for (int i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].fused_node >= 0) {
             const tk_kernel_args *a = &m->train.args[m->tensors[i].fused_node];
-            a->node->op->weight_grad(a, 0.0f, m->tensors[i].grad, NULL, NULL);
+            a->node->op->weight_grad(a, 0.0f, m->tensors[i].grad, NULL, NULL, NULL);
         }
     m->fused_stored = true;
 }
@@ -141,7 +160,8 @@ typedef struct {
     double lr;
 } block_job;
 
-static void update_block(int64_t lo, int64_t hi, void *ud)
+/* The optimizers only read the gradient they are given. */
+static void update_block(int64_t lo, int64_t hi, const float *block, void *ud)
 {
     const block_job *j = ud;
     const tk_model *m = j->m;
@@ -150,7 +170,7 @@ static void update_block(int64_t lo, int64_t hi, void *ud)
     for (int s = 0; s < m->n_slots; s++)
         slots[s] = m->slot[s] + at;
     m->opt->update(&m->groups[j->r->group].h, j->lr, m->optim_steps, m->flat + at,
-                   m->grad + at, slots, hi - lo);
+                   (float *)block, slots, hi - lo);
 }
 
 void tk_model_fused_steps(tk_model *m, const double *lrs)
@@ -161,7 +181,7 @@ void tk_model_fused_steps(tk_model *m, const double *lrs)
             continue;
         block_job j = {m, r, lrs[r->group]};
         const tk_kernel_args *a = &m->train.args[r->fused_node];
-        a->node->op->weight_grad(a, 0.0f, r->grad, update_block, &j);
+        a->node->op->weight_grad(a, 0.0f, r->grad, m->block_scratch, update_block, &j);
     }
 }
 

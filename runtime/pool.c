@@ -47,6 +47,7 @@ static struct {
     _Alignas(64) atomic_uint_fast64_t next; /* generation << 32 | next task index */
     _Alignas(64) atomic_uint done;          /* tasks of the current job finished */
     _Alignas(64) atomic_int sleepers;       /* changed under lock, read without */
+    atomic_int started;                     /* workers that took their index */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int64_t now_ns(void)
@@ -85,11 +86,19 @@ static void run_tasks(uint32_t gen)
     }
 }
 
+static _Thread_local int thread_index; /* 0: the caller's thread */
+
+int tk_pool_thread(void)
+{
+    return thread_index;
+}
+
 /* arg: the generation current when the thread was created, so that a thread that starts late
  * still sees every job (and the stop) published after that. */
 static void *worker(void *arg)
 {
     uint32_t seen = (uint32_t)(uintptr_t)arg;
+    thread_index = atomic_fetch_add(&pool.started, 1) + 1;
     for (;;) {
         uint32_t now = generation_of(atomic_load(&pool.next));
         for (int64_t t0 = now_ns(); now == seen && now_ns() - t0 < SPIN_NS;)
@@ -152,6 +161,7 @@ int tk_pool_resize(int n)
     uintptr_t gen = generation_of(atomic_load(&pool.next));
     /* Workers block every signal, so Ctrl-C always reaches the main thread (the REPL's
      * readline returns on it; a worker taking it left readline reading on, or ended it). */
+    atomic_store(&pool.started, 0);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

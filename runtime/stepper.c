@@ -208,9 +208,9 @@ static tk_status step_window(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
  * in between (the REPL's) must not find the weight products left out. */
 static tk_status one_step(tk_stepper *s, tk_stepper_result *r, tk_ctx *ctx)
 {
-    tk_model_fuse_update(s->m, tk_train_fuses(&s->o));
+    tk_model_fuse_update(s->m, tk_train_fuses(&s->o), true);
     tk_status st = step_window(s, r, ctx);
-    tk_model_fuse_update(s->m, false);
+    tk_model_fuse_update(s->m, false, false);
     return st;
 }
 

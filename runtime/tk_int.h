@@ -39,6 +39,8 @@ void tk_parallel(int n_tasks, tk_task_fn fn, void *ud);
 /* fn over [0, n) in one chunk per thread (chunk bounds are multiples of grain); runs inline
  * when n <= grain or there is one thread. */
 void tk_parallel_range(int64_t n, int64_t grain, tk_range_fn fn, void *ud);
+/* The calling thread's index in [0, tk_pool_size()): 0 for the caller of the jobs. */
+int tk_pool_thread(void);
 
 /* ---------------------------------------------------------------- BLAS (blas.c only) */
 
@@ -155,6 +157,9 @@ enum {
     TK_OP_FUSED_UPDATE = 1 << 7,     /* honours fused_weight; has grad_bound, weight_grad */
 };
 
+enum { TK_WGRAD_ROWS = 64 };
+typedef void (*tk_block_fn)(int64_t lo, int64_t hi, const float *block, void *ud);
+
 struct tk_op_def {
     const char *name;
     int min_inputs, max_inputs;
@@ -168,14 +173,16 @@ struct tk_op_def {
      * ignored rows): that divisor for these rows, so a pass's loss is the mean over all its
      * rows (sum of per-batch totals / sum of divisors). NULL: the row count. */
     double (*loss_weight)(const tk_kernel_args *a);
-    /* TK_OP_FUSED_UPDATE ops. weight_grad: param 0's gradient g = product + beta g, always
-     * in the same blocks of whole rows (so the same bits whoever calls it), each block on
-     * one pool thread and followed there by then(lo, hi, ud) over its elements (then may be
-     * NULL). grad_bound: after a backward that left it out, a bound on each gradient
-     * element's magnitude from the product's operands (inf if one holds an inf or NaN); the
-     * planner keeps the operands until the end of backward. */
-    void (*weight_grad)(const tk_kernel_args *a, float beta, float *g, tk_range_fn then,
-                        void *ud);
+    /* TK_OP_FUSED_UPDATE ops. weight_grad: param 0's gradient, product + beta x g, in the
+     * same blocks of TK_WGRAD_ROWS rows of param 0 whoever calls it (so the same bits), each
+     * on one pool thread and followed there by then(lo, hi, block, ud) over its elements
+     * [lo, hi) (then may be NULL). Each block goes to g + lo, or with scratch (and beta 0) to
+     * scratch + tk_pool_thread() x the block's size. grad_bound: after a backward that left
+     * that gradient out, a bound on each element's magnitude from the product's operands
+     * (inf if one holds an inf or NaN); the planner keeps the operands until the end of
+     * backward. */
+    void (*weight_grad)(const tk_kernel_args *a, float beta, float *g, float *scratch,
+                        tk_block_fn then, void *ud);
     double (*grad_bound)(const tk_kernel_args *a);
 };
 
@@ -322,6 +329,7 @@ struct tk_model {
     int n_plain;
     bool fusing;               /* some tensor is fused (tk_model_fuse_update) */
     bool fused_stored;         /* this step's fused gradients went to the buffer after all */
+    float *block_scratch;      /* fusing without keeping gradients: a block per thread */
     int64_t row0;              /* this rank's first row of the global batch (dist.c) */
     tk_stat_sync sync;         /* the train schedule's batch norms' (dist.c) */
 };
@@ -330,11 +338,12 @@ struct tk_model {
  * whose one user is a TK_OP_FUSED_UPDATE op is left out of backward; tk_model_update makes
  * its gradient block by block and runs the optimizer over each block at once, while it is
  * still in cache, instead of in a pass of its own over every weight. The values are the plain
- * path's, bit for bit, gradients included. The caller must want an update after every
- * backward (no accumulation, clipping or data-parallel sum: tk_train_fuses) and call
- * tk_model_check_fused between the two. Returns how many tensors are fused; off restores the
- * plain path. The same `on` again changes nothing. */
-int tk_model_fuse_update(tk_model *m, bool on);
+ * path's, bit for bit. With keep_grads the fused gradients are stored as well (the REPL shows
+ * them); without, each block lives in a per-thread scratch block only. The caller must want
+ * an update after every backward (no accumulation, clipping or data-parallel sum:
+ * tk_train_fuses) and call tk_model_check_fused between the two. Returns how many tensors are
+ * fused; off restores the plain path. The same arguments again change nothing. */
+int tk_model_fuse_update(tk_model *m, bool on, bool keep_grads);
 bool tk_train_fuses(const tk_train_opts *o);
 /* Before the norm and the update: when some fused gradient cannot be shown finite from its
  * product's operands, make every fused gradient now, so that this step's norm, non-finite

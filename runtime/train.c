@@ -659,7 +659,7 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     tk_status st = setup(&t);
     if (st == TK_OK)
         group_notices(&t);
-    tk_model_fuse_update(m, tk_train_fuses(o));
+    tk_model_fuse_update(m, tk_train_fuses(o), false);
     bool stop = o->patience > 0 && t.st.bad_epochs >= o->patience;
     for (int64_t epoch = t.st.epoch + 1; st == TK_OK && !stop && epoch <= o->epochs; epoch++) {
         st = train_epoch(&t, epoch);
@@ -688,7 +688,7 @@ tk_status tk_train(tk_model *m, const tk_train_opts *o, tk_ctx *ctx)
     if (st == TK_OK)
         st = finish(&t);
     tk_runlog_close(&t.log);
-    tk_model_fuse_update(m, false);
+    tk_model_fuse_update(m, false, false);
     tk_dist_attach(m, o, false);
     for (int s = TRAIN; s <= TEST; s++)
         tk_loader_free(t.loaders[s]);

@@ -69,15 +69,13 @@ static double grad_bound(const tk_kernel_args *a)
            tk_max_abs(a->x[0], (int64_t)rows * in);
 }
 
-/* dW = dy^T x in blocks of WGRAD_ROWS output rows: small enough that a block stays in cache
- * for the fused update after it, large enough for an efficient product. */
-enum { WGRAD_ROWS = 64 };
-
+/* dW = dy^T x in blocks of TK_WGRAD_ROWS output rows: small enough that a block stays in
+ * cache for the fused update after it, large enough for an efficient product. */
 typedef struct {
     const tk_kernel_args *a;
     float beta;
-    float *g;
-    tk_range_fn then;
+    float *g, *scratch;
+    tk_block_fn then;
     void *ud;
 } wgrad_job;
 
@@ -86,19 +84,21 @@ static void wgrad_block(int t, void *ud)
     const wgrad_job *j = ud;
     const tk_kernel_args *a = j->a;
     int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
-    int lo = t * WGRAD_ROWS, hi = lo + WGRAD_ROWS < out ? lo + WGRAD_ROWS : out;
+    int lo = t * TK_WGRAD_ROWS, hi = lo + TK_WGRAD_ROWS < out ? lo + TK_WGRAD_ROWS : out;
+    float *block = j->scratch ? j->scratch + (size_t)tk_pool_thread() * TK_WGRAD_ROWS * in
+                              : j->g + (size_t)lo * in;
     tk_sgemm_serial(true, false, hi - lo, in, rows, 1.0f, a->dy + lo, out, a->x[0], in, j->beta,
-                    j->g + (size_t)lo * in, in);
+                    block, in);
     if (j->then)
-        j->then((int64_t)lo * in, (int64_t)hi * in, j->ud);
+        j->then((int64_t)lo * in, (int64_t)hi * in, block, j->ud);
 }
 
-static void weight_grad(const tk_kernel_args *a, float beta, float *g, tk_range_fn then,
-                        void *ud)
+static void weight_grad(const tk_kernel_args *a, float beta, float *g, float *scratch,
+                        tk_block_fn then, void *ud)
 {
     int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], blocks =
-        (out + WGRAD_ROWS - 1) / WGRAD_ROWS;
-    wgrad_job j = {a, beta, g, then, ud};
+        (out + TK_WGRAD_ROWS - 1) / TK_WGRAD_ROWS;
+    wgrad_job j = {a, beta, g, scratch, then, ud};
     /* A small product is not worth waking a thread for; the blocks are the same either way. */
     if ((double)out * in * rows_of(a) < (1 << 17))
         for (int t = 0; t < blocks; t++)
@@ -123,7 +123,7 @@ static void backward(const tk_kernel_args *a)
         tk_sgemm(false, false, rows, in, out, 1.0f, dy, out, a->param[0], in,
                  a->dx_accumulate[0] ? 1.0f : 0.0f, a->dx[0], in);
     if (a->dparam[0] && !a->fused_weight)
-        weight_grad(a, tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f, a->dparam[0], NULL, NULL);
+        weight_grad(a, tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f, a->dparam[0], NULL, NULL, NULL);
     if (a->node->n_params > 1 && a->dparam[1]) {
         float *db = a->dparam[1];
         if (tk_dparam_overwrite(a, 1))
