@@ -641,6 +641,7 @@ void tk_model_free(tk_model *m)
     tk_free(m->groups);
     tk_free(m->param_tensor);
     tk_free(m->plain);
+    tk_free_aligned(m->block_scratch);
     tk_free_aligned(m->flat);
     tk_free_aligned(m->grad);
     for (int s = 0; s < 4; s++)
