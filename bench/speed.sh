@@ -17,6 +17,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$top/build}
 tkrun=$build/tkrun bound=$build/gemm_bound
 threads=${THREADS:-2}
+/usr/bin/python3 -c 'import torch' 2> /dev/null ||
+    { echo "speed.sh: PyTorch is missing (apt-get install -y python3-torch)" >&2; exit 1; }
+for f in "$tkrun" "$bound"; do
+    [ -x "$f" ] || { echo "speed.sh: $f is not built (make build)" >&2; exit 1; }
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
