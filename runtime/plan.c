@@ -4,6 +4,7 @@
  * initialisation, and the memory plan (activations in one arena, offsets chosen by liveness)
  * with the kernel arguments of every step precomputed. Running the steps is exec.c's job. */
 #include "tk_int.h"
+#include "ops/common.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,6 +49,21 @@ static void fuse(tk_graph *g)
                     g->nodes[i].inputs[k] = v;
         if (g->output == r)
             g->output = v;
+    }
+    /* conv2d (+ relu) -> 2x2 max pooling: the convolution pools in its epilogue, so the
+     * full-size activation and its gradient are never written. */
+    for (int v = 0; v < g->n_nodes; v++) {
+        tk_node *conv = &g->nodes[v];
+        if (!conv->op || !(conv->op->flags & TK_OP_POOL_EPILOGUE) || v == g->output)
+            continue;
+        int p = -1;
+        if (consumers_of(g, v, &p) != 1 || strcmp(g->nodes[p].op->name, "max_pool2d") != 0)
+            continue;
+        tk_pool2d_geom q = tk_pool2d_geom_of(&g->nodes[p]);
+        if (!tk_pool2d_is_2x2(&q))
+            continue;
+        conv->pool_epilogue = p;
+        g->nodes[p].computed_by = v;
     }
 }
 
@@ -379,12 +395,13 @@ static size_t place(buffer *b, int nb)
 static bool runs(const tk_model *m, int v)
 {
     const tk_node *n = &m->g->nodes[v];
-    return n->op && n->alias_of < 0;
+    return n->op && n->alias_of < 0 && n->computed_by < 0;
 }
 
+/* A convolution that pools in its epilogue stores neither its value nor its gradient. */
 static size_t value_floats(const tk_node *n)
 {
-    return (size_t)tk_shape_numel(&n->shape);
+    return n->pool_epilogue >= 0 ? 0 : (size_t)tk_shape_numel(&n->shape);
 }
 
 /* A weight gradient that the update may make after backward (fused_update.c) reads the
@@ -425,6 +442,14 @@ static tk_status schedule(tk_model *m, tk_schedule *s, bool train, const bool *l
                 bstep[v] = s->n_fwd + s->n_bwd;
                 s->bwd[s->n_bwd++] = v;
             }
+    /* A pooling run by its producer's kernels lives through the producer's steps. */
+    for (int v = 0; v < nn; v++) {
+        int c = g->nodes[v].computed_by;
+        if (c >= 0 && live[v]) {
+            fstep[v] = fstep[c];
+            bstep[v] = rg[v] ? bstep[c] : -1;
+        }
+    }
     int last = s->n_fwd + s->n_bwd - 1;
     int nb = 0;
     int val[nn], grd[nn], scr[nn];
@@ -435,7 +460,8 @@ static tk_status schedule(tk_model *m, tk_schedule *s, bool train, const bool *l
         const tk_node *n = &g->nodes[v];
         buffer *b = &bufs[nb];
         *b = (buffer){padded(value_floats(n)), 0, fstep[v], fstep[v], v, VALUE};
-        if (bstep[v] >= 0 && ((n->op->flags & TK_OP_BWD_NEEDS_OUTPUT) || n->act != TK_ACT_NONE))
+        if (bstep[v] >= 0 && ((n->op->flags & TK_OP_BWD_NEEDS_OUTPUT) ||
+                              n->act != TK_ACT_NONE || n->computed_by >= 0))
             b->end = bstep[v];
         if (v == g->output || v == g->loss)
             b->end = last;
@@ -504,6 +530,9 @@ static void finish_args(tk_model *m, tk_schedule *s, bool train, const bool *rg)
         a->dy = at(m, s, GRAD, v);
         a->scratch = at(m, s, SCRATCH, v);
     }
+    for (int v = 0; v < g->n_nodes; v++)
+        if (g->nodes[v].pool_epilogue >= 0)
+            s->args[v].pool = &s->args[g->nodes[v].pool_epilogue];
     s->args[g->input].y = m->input;
     s->args[g->target].y = m->target;
     bool written[g->n_nodes > 0 ? g->n_nodes : 1];

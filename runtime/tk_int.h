@@ -100,6 +100,10 @@ struct tk_node {
     int n_params;
     tk_act act;                /* fused epilogue (fusion pass) */
     int alias_of;              /* fused away: its value is node alias_of's (-1 if not) */
+    int pool_epilogue;         /* conv2d: its 2x2 max pooling consumer, which it runs in its
+                                  epilogue (fusion pass; -1: none) */
+    int computed_by;           /* that pooling: node computed_by's kernels write its value and
+                                  scratch and read its gradient; it runs none itself (-1: no) */
     size_t scratch;            /* floats of scratch the kernels need (fwd and bwd) */
     int64_t iattr[8];          /* op-private values computed by the shape rule */
     double fattr[4];
@@ -114,7 +118,7 @@ typedef struct {
 } tk_stat_sync;
 
 /* Kernel arguments, precomputed by the plan: every pointer is fixed for the model's life. */
-typedef struct {
+typedef struct tk_kernel_args {
     const tk_node *node;
     int n;                     /* rows in this batch (<= the planned batch) */
     bool training;
@@ -131,6 +135,7 @@ typedef struct {
     bool dparam_first[TK_MAX_PARAMS];  /* this node writes that gradient first in backward */
     const bool *grad_fresh;    /* the model's: the gradients are stale, to be overwritten */
     float *scratch;
+    const struct tk_kernel_args *pool; /* pool_epilogue's arguments (NULL: none) */
     float loss_scale;          /* loss ops: d(total)/d(this loss) */
     int64_t row0;              /* row 0's index in the global batch (data-parallel shards) */
     tk_stat_sync *sync;        /* batch norm: sum the statistics over the ranks (NULL: no) */
@@ -155,6 +160,7 @@ enum {
     TK_OP_NOT_DIFF_INPUT1 = 1 << 5,  /* input 1 takes no gradient (targets) */
     TK_OP_RELU_EPILOGUE = 1 << 6,    /* honours node->act == TK_ACT_RELU (fusion pass) */
     TK_OP_FUSED_UPDATE = 1 << 7,     /* honours fused_weight; has grad_bound, weight_grad */
+    TK_OP_POOL_EPILOGUE = 1 << 8,    /* honours node->pool_epilogue (fusion pass) */
 };
 
 enum { TK_WGRAD_ROWS = 64 };

@@ -1,6 +1,7 @@
 /* common.h - helpers shared by several ops under ops/: the parts of shape rules and kernel
  * set-up that many op files used to write out alike, so that a fix to one reaches all.
- * Only op files include it; the op interface itself is in tk_int.h. Not here: an op's own
+ * Op files include it (the fusion pass and the exporter too, for a pooling's window); the op
+ * interface itself is in tk_int.h. Not here: an op's own
  * arithmetic loops (each op keeps them so the compiler sees them whole) and anything only
  * one op needs. */
 #ifndef TK_OPS_COMMON_H
@@ -166,5 +167,14 @@ typedef struct {
 } tk_pool2d_geom;
 
 tk_pool2d_geom tk_pool2d_geom_of(const tk_node *n);
+
+/* 2x2 windows with stride 2 and no padding inside the input, the common case: max_pool2d's
+ * fast path, and the pooling conv2d can run in its epilogue. */
+bool tk_pool2d_is_2x2(const tk_pool2d_geom *q);
+
+/* One plane's 2x2 max pooling: x has rows of w floats; y and arg (each window's argmax as a
+ * float index into x's plane: the first maximum, or the last NaN, as PyTorch picks it) have
+ * oh x ow. */
+void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, float *arg);
 
 #endif

@@ -1,13 +1,14 @@
 /* conv2d.c - nn.Conv2d on NCHW float32: stride, padding (numbers, "valid" or PyTorch's "same"),
  * dilation, groups and an optional bias. im2col and products over the columns: the forward
- * (im2col, product, bias/ReLU epilogue) and the input gradient (product, col2im) run as one
- * pool task per chunk of samples, so a chunk's columns and product stay in the core's cache
- * between the phases and the threads meet once per layer, not once per phase; the weight
- * gradient is one tk_sgemm over the whole batch (its sum runs over every sample). The chunks
- * depend on the shape alone, so the thread count changes no value. The node's scratch holds
- * the batch's columns, kept from forward to backward (so backward reads neither the input nor
- * recomputes them), and a channel-major copy of the output or its gradient that turns the
- * per-sample layout into one wide product. Not here: transposed convolution, other layouts. */
+ * (im2col, product, bias/ReLU epilogue, and a following 2x2 max pooling when the fusion pass
+ * hands it one) and the input gradient (product, col2im) run as one pool task per chunk of
+ * samples, so a chunk's columns and product stay in the core's cache between the phases and
+ * the threads meet once per layer, not once per phase; the weight gradient is one tk_sgemm
+ * over the whole batch (its sum runs over every sample). The chunks depend on the shape alone,
+ * so the thread count changes no value. The node's scratch holds the batch's columns, kept
+ * from forward to backward (so backward reads neither the input nor recomputes them), and a
+ * channel-major copy of the output or its gradient that turns the per-sample layout into one
+ * wide product. Not here: transposed convolution, other layouts. */
 #include "tk_int.h"
 #include "common.h"
 
@@ -179,6 +180,7 @@ static tap tap_of(const geom *q, int i, int j)
 typedef struct {
     const tk_kernel_args *a;
     geom q;
+    tk_pool2d_geom pooled;     /* with a pooling epilogue (a->pool): its planes */
     float *cols, *t;
     int chunk;                 /* samples per task of the chunked phases */
 } conv_job;
@@ -279,20 +281,39 @@ static double row_sum(const float *v, int n)
     return total;
 }
 
-/* t is (o, n, pixel); y is (n, o, pixel): samples [n0, n1), with the bias and a fused ReLU. */
+/* A plane biased and rectified in place, then pooled into the pooling's value and argmax:
+ * the same values in the same windows as the separate ops. */
+static void pool_plane(const conv_job *j, float *restrict v, float b, bool relu, size_t at)
+{
+    const tk_kernel_args *pool = j->a->pool;
+    int opix = j->q.oh * j->q.ow;
+    for (int p = 0; p < opix; p++) {
+        float u = v[p] + b;
+        v[p] = !relu || u > 0.0f ? u : 0.0f;
+    }
+    tk_max_pool_2x2_plane(v, j->q.ow, j->pooled.oh, j->pooled.ow, pool->y + at,
+                          pool->scratch + at);
+}
+
+/* t is (o, n, pixel); y is (n, o, pixel): samples [n0, n1), with the bias and a fused ReLU
+ * (and a fused pooling, whose planes then take the place of y). */
 static void output_task(int64_t n0, int64_t n1, void *ud)
 {
     const conv_job *j = ud;
     const tk_kernel_args *a = j->a;
-    int opix = j->q.oh * j->q.ow;
+    int opix = j->q.oh * j->q.ow, ppix = j->pooled.oh * j->pooled.ow;
     size_t np = (size_t)a->n * opix;
     const float *bias = a->node->n_params > 1 ? a->param[1] : NULL;
     bool relu = a->node->act == TK_ACT_RELU;
     for (int64_t n = n0; n < n1; n++) {
         for (int o = 0; o < j->q.o; o++) {
-            const float *restrict src = j->t + (size_t)o * np + (size_t)n * opix;
-            float *restrict dst = a->y + ((size_t)n * j->q.o + o) * opix;
+            float *restrict src = j->t + (size_t)o * np + (size_t)n * opix;
             float b = bias ? bias[o] : 0.0f;
+            if (a->pool) {
+                pool_plane(j, src, b, relu, ((size_t)n * j->q.o + o) * ppix);
+                continue;
+            }
+            float *restrict dst = a->y + ((size_t)n * j->q.o + o) * opix;
             if (relu) {
                 for (int p = 0; p < opix; p++) {
                     float v = src[p] + b;
@@ -331,13 +352,35 @@ static void forward_task(int task, void *ud)
     output_task(n0, n1, ud);
 }
 
-static void forward(const tk_kernel_args *a)
+/* The scratch: the batch's columns, then t. */
+static conv_job job_of(const tk_kernel_args *a)
 {
     geom q = geom_of(a->node);
     size_t np = (size_t)a->n * q.oh * q.ow;
     float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
-    conv_job j = {a, q, cols, t, chunk_of(&q, a->n)};
+    tk_pool2d_geom pooled = {0};
+    if (a->pool)
+        pooled = tk_pool2d_geom_of(a->pool->node);
+    return (conv_job){a, q, pooled, cols, t, chunk_of(&q, a->n)};
+}
+
+static void forward(const tk_kernel_args *a)
+{
+    conv_job j = job_of(a);
     tk_parallel((a->n + j.chunk - 1) / j.chunk, forward_task, &j);
+}
+
+/* A fused pooling's gradient routed to each window's argmax through the ReLU's mask (the
+ * pooled value is the rectified one there). The separate pooling adds it onto zeros, which
+ * turns a -0 into +0: so does this. */
+static void unpool_plane(const conv_job *j, float *restrict dst, bool relu, size_t at)
+{
+    const tk_kernel_args *pool = j->a->pool;
+    int ppix = j->pooled.oh * j->pooled.ow;
+    const float *dy = pool->dy + at, *y = pool->y + at, *arg = pool->scratch + at;
+    memset(dst, 0, sizeof(float) * (size_t)j->q.oh * j->q.ow);
+    for (int p = 0; p < ppix; p++)
+        dst[(size_t)arg[p]] = !relu || y[p] > 0.0f ? 0.0f + dy[p] : 0.0f;
 }
 
 /* dy (n, o, pixel) into t (o, n, pixel) for samples [n0, n1), through the ReLU's mask. */
@@ -345,13 +388,17 @@ static void grad_task(int64_t n0, int64_t n1, void *ud)
 {
     const conv_job *j = ud;
     const tk_kernel_args *a = j->a;
-    int opix = j->q.oh * j->q.ow;
+    int opix = j->q.oh * j->q.ow, ppix = j->pooled.oh * j->pooled.ow;
     size_t np = (size_t)a->n * opix;
     bool relu = a->node->act == TK_ACT_RELU;
     for (int64_t n = n0; n < n1; n++) {
         for (int o = 0; o < j->q.o; o++) {
             size_t at = ((size_t)n * j->q.o + o) * opix;
             float *restrict dst = j->t + (size_t)o * np + (size_t)n * opix;
+            if (a->pool) {
+                unpool_plane(j, dst, relu, ((size_t)n * j->q.o + o) * ppix);
+                continue;
+            }
             const float *restrict dy = a->dy + at, *restrict y = a->y + at;
             if (relu) {
                 for (int p = 0; p < opix; p++) {
@@ -397,11 +444,10 @@ static void input_grad_task(int task, void *ud)
 
 static void backward(const tk_kernel_args *a)
 {
-    geom q = geom_of(a->node);
-    int opix = q.oh * q.ow, np = a->n * opix;
-    int kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
-    float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
-    conv_job j = {a, q, cols, t, chunk_of(&q, a->n)};
+    conv_job j = job_of(a);
+    geom q = j.q;
+    int np = a->n * q.oh * q.ow, kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
+    float *cols = j.cols, *t = j.t;
     tk_parallel_range(a->n, 1, grad_task, &j);
     if (a->node->n_params > 1 && a->dparam[1])
         tk_parallel_range(q.o, 1, bias_task, &j);
@@ -420,7 +466,7 @@ const tk_op_def tk_op_conv2d = {
     .name = "conv2d",
     .min_inputs = 1,
     .max_inputs = 1,
-    .flags = TK_OP_RELU_EPILOGUE,
+    .flags = TK_OP_RELU_EPILOGUE | TK_OP_POOL_EPILOGUE,
     .infer = infer,
     .forward = forward,
     .backward = backward,

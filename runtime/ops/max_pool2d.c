@@ -28,59 +28,25 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
-/* The first maximum of a window, or its last NaN: PyTorch's (v > m || isnan(v)) rule. */
-static inline void take(const float *x, int i, float *m, int *best)
-{
-    float v = x[i];
-    bool better = (v > *m) | (v != v);
-    *m = better ? v : *m;
-    *best = better ? i : *best;
-}
-
 /* Planes (n, c) are independent: each pass takes a range of them on the pool's threads. */
 typedef struct {
     const tk_kernel_args *a;
     tk_pool2d_geom q;
 } pool_job;
 
-static bool is_2x2(const tk_pool2d_geom *q)
-{
-    return q->kh == 2 && q->kw == 2 && q->sh == 2 && q->sw == 2 && !q->ph && !q->pw &&
-           q->oh * 2 <= q->h && q->ow * 2 <= q->w;
-}
-
-/* 2x2 windows with stride 2 and no padding, the common case, without the general loop's
- * bounds arithmetic. */
-static void forward_2x2(const tk_kernel_args *a, const tk_pool2d_geom *q, int64_t p0, int64_t p1)
-{
-    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
-    for (int64_t p = p0; p < p1; p++) {
-        const float *x = a->x[0] + p * plane;
-        float *y = a->y + p * opix, *arg = a->scratch + p * opix;
-        for (int oh = 0; oh < q->oh; oh++) {
-            for (int ow = 0; ow < q->ow; ow++) {
-                int i = 2 * oh * q->w + 2 * ow, best = i;
-                float m = x[i];
-                take(x, i + 1, &m, &best);
-                take(x, i + q->w, &m, &best);
-                take(x, i + q->w + 1, &m, &best);
-                y[oh * q->ow + ow] = m;
-                arg[oh * q->ow + ow] = (float)best;
-            }
-        }
-    }
-}
-
 static void forward_task(int64_t p0, int64_t p1, void *ud)
 {
     const pool_job *j = ud;
     const tk_kernel_args *a = j->a;
     tk_pool2d_geom q = j->q;
-    if (is_2x2(&q)) {
-        forward_2x2(a, &q, p0, p1);
+    size_t plane = (size_t)q.h * q.w, opix = (size_t)q.oh * q.ow;
+    /* The common case without the general loop's bounds arithmetic. */
+    if (tk_pool2d_is_2x2(&q)) {
+        for (int64_t p = p0; p < p1; p++)
+            tk_max_pool_2x2_plane(a->x[0] + p * plane, q.w, q.oh, q.ow, a->y + p * opix,
+                                  a->scratch + p * opix);
         return;
     }
-    size_t plane = (size_t)q.h * q.w, opix = (size_t)q.oh * q.ow;
     for (int64_t p = p0; p < p1; p++) {
         const float *x = a->x[0] + p * plane;
         float *y = a->y + p * opix, *arg = a->scratch + p * opix;

@@ -6,12 +6,14 @@
  * kernels on hand-made buffers, and checks: y; dx written over NaN garbage, then added to
  * existing values (dx_accumulate); parameter gradients added to existing values; buffers
  * after the step. Scratch starts as NaN garbage too: kernels may not rely on it. Also:
- * dropout2d's training masks (whole planes, rate p), the shape errors' messages, and a small
- * CNN's gradients through a compiled plan against finite differences.
+ * dropout2d's training masks (whole planes, rate p), the shape errors' messages, a small
+ * CNN's gradients through a compiled plan against finite differences, and the 2x2 max
+ * pooling's vector path against PyTorch's rule written out (ties and NaNs at every lane).
  * Tolerance |got - want| <= rtol * |want| + atol with rtol 1e-5, atol 1e-6 (float32 sums in
  * another order); conv2d rtol 1e-4, atol 1e-5 (longer sums through BLAS's blocking). */
 #include "check.h"
 #include "tk_int.h"
+#include "ops/common.h"
 
 #include <math.h>
 #include <string.h>
@@ -399,8 +401,50 @@ static void test_cnn_plan(void)
     tk_ctx_free(ctx);
 }
 
+/* PyTorch's rule: scan the window in order, take v when v > max or v is NaN. */
+static void pool_2x2_reference(const float *x, int w, int oh, int ow, float *y, float *arg)
+{
+    for (int r = 0; r < oh; r++)
+        for (int c = 0; c < ow; c++) {
+            int at[4] = {2 * r * w + 2 * c, 2 * r * w + 2 * c + 1, (2 * r + 1) * w + 2 * c,
+                         (2 * r + 1) * w + 2 * c + 1};
+            int best = at[0];
+            for (int k = 1; k < 4; k++)
+                if (x[at[k]] > x[best] || isnan(x[at[k]]))
+                    best = at[k];
+            y[r * ow + c] = x[best];
+            arg[r * ow + c] = (float)best;
+        }
+}
+
+/* Planes of every width up to 21 (one to ten windows a row: the scalar rows, whole groups
+ * of four, the overlapping last group) and odd sizes, drawn from five values so that ties
+ * and NaNs land in every position of the window. */
+static void test_max_pool_2x2_rule(void)
+{
+    static const float values[5] = {-1.0f, 0.0f, 2.0f, 2.0f, NAN};
+    tk_rng rng = tk_rng_make(11, 0, 0, 0);
+    float x[9 * 21], y[4 * 10], arg[4 * 10], want_y[4 * 10], want_arg[4 * 10];
+    int bad = 0;
+    for (int h = 2; h <= 9; h++)
+        for (int w = 2; w <= 21; w++)
+            for (int round = 0; round < 20; round++) {
+                for (int i = 0; i < h * w; i++) {
+                    int k = (int)(tk_rng_uniform(&rng) * 5);
+                    x[i] = values[k < 5 ? k : 4];
+                }
+                int oh = h / 2, ow = w / 2;
+                tk_max_pool_2x2_plane(x, w, oh, ow, y, arg);
+                pool_2x2_reference(x, w, oh, ow, want_y, want_arg);
+                bad += memcmp(y, want_y, sizeof(float) * (size_t)(oh * ow)) != 0 ||
+                       memcmp(arg, want_arg, sizeof(float) * (size_t)(oh * ow)) != 0;
+            }
+    CHECK_MSG(bad == 0, "%d of %d planes pooled unlike PyTorch's rule", bad, 8 * 20 * 20);
+}
+
 int main(void)
 {
+    test_max_pool_2x2_rule();
     /* Three threads split the convolutions' products, im2col/col2im and pooling unevenly. */
     for (int threads = 3; threads >= 1; threads -= 2) {
         tk_set_threads(threads);
