@@ -138,13 +138,7 @@ void tk_model_check_fused(tk_model *m)
     if (!m->fusing)
         return;
     /* Every partial sum stays within twice the bound (float rounding adds far less). */
-    bool safe = true;
-    for (int i = 0; safe && i < m->n_tensors; i++)
-        if (m->tensors[i].fused_node >= 0) {
-            const tk_kernel_args *a = &m->train.args[m->tensors[i].fused_node];
-            safe = a->node->op->grad_bound(a) < 0.5 * FLT_MAX;
-        }
-    if (safe)
+    if (tk_model_fused_bound(m) < 0.5 * FLT_MAX)
         return;
     for (int i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].fused_node >= 0) {
@@ -185,35 +179,74 @@ void tk_model_fused_steps(tk_model *m, const double *lrs)
     }
 }
 
+/* One operand's largest magnitude, as bits: NaN's are above inf's, and both are at least
+ * 0x7f800000. */
 typedef struct {
     const float *x;
-    uint32_t top;              /* the largest magnitude's bits; NaN's are above inf's */
+    int64_t n;
+    uint32_t top;
+} operand;
+
+typedef struct {
+    operand *ops;
+    int parts;                 /* tasks per operand */
 } max_job;
 
-TK_HOT static void max_range(int64_t lo, int64_t hi, void *ud)
+/* Part t % parts of operand t / parts. */
+TK_HOT static void max_task(int t, void *ud)
 {
-    max_job *j = ud;
+    const max_job *j = ud;
+    operand *o = &j->ops[t / j->parts];
+    int part = t % j->parts;
+    int64_t lo = o->n * part / j->parts, hi = o->n * (part + 1) / j->parts;
     uint32_t top = 0;
     for (int64_t i = lo; i < hi; i++) {
         uint32_t u;
-        memcpy(&u, j->x + i, sizeof u);
+        memcpy(&u, o->x + i, sizeof u);
         u &= 0x7fffffffu;
         top = u > top ? u : top;
     }
-    uint32_t seen = __atomic_load_n(&j->top, __ATOMIC_RELAXED);
+    uint32_t seen = __atomic_load_n(&o->top, __ATOMIC_RELAXED);
     while (top > seen &&
-           !__atomic_compare_exchange_n(&j->top, &seen, top, true, __ATOMIC_RELAXED,
+           !__atomic_compare_exchange_n(&o->top, &seen, top, true, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED)) {
     }
 }
 
-double tk_max_abs(const float *x, int64_t n)
+static double magnitude(uint32_t top)
 {
-    max_job j = {x, 0};
-    tk_parallel_range(n, 4096, max_range, &j);
-    if (j.top >= 0x7f800000u)
+    if (top >= 0x7f800000u)
         return INFINITY;
     float v;
-    memcpy(&v, &j.top, sizeof v);
+    memcpy(&v, &top, sizeof v);
     return v;
+}
+
+/* One job for every operand: a step's operands are small, and a job per operand cost more in
+ * waking threads than the scans. */
+double tk_model_fused_bound(const tk_model *m)
+{
+    int fused = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        fused += m->tensors[i].fused_node >= 0;
+    if (fused == 0)
+        return 0;
+    operand ops[2 * fused];
+    double scale[fused];
+    for (int i = 0, k = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].fused_node >= 0) {
+            const tk_kernel_args *a = &m->train.args[m->tensors[i].fused_node];
+            tk_grad_bound b = a->node->op->grad_bound(a);
+            scale[k / 2] = b.scale;
+            for (int f = 0; f < 2; f++, k++)
+                ops[k] = (operand){b.factor[f], b.n[f], 0};
+        }
+    max_job j = {ops, tk_pool_size()};
+    tk_parallel(2 * fused * j.parts, max_task, &j);
+    double most = 0;
+    for (int k = 0; k < fused; k++) {
+        double b = scale[k] * magnitude(ops[2 * k].top) * magnitude(ops[2 * k + 1].top);
+        most = b > most || isnan(b) ? b : most;
+    }
+    return most;
 }

@@ -164,6 +164,14 @@ enum {
 };
 
 enum { TK_WGRAD_ROWS = 64 };
+
+/* Every element of a weight gradient product is at most scale x max|factor[0]| x
+ * max|factor[1]| in magnitude, over the n[k] floats of each factor. */
+typedef struct {
+    double scale;
+    const float *factor[2];
+    int64_t n[2];
+} tk_grad_bound;
 typedef void (*tk_block_fn)(int64_t lo, int64_t hi, const float *block, void *ud);
 
 struct tk_op_def {
@@ -184,12 +192,11 @@ struct tk_op_def {
      * on one pool thread and followed there by then(lo, hi, block, ud) over its elements
      * [lo, hi) (then may be NULL). Each block goes to g + lo, or with scratch (and beta 0) to
      * scratch + tk_pool_thread() x the block's size. grad_bound: after a backward that left
-     * that gradient out, a bound on each element's magnitude from the product's operands
-     * (inf if one holds an inf or NaN); the planner keeps the operands until the end of
-     * backward. */
+     * that gradient out, what bounds each element's magnitude (the product's operands); the
+     * planner keeps them until the end of backward. */
     void (*weight_grad)(const tk_kernel_args *a, float beta, float *g, float *scratch,
                         tk_block_fn then, void *ud);
-    double (*grad_bound)(const tk_kernel_args *a);
+    tk_grad_bound (*grad_bound)(const tk_kernel_args *a);
 };
 
 struct tk_graph {
@@ -359,8 +366,9 @@ bool tk_train_fuses(const tk_train_opts *o);
 void tk_model_check_fused(tk_model *m);
 /* For exec.c: the fused tensors' gradients and updates, after the optimizer's other work. */
 void tk_model_fused_steps(tk_model *m, const double *lrs);
-/* The largest |x[i]| of n floats (inf if any is inf or NaN), on the pool. */
-double tk_max_abs(const float *x, int64_t n);
+/* After backward: the largest bound on an element of a fused weight's gradient (inf if an
+ * operand holds an inf or NaN), every operand's maximum taken in one pool job. */
+double tk_model_fused_bound(const tk_model *m);
 
 /* ---------------------------------------------------------------- checkpoints (ckpt.c) */
 

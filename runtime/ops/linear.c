@@ -62,11 +62,10 @@ static void forward(const tk_kernel_args *a)
 }
 
 /* |dW[o][i]| = |sum over rows of dy[r][o] x[r][i]| <= rows max|dy| max|x|. */
-static double grad_bound(const tk_kernel_args *a)
+static tk_grad_bound grad_bound(const tk_kernel_args *a)
 {
     int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
-    return rows * tk_max_abs(a->dy, (int64_t)rows * out) *
-           tk_max_abs(a->x[0], (int64_t)rows * in);
+    return (tk_grad_bound){rows, {a->dy, a->x[0]}, {(int64_t)rows * out, (int64_t)rows * in}};
 }
 
 /* dW = dy^T x in blocks of TK_WGRAD_ROWS output rows: small enough that a block stays in
