@@ -288,3 +288,59 @@ TK_HOT void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *
         }
     }
 }
+
+/* Windows [c, c + 4) of the pooled row: each window's four input positions, the gradient at
+ * its argmax (through the mask) and +0 elsewhere, as the separate ops' zeros plus a scatter
+ * give them. */
+static inline void four_unpooled(const float *dy, const float *arg, const float *y, int c,
+                                 float at, float w, float *top, float *low)
+{
+    v4f g, index, mask_of;
+    memcpy(&g, dy + c, sizeof g);
+    memcpy(&index, arg + c, sizeof index);
+    const v4f zero = {0, 0, 0, 0};
+    g = zero + g;
+    if (y) {
+        memcpy(&mask_of, y + c, sizeof mask_of);
+        g = pick(mask_of > zero, g, zero);
+    }
+    v4f off = index - (v4f){at, at + 2, at + 4, at + 6};
+    v4f a = pick(off == zero, g, zero), b = pick(off == (v4f){1, 1, 1, 1}, g, zero);
+    v4f d = pick(off == (v4f){w, w, w, w}, g, zero);
+    v4f e = pick(off == (v4f){w + 1, w + 1, w + 1, w + 1}, g, zero);
+    const v4i first = {0, 4, 1, 5}, second = {2, 6, 3, 7};
+    v4f out[4] = {__builtin_shuffle(a, b, first), __builtin_shuffle(a, b, second),
+                  __builtin_shuffle(d, e, first), __builtin_shuffle(d, e, second)};
+    memcpy(top + 2 * c, out, 2 * sizeof(v4f));
+    memcpy(low + 2 * c, out + 2, 2 * sizeof(v4f));
+}
+
+TK_HOT void tk_max_unpool_2x2_plane(const float *dy, const float *arg, const float *y, int h,
+                                    int w, int oh, int ow, float *dx)
+{
+    for (int r = 0; r < oh; r++) {
+        float *top = dx + (size_t)2 * r * w, *low = top + w;
+        const float *dr = dy + (size_t)r * ow, *ar = arg + (size_t)r * ow;
+        const float *yr = y ? y + (size_t)r * ow : NULL;
+        int c = 0;
+        for (; c + 4 <= ow; c += 4)
+            four_unpooled(dr, ar, yr, c, (float)(2 * r * w + 2 * c), (float)w, top, low);
+        if (c < ow && ow >= 4) {
+            four_unpooled(dr, ar, yr, ow - 4, (float)(2 * r * w + 2 * (ow - 4)), (float)w, top,
+                          low);
+            c = ow;
+        }
+        for (; c < ow; c++) {
+            float g = !yr || yr[c] > 0.0f ? 0.0f + dr[c] : 0.0f;
+            int off = (int)ar[c] - (2 * r * w + 2 * c);
+            top[2 * c] = off == 0 ? g : 0.0f;
+            top[2 * c + 1] = off == 1 ? g : 0.0f;
+            low[2 * c] = off == w ? g : 0.0f;
+            low[2 * c + 1] = off == w + 1 ? g : 0.0f;
+        }
+        for (int k = 2 * ow; k < w; k++)
+            top[k] = low[k] = 0.0f;
+    }
+    if (2 * oh < h)
+        memset(dx + (size_t)2 * oh * w, 0, sizeof(float) * (size_t)(h - 2 * oh) * w);
+}

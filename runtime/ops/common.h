@@ -177,4 +177,10 @@ bool tk_pool2d_is_2x2(const tk_pool2d_geom *q);
  * oh x ow. */
 void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, float *arg);
 
+/* Its adjoint: the h x w plane dx gets dy (oh x ow) at each window's argmax and +0 wherever
+ * no gradient goes (as zeros plus the gradient would), every element written; with y (the
+ * pooled values) the gradient passes only where y > 0, a ReLU's mask before the pooling. */
+void tk_max_unpool_2x2_plane(const float *dy, const float *arg, const float *y, int h, int w,
+                             int oh, int ow, float *dx);
+
 #endif

@@ -371,16 +371,12 @@ static void forward(const tk_kernel_args *a)
 }
 
 /* A fused pooling's gradient routed to each window's argmax through the ReLU's mask (the
- * pooled value is the rectified one there). The separate pooling adds it onto zeros, which
- * turns a -0 into +0: so does this. */
-static void unpool_plane(const conv_job *j, float *restrict dst, bool relu, size_t at)
+ * pooled value is the rectified one there). */
+static void unpool_plane(const conv_job *j, float *dst, bool relu, size_t at)
 {
     const tk_kernel_args *pool = j->a->pool;
-    int ppix = j->pooled.oh * j->pooled.ow;
-    const float *dy = pool->dy + at, *y = pool->y + at, *arg = pool->scratch + at;
-    memset(dst, 0, sizeof(float) * (size_t)j->q.oh * j->q.ow);
-    for (int p = 0; p < ppix; p++)
-        dst[(size_t)arg[p]] = !relu || y[p] > 0.0f ? 0.0f + dy[p] : 0.0f;
+    tk_max_unpool_2x2_plane(pool->dy + at, pool->scratch + at, relu ? pool->y + at : NULL,
+                            j->q.oh, j->q.ow, j->pooled.oh, j->pooled.ow, dst);
 }
 
 /* dy (n, o, pixel) into t (o, n, pixel) for samples [n0, n1), through the ReLU's mask. */

@@ -87,7 +87,15 @@ static void backward_task(int64_t p0, int64_t p1, void *ud)
 {
     const pool_job *j = ud;
     const tk_kernel_args *a = j->a;
-    size_t plane = (size_t)j->q.h * j->q.w, opix = (size_t)j->q.oh * j->q.ow;
+    const tk_pool2d_geom *q = &j->q;
+    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
+    /* The common case writes each plane whole, so needs no zeros first. */
+    if (!a->dx_accumulate[0] && tk_pool2d_is_2x2(q)) {
+        for (int64_t p = p0; p < p1; p++)
+            tk_max_unpool_2x2_plane(a->dy + p * opix, a->scratch + p * opix, NULL, q->h, q->w,
+                                    q->oh, q->ow, a->dx[0] + p * plane);
+        return;
+    }
     if (!a->dx_accumulate[0])
         memset(a->dx[0] + p0 * plane, 0, sizeof(float) * (size_t)(p1 - p0) * plane);
     for (int64_t p = p0; p < p1; p++) {

@@ -417,15 +417,32 @@ static void pool_2x2_reference(const float *x, int w, int oh, int ow, float *y, 
         }
 }
 
+/* The adjoint as the separate ops make it: zeros, then the gradient added at each argmax
+ * (through the mask y > 0 when y is given). */
+static void unpool_2x2_reference(const float *dy, const float *arg, const float *y, int h,
+                                 int w, int oh, int ow, float *dx)
+{
+    for (int i = 0; i < h * w; i++)
+        dx[i] = 0.0f;
+    for (int i = 0; i < oh * ow; i++)
+        dx[(int)arg[i]] += dy[i];
+    if (y)
+        for (int i = 0; i < oh * ow; i++)
+            dx[(int)arg[i]] = y[i] > 0.0f ? dx[(int)arg[i]] : 0.0f;
+}
+
 /* Planes of every width up to 21 (one to ten windows a row: the scalar rows, whole groups
  * of four, the overlapping last group) and odd sizes, drawn from five values so that ties
- * and NaNs land in every position of the window. */
+ * and NaNs land in every position of the window; their gradients hold -0 (which the
+ * separate ops turn into +0), and the mask is the pooled values'. */
 static void test_max_pool_2x2_rule(void)
 {
     static const float values[5] = {-1.0f, 0.0f, 2.0f, 2.0f, NAN};
+    static const float grads[4] = {-0.0f, 0.5f, -3.0f, 1.0f};
     tk_rng rng = tk_rng_make(11, 0, 0, 0);
     float x[9 * 21], y[4 * 10], arg[4 * 10], want_y[4 * 10], want_arg[4 * 10];
-    int bad = 0;
+    float dy[4 * 10], dx[9 * 21], want_dx[9 * 21];
+    int bad = 0, bad_grad = 0;
     for (int h = 2; h <= 9; h++)
         for (int w = 2; w <= 21; w++)
             for (int round = 0; round < 20; round++) {
@@ -438,8 +455,21 @@ static void test_max_pool_2x2_rule(void)
                 pool_2x2_reference(x, w, oh, ow, want_y, want_arg);
                 bad += memcmp(y, want_y, sizeof(float) * (size_t)(oh * ow)) != 0 ||
                        memcmp(arg, want_arg, sizeof(float) * (size_t)(oh * ow)) != 0;
+                for (int i = 0; i < oh * ow; i++)
+                    dy[i] = grads[(int)(tk_rng_uniform(&rng) * 4) & 3];
+                for (int masked = 0; masked < 2; masked++) {
+                    for (int i = 0; i < h * w; i++)
+                        dx[i] = NAN;
+                    tk_max_unpool_2x2_plane(dy, want_arg, masked ? want_y : NULL, h, w, oh, ow,
+                                            dx);
+                    unpool_2x2_reference(dy, want_arg, masked ? want_y : NULL, h, w, oh, ow,
+                                         want_dx);
+                    bad_grad += memcmp(dx, want_dx, sizeof(float) * (size_t)(h * w)) != 0;
+                }
             }
     CHECK_MSG(bad == 0, "%d of %d planes pooled unlike PyTorch's rule", bad, 8 * 20 * 20);
+    CHECK_MSG(bad_grad == 0, "%d of %d gradients unpooled unlike the separate ops", bad_grad,
+              2 * 8 * 20 * 20);
 }
 
 int main(void)
