@@ -221,16 +221,23 @@ bool tk_pool2d_is_2x2(const tk_pool2d_geom *q)
            q->oh * 2 <= q->h && q->ow * 2 <= q->w;
 }
 
-/* PyTorch's rule, v > m || isnan(v), for a window's elements in turn, four windows at a
- * time: rows are short (14 windows on FashionMNIST's first layer), so four lanes, with the
- * last group overlapping the one before it, beat a wider loop and its scalar remainder.
- * The argmax offset is a float like the index it is added to (exact below 2^24). */
+/* PyTorch's rule, v > m || isnan(v) over a window's elements in turn, picks the last NaN if
+ * there is one, else the first maximum; so does the rule applied to each row's pair and then
+ * to the two winners, with half the dependent steps. Four windows at a time: rows are short
+ * (14 windows on FashionMNIST's first layer), so four lanes, with the last group overlapping
+ * the one before it, beat a wider loop and its scalar remainder. The argmax offset is a
+ * float like the index it is added to (exact below 2^24). */
 typedef float v4f __attribute__((vector_size(16)));
 typedef int v4i __attribute__((vector_size(16)));
 
 static inline v4f pick(v4i take, v4f a, v4f b)
 {
     return (v4f)(((v4i)a & take) | ((v4i)b & ~take));
+}
+
+static inline v4i later_wins(v4f later, v4f first)
+{
+    return (later > first) | (later != later);
 }
 
 /* Windows [c, c + 4) of rows top and low (low = top + w). */
@@ -243,20 +250,14 @@ static inline void four_windows(const float *top, const float *low, int c, float
     memcpy(&l0, low + 2 * c, sizeof l0);
     memcpy(&l1, low + 2 * c + 4, sizeof l1);
     const v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
-    v4f m = __builtin_shuffle(t0, t1, even), off = {0, 0, 0, 0}, v;
-    v4i take;
-    v = __builtin_shuffle(t0, t1, odd);
-    take = (v > m) | (v != v);
-    m = pick(take, v, m);
-    off = pick(take, (v4f){1, 1, 1, 1}, off);
-    v = __builtin_shuffle(l0, l1, even);
-    take = (v > m) | (v != v);
-    m = pick(take, v, m);
-    off = pick(take, (v4f){w, w, w, w}, off);
-    v = __builtin_shuffle(l0, l1, odd);
-    take = (v > m) | (v != v);
-    m = pick(take, v, m);
-    off = pick(take, (v4f){w + 1, w + 1, w + 1, w + 1}, off);
+    const v4f zero = {0, 0, 0, 0}, one = {1, 1, 1, 1}, below = {w, w, w, w};
+    v4f a = __builtin_shuffle(t0, t1, even), b = __builtin_shuffle(t0, t1, odd);
+    v4f c0 = __builtin_shuffle(l0, l1, even), d = __builtin_shuffle(l0, l1, odd);
+    v4i right = later_wins(b, a), right_low = later_wins(d, c0);
+    v4f upper = pick(right, b, a), lower = pick(right_low, d, c0);
+    v4f upper_off = pick(right, one, zero), lower_off = below + pick(right_low, one, zero);
+    v4i down = later_wins(lower, upper);
+    v4f m = pick(down, lower, upper), off = pick(down, lower_off, upper_off);
     v4f index = (v4f){at, at + 2, at + 4, at + 6} + off;
     memcpy(y + c, &m, sizeof m);
     memcpy(arg + c, &index, sizeof index);
