@@ -84,7 +84,7 @@ static void gemm_block(int t, void *ud)
  * on the shape alone, never on the thread count: OpenBLAS picks its kernel (and so its
  * rounding) by the size of each call, so the same calls on any number of threads give the
  * same bits. */
-enum { SPLIT_MIN_WORK = 1 << 17, SPLIT_ALIGN = 16, SPLIT_MAX_PARTS = 8, SPLIT_MIN_BLOCK = 32 };
+enum { SPLIT_MIN_WORK = 1 << 17, SPLIT_ALIGN = 16, SPLIT_MAX_PARTS = 8, SPLIT_MIN_BLOCK = 16 };
 
 static void record(bool trans_a, bool trans_b, int m, int n, int k, bool serial)
 {
