@@ -14,25 +14,42 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     return tk_infer_same_shape(g, n, ctx);
 }
 
+/* Each element's mask is its own counter's, so ranges of elements run on the pool's threads
+ * with the same bits. */
+enum { GRAIN = 4096 };
+
+static void forward_range(int64_t lo, int64_t hi, void *ud)
+{
+    const tk_kernel_args *a = ud;
+    size_t row = (size_t)tk_sample_numel(&a->node->shape);
+    for (int64_t i = lo; i < hi; i++)
+        a->y[i] = a->x[0][i] * tk_dropout_scale(a, (size_t)i, row);
+}
+
 static void forward(const tk_kernel_args *a)
 {
-    size_t total = tk_kernel_numel(a), row = (size_t)tk_sample_numel(&a->node->shape);
+    size_t total = tk_kernel_numel(a);
     if (!a->training || a->node->fattr[0] == 0.0) {
         memcpy(a->y, a->x[0], total * sizeof(float));
         return;
     }
-    for (size_t i = 0; i < total; i++)
-        a->y[i] = a->x[0][i] * tk_dropout_scale(a, i, row);
+    tk_parallel_range((int64_t)total, GRAIN, forward_range, (void *)a);
+}
+
+static void backward_range(int64_t lo, int64_t hi, void *ud)
+{
+    const tk_kernel_args *a = ud;
+    size_t row = (size_t)tk_sample_numel(&a->node->shape);
+    bool identity = a->node->fattr[0] == 0.0;
+    for (int64_t i = lo; i < hi; i++) {
+        float g = identity ? a->dy[i] : a->dy[i] * tk_dropout_scale(a, (size_t)i, row);
+        a->dx[0][i] = a->dx_accumulate[0] ? a->dx[0][i] + g : g;
+    }
 }
 
 static void backward(const tk_kernel_args *a)
 {
-    size_t total = tk_kernel_numel(a), row = (size_t)tk_sample_numel(&a->node->shape);
-    bool identity = a->node->fattr[0] == 0.0;
-    for (size_t i = 0; i < total; i++) {
-        float g = identity ? a->dy[i] : a->dy[i] * tk_dropout_scale(a, i, row);
-        a->dx[0][i] = a->dx_accumulate[0] ? a->dx[0][i] + g : g;
-    }
+    tk_parallel_range((int64_t)tk_kernel_numel(a), GRAIN, backward_range, (void *)a);
 }
 
 const tk_op_def tk_op_dropout = {
