@@ -1,9 +1,8 @@
 /* common.h - helpers shared by several ops under ops/: the parts of shape rules and kernel
  * set-up that many op files used to write out alike, so that a fix to one reaches all.
  * Op files include it (the fusion pass and the exporter too, for a pooling's window); the op
- * interface itself is in tk_int.h. Not here: an op's own
- * arithmetic loops (each op keeps them so the compiler sees them whole) and anything only
- * one op needs. */
+ * interface itself is in tk_int.h. Not here: an op's own arithmetic loops (each op keeps them
+ * so the compiler sees them whole) and anything only one op needs. */
 #ifndef TK_OPS_COMMON_H
 #define TK_OPS_COMMON_H
 
