@@ -227,19 +227,16 @@ static double magnitude(uint32_t top)
 double tk_model_fused_bound(const tk_model *m)
 {
     int fused = 0;
+    operand ops[2 * m->n_tensors + 1];
+    double scale[m->n_tensors + 1];
     for (int i = 0; i < m->n_tensors; i++)
-        fused += m->tensors[i].fused_node >= 0;
-    if (fused == 0)
-        return 0;
-    operand ops[2 * fused];
-    double scale[fused];
-    for (int i = 0, k = 0; i < m->n_tensors; i++)
         if (m->tensors[i].fused_node >= 0) {
             const tk_kernel_args *a = &m->train.args[m->tensors[i].fused_node];
             tk_grad_bound b = a->node->op->grad_bound(a);
-            scale[k / 2] = b.scale;
-            for (int f = 0; f < 2; f++, k++)
-                ops[k] = (operand){b.factor[f], b.n[f], 0};
+            scale[fused] = b.scale;
+            for (int f = 0; f < 2; f++)
+                ops[2 * fused + f] = (operand){b.factor[f], b.n[f], 0};
+            fused++;
         }
     max_job j = {ops, tk_pool_size()};
     tk_parallel(2 * fused * j.parts, max_task, &j);

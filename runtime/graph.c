@@ -70,7 +70,7 @@ static tk_node *new_node(tk_graph *g)
     tk_node *n = &g->nodes[g->n_nodes];
     memset(n, 0, sizeof *n);
     n->id = g->n_nodes++;
-    n->alias_of = n->pool_epilogue = n->computed_by = -1;
+    n->alias_of = n->pool_epilogue = -1;
     return n;
 }
 

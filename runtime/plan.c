@@ -63,7 +63,6 @@ static void fuse(tk_graph *g)
         if (!tk_pool2d_is_2x2(&q))
             continue;
         conv->pool_epilogue = p;
-        g->nodes[p].computed_by = v;
     }
 }
 
@@ -392,10 +391,17 @@ static size_t place(buffer *b, int nb)
     return total;
 }
 
+/* The convolution whose epilogue runs node v, a pooling (-1: none). */
+static int pooled_by(const tk_graph *g, int v)
+{
+    const tk_node *n = &g->nodes[v];
+    return n->n_inputs > 0 && g->nodes[n->inputs[0]].pool_epilogue == v ? n->inputs[0] : -1;
+}
+
 static bool runs(const tk_model *m, int v)
 {
     const tk_node *n = &m->g->nodes[v];
-    return n->op && n->alias_of < 0 && n->computed_by < 0;
+    return n->op && n->alias_of < 0 && pooled_by(m->g, v) < 0;
 }
 
 /* A convolution that pools in its epilogue stores neither its value nor its gradient. */
@@ -444,10 +450,10 @@ static tk_status schedule(tk_model *m, tk_schedule *s, bool train, const bool *l
             }
     /* A pooling run by its producer's kernels lives through the producer's steps. */
     for (int v = 0; v < nn; v++) {
-        int c = g->nodes[v].computed_by;
+        int c = pooled_by(g, v);
         if (c >= 0 && live[v]) {
             fstep[v] = fstep[c];
-            bstep[v] = rg[v] ? bstep[c] : -1;
+            bstep[v] = bstep[c];
         }
     }
     int last = s->n_fwd + s->n_bwd - 1;
@@ -461,7 +467,7 @@ static tk_status schedule(tk_model *m, tk_schedule *s, bool train, const bool *l
         buffer *b = &bufs[nb];
         *b = (buffer){padded(value_floats(n)), 0, fstep[v], fstep[v], v, VALUE};
         if (bstep[v] >= 0 && ((n->op->flags & TK_OP_BWD_NEEDS_OUTPUT) ||
-                              n->act != TK_ACT_NONE || n->computed_by >= 0))
+                              n->act != TK_ACT_NONE || pooled_by(g, v) >= 0))
             b->end = bstep[v];
         if (v == g->output || v == g->loss)
             b->end = last;

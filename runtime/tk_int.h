@@ -101,9 +101,8 @@ struct tk_node {
     tk_act act;                /* fused epilogue (fusion pass) */
     int alias_of;              /* fused away: its value is node alias_of's (-1 if not) */
     int pool_epilogue;         /* conv2d: its 2x2 max pooling consumer, which it runs in its
-                                  epilogue (fusion pass; -1: none) */
-    int computed_by;           /* that pooling: node computed_by's kernels write its value and
-                                  scratch and read its gradient; it runs none itself (-1: no) */
+                                  epilogue (fusion pass; -1: none); that pooling runs no
+                                  kernel of its own */
     size_t scratch;            /* floats of scratch the kernels need (fwd and bwd) */
     int64_t iattr[8];          /* op-private values computed by the shape rule */
     double fattr[4];
