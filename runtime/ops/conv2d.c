@@ -1,14 +1,13 @@
 /* conv2d.c - nn.Conv2d on NCHW float32: stride, padding (numbers, "valid" or PyTorch's "same"),
- * dilation, groups and an optional bias. im2col and products over the columns: the forward
- * (im2col, product, bias/ReLU epilogue, and a following 2x2 max pooling when the fusion pass
- * hands it one) and the input gradient (product, col2im) run as one pool task per chunk of
- * samples, so a chunk's columns and product stay in the core's cache between the phases and
- * the threads meet once per layer, not once per phase; the weight gradient is one tk_sgemm
- * over the whole batch (its sum runs over every sample). The chunks depend on the shape alone,
- * so the thread count changes no value. The node's scratch holds the batch's columns, kept
- * from forward to backward (so backward reads neither the input nor recomputes them), and a
- * channel-major copy of the output or its gradient that turns the per-sample layout into one
- * wide product. Not here: transposed convolution, other layouts. */
+ * dilation, groups and an optional bias. im2col and products over the columns, one pool task
+ * per chunk of samples in each direction, so a chunk's columns and product stay in the core's
+ * cache between the phases and the threads meet once per layer, not once per phase. Forward:
+ * im2col, product, bias/ReLU epilogue, and a following 2x2 max pooling when the fusion pass
+ * hands it one. Backward: the output gradient, the chunk's shares of the bias and weight
+ * gradients over columns made again from the input (cheaper than keeping the batch's columns
+ * in memory from forward to backward), the columns' gradient and col2im; the shares are then
+ * summed in chunk order. The chunks depend on the shape alone, so the thread count changes
+ * no value. Not here: transposed convolution, other layouts. */
 #include "tk_int.h"
 #include "common.h"
 
@@ -72,6 +71,29 @@ static tk_status padding_of(const tk_node *n, const int64_t k[2], const int64_t 
     for (int i = 0; i < 2; i++)
         lo[i] = hi[i] = p[i];
     return TK_OK;
+}
+
+/* A chunk's columns and product (about CHUNK_BYTES) fit in a core's L2, and it has at least
+ * MIN_COLUMNS columns, so the weights packed for its product serve enough of them. */
+enum { CHUNK_BYTES = 512 << 10, MIN_COLUMNS = 512 };
+
+static int chunk_of(const geom *q, int batch)
+{
+    size_t opix = (size_t)q->oh * q->ow;
+    size_t per = ((size_t)q->c * q->kh * q->kw + (size_t)q->o) * opix * sizeof(float);
+    size_t by_bytes = CHUNK_BYTES / per, by_columns = (MIN_COLUMNS + opix - 1) / opix;
+    size_t s = by_bytes > by_columns ? by_bytes : by_columns;
+    return s < (size_t)batch ? (int)s : batch;
+}
+
+/* The scratch for a batch of n: a region per chunk (a job uses at most one per thread), a
+ * weight gradient per chunk and a bias gradient per chunk. */
+static size_t scratch_of(const geom *q, int n, bool bias)
+{
+    int chunk = chunk_of(q, n), tasks = (n + chunk - 1) / chunk;
+    size_t rows = (size_t)q->c * q->kh * q->kw, kg = (size_t)q->c / q->groups * q->kh * q->kw;
+    size_t region = (rows + (size_t)q->o) * (size_t)chunk * q->oh * q->ow;
+    return (size_t)tasks * (region + (size_t)q->o * kg + (bias ? (size_t)q->o : 0));
 }
 
 static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
@@ -142,7 +164,8 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     n->iattr[DILATION] = tk_pair_pack(dil[0], dil[1]);
     n->iattr[PAD] = tk_pair_pack(lo[0], lo[1]);
     n->iattr[IN_HW] = tk_pair_pack(x->d[2], x->d[3]);
-    n->scratch = (size_t)(rows + out) * (size_t)cols;
+    geom q = geom_of(n);
+    n->scratch = scratch_of(&q, (int)x->d[0], n->n_params > 1);
     return TK_OK;
 }
 
@@ -174,44 +197,34 @@ static tap tap_of(const geom *q, int i, int j)
                  .rhi = wlo < whi ? hhi : hlo, .wlo = wlo, .whi = whi};
 }
 
-/* What the parallel parts of a conv step share: each task takes a range of column rows
- * (c, i, j), of channels, of samples or of output channels, whose outputs no other task
- * writes. */
+/* What the parallel parts of a conv step share. Each task takes one chunk of samples: its
+ * columns and product live in a region of the scratch (its thread's, so a thread reuses the
+ * same cache lines chunk after chunk), and its shares of the weight and bias gradients go to
+ * the chunk's own slot, summed in chunk order afterwards. */
 typedef struct {
     const tk_kernel_args *a;
     geom q;
     tk_pool2d_geom pooled;     /* with a pooling epilogue (a->pool): its planes */
-    float *cols, *t;
-    int chunk;                 /* samples per task of the chunked phases */
+    int chunk;                 /* samples per task */
+    int tasks;                 /* chunks of this batch */
+    size_t region;             /* floats of one region: a chunk's columns, then its product */
+    float *partial_dw;         /* a weight gradient per chunk */
+    float *partial_db;         /* a bias gradient per chunk */
 } conv_job;
 
-/* A chunk's columns and product (about CHUNK_BYTES) fit in a core's L2, and it has at least
- * MIN_COLUMNS columns, so the weights packed for its product serve enough of them. */
-enum { CHUNK_BYTES = 512 << 10, MIN_COLUMNS = 512 };
-
-static int chunk_of(const geom *q, int batch)
+/* cols[(c, i, j)][(n - n0, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside,
+ * for samples [n0, n1); rows are ld floats apart. */
+static void im2col(const float *x, float *cols, const geom *q, size_t ld, int n0, int n1)
 {
-    size_t opix = (size_t)q->oh * q->ow;
-    size_t per = ((size_t)q->c * q->kh * q->kw + (size_t)q->o) * opix * sizeof(float);
-    size_t by_bytes = CHUNK_BYTES / per, by_columns = (MIN_COLUMNS + opix - 1) / opix;
-    size_t s = by_bytes > by_columns ? by_bytes : by_columns;
-    return s < (size_t)batch ? (int)s : batch;
-}
-
-/* cols[(c, i, j)][(n, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside;
- * rows [r0, r1) of the (c, i, j) order, samples [n0, n1). */
-static void im2col(const float *x, float *cols, const geom *q, int batch, int64_t r0, int64_t r1,
-                   int n0, int n1)
-{
-    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow, np = batch * opix;
+    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
     int taps = q->kh * q->kw;
-    for (int64_t r = r0; r < r1; r++) {
+    for (int64_t r = 0; r < (int64_t)q->c * taps; r++) {
         int c = (int)(r / taps), i = (int)(r % taps) / q->kw, j = (int)(r % q->kw);
-        float *row = cols + (size_t)r * np;
+        float *row = cols + (size_t)r * ld;
         tap t = tap_of(q, i, j);
         for (int n = n0; n < n1; n++) {
             const float *xc = x + ((size_t)n * q->c + c) * plane;
-            float *dst = row + n * opix;
+            float *dst = row + (size_t)(n - n0) * opix;
             memset(dst, 0, sizeof(float) * (size_t)t.rlo * q->ow);
             /* Plain loops: rows are often too short for memcpy calls to pay. */
             for (int oh = t.rlo; oh < t.rhi; oh++) {
@@ -233,21 +246,20 @@ static void im2col(const float *x, float *cols, const geom *q, int batch, int64_
     }
 }
 
-/* The adjoint of im2col for channels [c0, c1) and samples [n0, n1): dx[n, c, ih, iw] += every
- * column entry that copied it. */
-static void col2im(const float *cols, float *dx, const geom *q, int batch, int64_t c0, int64_t c1,
-                   int n0, int n1)
+/* The adjoint of im2col for samples [n0, n1): dx[n, c, ih, iw] += every column entry that
+ * copied it. */
+static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n0, int n1)
 {
-    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow, np = batch * opix;
-    const float *row = cols + (size_t)c0 * q->kh * q->kw * np;
-    for (int64_t c = c0; c < c1; c++) {
+    size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
+    const float *row = cols;
+    for (int c = 0; c < q->c; c++) {
         for (int i = 0; i < q->kh; i++) {
-            for (int j = 0; j < q->kw; j++, row += np) {
+            for (int j = 0; j < q->kw; j++, row += ld) {
                 tap t = tap_of(q, i, j);
                 for (int n = n0; n < n1; n++) {
                     float *xc = dx + ((size_t)n * q->c + c) * plane;
                     for (int oh = t.rlo; oh < t.rhi; oh++) {
-                        const float *s = row + n * opix + (size_t)oh * q->ow + t.wlo;
+                        const float *s = row + (size_t)(n - n0) * opix + (size_t)oh * q->ow + t.wlo;
                         float *d = xc + (size_t)(oh * q->sh + t.ioff) * q->w + t.first_w;
                         if (q->sw == 1)
                             for (int k = 0; k < t.whi - t.wlo; k++)
@@ -264,10 +276,10 @@ static void col2im(const float *cols, float *dx, const geom *q, int batch, int64
 
 /* Sum of n floats: blocks of 256 summed in eight float lanes (which vectorise; each lane
  * adds 32 values), the blocks added in double. */
-static double row_sum(const float *v, int n)
+static double row_sum(const float *v, size_t n)
 {
     double total = 0;
-    int i = 0;
+    size_t i = 0;
     for (; i + 256 <= n; i += 256) {
         float lane[8] = {0};
         for (int k = 0; k < 256; k += 8)
@@ -279,6 +291,25 @@ static double row_sum(const float *v, int n)
     for (; i < n; i++)
         total += v[i];
     return total;
+}
+
+/* A chunk's samples [n0, n1), its columns and its product t: (c, i, j) and (o) rows of
+ * (n - n0, pixel) columns, ld of them. The region is the running thread's while the job
+ * has at least one chunk per thread, else the chunk's own. */
+typedef struct {
+    int n0, n1;
+    size_t ld;
+    float *cols, *t;
+} chunk;
+
+static chunk chunk_at(const conv_job *j, int task)
+{
+    const geom *q = &j->q;
+    int n0 = task * j->chunk, n1 = n0 + j->chunk < j->a->n ? n0 + j->chunk : j->a->n;
+    int region = tk_pool_size() <= j->tasks ? tk_pool_thread() : task;
+    size_t ld = (size_t)(n1 - n0) * q->oh * q->ow;
+    float *cols = j->a->scratch + (size_t)region * j->region;
+    return (chunk){n0, n1, ld, cols, cols + (size_t)q->c * q->kh * q->kw * ld};
 }
 
 /* A plane biased and rectified in place, then pooled into the pooling's value and argmax:
@@ -295,19 +326,17 @@ static void pool_plane(const conv_job *j, float *restrict v, float b, bool relu,
                           pool->scratch + at);
 }
 
-/* t is (o, n, pixel); y is (n, o, pixel): samples [n0, n1), with the bias and a fused ReLU
- * (and a fused pooling, whose planes then take the place of y). */
-static void output_task(int64_t n0, int64_t n1, void *ud)
+/* The chunk's product t (o, n - n0, pixel) into y (n, o, pixel), with the bias and a fused
+ * ReLU (and a fused pooling, whose planes then take the place of y). */
+static void output_of(const conv_job *j, const chunk *k)
 {
-    const conv_job *j = ud;
     const tk_kernel_args *a = j->a;
     int opix = j->q.oh * j->q.ow, ppix = j->pooled.oh * j->pooled.ow;
-    size_t np = (size_t)a->n * opix;
     const float *bias = a->node->n_params > 1 ? a->param[1] : NULL;
     bool relu = a->node->act == TK_ACT_RELU;
-    for (int64_t n = n0; n < n1; n++) {
+    for (int n = k->n0; n < k->n1; n++) {
         for (int o = 0; o < j->q.o; o++) {
-            float *restrict src = j->t + (size_t)o * np + (size_t)n * opix;
+            float *restrict src = k->t + (size_t)o * k->ld + (size_t)(n - k->n0) * opix;
             float b = bias ? bias[o] : 0.0f;
             if (a->pool) {
                 pool_plane(j, src, b, relu, ((size_t)n * j->q.o + o) * ppix);
@@ -327,47 +356,52 @@ static void output_task(int64_t n0, int64_t n1, void *ud)
     }
 }
 
-/* Samples [*n0, *n1) of chunk `task`. */
-static void chunk_range(const conv_job *j, int task, int *n0, int *n1)
+/* t = W @ cols, group by group: the columns are the chunk's (and the product's) width. */
+static void product(const conv_job *j, const chunk *k, bool trans_w, float *dst, const float *src)
 {
-    *n0 = task * j->chunk;
-    *n1 = *n0 + j->chunk < j->a->n ? *n0 + j->chunk : j->a->n;
+    const geom *q = &j->q;
+    int kg = q->c / q->groups * q->kh * q->kw, og = q->o / q->groups, ld = (int)k->ld;
+    for (int g = 0; g < q->groups; g++) {
+        const float *w = j->a->param[0] + (size_t)g * og * kg;
+        if (trans_w)
+            tk_sgemm_serial(true, false, kg, ld, og, 1.0f, w, kg, src + (size_t)g * og * ld, ld,
+                            0.0f, dst + (size_t)g * kg * ld, ld);
+        else
+            tk_sgemm_serial(false, false, og, ld, kg, 1.0f, w, kg, src + (size_t)g * kg * ld, ld,
+                            0.0f, dst + (size_t)g * og * ld, ld);
+    }
 }
 
 /* One chunk's forward: its columns, their product with the weights, the epilogue. */
 static void forward_task(int task, void *ud)
 {
     const conv_job *j = ud;
-    const tk_kernel_args *a = j->a;
-    const geom *q = &j->q;
-    int n0, n1;
-    chunk_range(j, task, &n0, &n1);
-    size_t opix = (size_t)q->oh * q->ow, np = (size_t)a->n * opix, at = (size_t)n0 * opix;
-    int kg = q->c / q->groups * q->kh * q->kw, og = q->o / q->groups;
-    im2col(a->x[0], j->cols, q, a->n, 0, (int64_t)q->c * q->kh * q->kw, n0, n1);
-    for (int g = 0; g < q->groups; g++)
-        tk_sgemm_serial(false, false, og, (int)((size_t)(n1 - n0) * opix), kg, 1.0f,
-                        a->param[0] + (size_t)g * og * kg, kg, j->cols + g * kg * np + at,
-                        (int)np, 0.0f, j->t + g * og * np + at, (int)np);
-    output_task(n0, n1, ud);
+    chunk k = chunk_at(j, task);
+    im2col(j->a->x[0], k.cols, &j->q, k.ld, k.n0, k.n1);
+    product(j, &k, false, k.t, k.cols);
+    output_of(j, &k);
 }
 
-/* The scratch: the batch's columns, then t. */
 static conv_job job_of(const tk_kernel_args *a)
 {
     geom q = geom_of(a->node);
-    size_t np = (size_t)a->n * q.oh * q.ow;
-    float *cols = a->scratch, *t = cols + (size_t)q.c * q.kh * q.kw * np;
     tk_pool2d_geom pooled = {0};
     if (a->pool)
         pooled = tk_pool2d_geom_of(a->pool->node);
-    return (conv_job){a, q, pooled, cols, t, chunk_of(&q, a->n)};
+    int chunk = chunk_of(&q, a->n), tasks = (a->n + chunk - 1) / chunk;
+    /* The regions and slots are laid out for the planned batch; a smaller one uses a prefix. */
+    int planned = (int)a->node->shape.d[0], per = chunk_of(&q, planned);
+    int slots = (planned + per - 1) / per;
+    size_t region = ((size_t)q.c * q.kh * q.kw + q.o) * (size_t)per * q.oh * q.ow;
+    float *partial_dw = a->scratch + (size_t)slots * region;
+    float *partial_db = partial_dw + (size_t)slots * q.o * (q.c / q.groups) * q.kh * q.kw;
+    return (conv_job){a, q, pooled, chunk, tasks, region, partial_dw, partial_db};
 }
 
 static void forward(const tk_kernel_args *a)
 {
     conv_job j = job_of(a);
-    tk_parallel((a->n + j.chunk - 1) / j.chunk, forward_task, &j);
+    tk_parallel(j.tasks, forward_task, &j);
 }
 
 /* A fused pooling's gradient routed to each window's argmax through the ReLU's mask (the
@@ -379,18 +413,16 @@ static void unpool_plane(const conv_job *j, float *dst, bool relu, size_t at)
                             j->q.oh, j->q.ow, j->pooled.oh, j->pooled.ow, dst);
 }
 
-/* dy (n, o, pixel) into t (o, n, pixel) for samples [n0, n1), through the ReLU's mask. */
-static void grad_task(int64_t n0, int64_t n1, void *ud)
+/* The chunk's dy (n, o, pixel) into t (o, n - n0, pixel), through the ReLU's mask. */
+static void grad_of(const conv_job *j, const chunk *k)
 {
-    const conv_job *j = ud;
     const tk_kernel_args *a = j->a;
     int opix = j->q.oh * j->q.ow, ppix = j->pooled.oh * j->pooled.ow;
-    size_t np = (size_t)a->n * opix;
     bool relu = a->node->act == TK_ACT_RELU;
-    for (int64_t n = n0; n < n1; n++) {
+    for (int n = k->n0; n < k->n1; n++) {
         for (int o = 0; o < j->q.o; o++) {
             size_t at = ((size_t)n * j->q.o + o) * opix;
-            float *restrict dst = j->t + (size_t)o * np + (size_t)n * opix;
+            float *restrict dst = k->t + (size_t)o * k->ld + (size_t)(n - k->n0) * opix;
             if (a->pool) {
                 unpool_plane(j, dst, relu, ((size_t)n * j->q.o + o) * ppix);
                 continue;
@@ -408,61 +440,79 @@ static void grad_task(int64_t n0, int64_t n1, void *ud)
     }
 }
 
-static void bias_task(int64_t o0, int64_t o1, void *ud)
-{
-    const conv_job *j = ud;
-    size_t np = (size_t)j->a->n * j->q.oh * j->q.ow;
-    float *db = j->a->dparam[1];
-    bool over = tk_dparam_overwrite(j->a, 1);
-    for (int64_t o = o0; o < o1; o++)
-        db[o] = (over ? 0.0f : db[o]) + (float)row_sum(j->t + (size_t)o * np, (int)np);
-}
-
-/* One chunk's input gradient: the columns' gradient (over the spent columns), then col2im. */
-static void input_grad_task(int task, void *ud)
+/* One chunk's backward: the output gradient, the chunk's shares of the bias and weight
+ * gradients (over columns made again from the input, still in cache for the input
+ * gradient's product), then the columns' gradient and col2im. */
+static void backward_task(int task, void *ud)
 {
     const conv_job *j = ud;
     const tk_kernel_args *a = j->a;
     const geom *q = &j->q;
-    int n0, n1;
-    chunk_range(j, task, &n0, &n1);
-    size_t opix = (size_t)q->oh * q->ow, np = (size_t)a->n * opix, at = (size_t)n0 * opix;
+    chunk k = chunk_at(j, task);
+    int kg = q->c / q->groups * q->kh * q->kw, og = q->o / q->groups, ld = (int)k.ld;
+    grad_of(j, &k);
+    if (a->node->n_params > 1 && a->dparam[1])
+        for (int o = 0; o < q->o; o++)
+            j->partial_db[(size_t)task * q->o + o] = (float)row_sum(k.t + (size_t)o * k.ld, k.ld);
+    if (a->dparam[0]) {
+        im2col(a->x[0], k.cols, q, k.ld, k.n0, k.n1);
+        float *dw = j->partial_dw + (size_t)task * q->o * kg;
+        for (int g = 0; g < q->groups; g++)
+            tk_sgemm_serial(false, true, og, kg, ld, 1.0f, k.t + (size_t)g * og * ld, ld,
+                            k.cols + (size_t)g * kg * ld, ld, 0.0f, dw + (size_t)g * og * kg, kg);
+    }
+    if (!a->dx[0])
+        return;
+    product(j, &k, true, k.cols, k.t);
     size_t sample = (size_t)q->c * q->h * q->w;
-    int kg = q->c / q->groups * q->kh * q->kw, og = q->o / q->groups;
-    for (int g = 0; g < q->groups; g++)
-        tk_sgemm_serial(true, false, kg, (int)((size_t)(n1 - n0) * opix), og, 1.0f,
-                        a->param[0] + (size_t)g * og * kg, kg, j->t + g * og * np + at,
-                        (int)np, 0.0f, j->cols + g * kg * np + at, (int)np);
     if (!a->dx_accumulate[0])
-        memset(a->dx[0] + n0 * sample, 0, sizeof(float) * (size_t)(n1 - n0) * sample);
-    col2im(j->cols, a->dx[0], q, a->n, 0, q->c, n0, n1);
+        memset(a->dx[0] + k.n0 * sample, 0, sizeof(float) * (size_t)(k.n1 - k.n0) * sample);
+    col2im(k.cols, a->dx[0], q, k.ld, k.n0, k.n1);
+}
+
+/* A gradient's chunk shares summed in chunk order, so no thread count changes a bit. */
+typedef struct {
+    const float *shares;
+    float *g;
+    size_t stride;
+    int tasks;
+    bool overwrite;
+} share_sum;
+
+static void share_sum_range(int64_t lo, int64_t hi, void *ud)
+{
+    const share_sum *s = ud;
+    for (int64_t e = lo; e < hi; e++) {
+        float total = 0.0f;
+        for (int t = 0; t < s->tasks; t++)
+            total += s->shares[(size_t)t * s->stride + e];
+        s->g[e] = s->overwrite ? total : s->g[e] + total;
+    }
+}
+
+static void sum_shares(const conv_job *j, int param, const float *shares, size_t numel)
+{
+    share_sum s = {shares, j->a->dparam[param], numel, j->tasks,
+                   tk_dparam_overwrite(j->a, param)};
+    tk_parallel_range((int64_t)numel, 1024, share_sum_range, &s);
 }
 
 static void backward(const tk_kernel_args *a)
 {
     conv_job j = job_of(a);
-    geom q = j.q;
-    int np = a->n * q.oh * q.ow, kg = q.c / q.groups * q.kh * q.kw, og = q.o / q.groups;
-    float *cols = j.cols, *t = j.t;
-    tk_parallel_range(a->n, 1, grad_task, &j);
-    if (a->node->n_params > 1 && a->dparam[1])
-        tk_parallel_range(q.o, 1, bias_task, &j);
+    const geom *q = &j.q;
+    tk_parallel(j.tasks, backward_task, &j);
     if (a->dparam[0])
-        for (int g = 0; g < q.groups; g++)
-            tk_sgemm(false, true, og, kg, np, 1.0f, t + (size_t)g * og * np, np,
-                     cols + (size_t)g * kg * np, np, tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f,
-                     a->dparam[0] + (size_t)g * og * kg, kg);
-    if (!a->dx[0])
-        return;
-    /* The columns are spent once dweight has them: their gradient overwrites them. */
-    tk_parallel((a->n + j.chunk - 1) / j.chunk, input_grad_task, &j);
+        sum_shares(&j, 0, j.partial_dw, (size_t)q->o * (q->c / q->groups) * q->kh * q->kw);
+    if (a->node->n_params > 1 && a->dparam[1])
+        sum_shares(&j, 1, j.partial_db, (size_t)q->o);
 }
 
 const tk_op_def tk_op_conv2d = {
     .name = "conv2d",
     .min_inputs = 1,
     .max_inputs = 1,
-    .flags = TK_OP_RELU_EPILOGUE | TK_OP_POOL_EPILOGUE,
+    .flags = TK_OP_BWD_NEEDS_INPUT | TK_OP_RELU_EPILOGUE | TK_OP_POOL_EPILOGUE,
     .infer = infer,
     .forward = forward,
     .backward = backward,
