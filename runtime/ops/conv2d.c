@@ -218,6 +218,7 @@ static void im2col(const float *x, float *cols, const geom *q, size_t ld, int n0
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
     int taps = q->kh * q->kw;
+    bool contiguous = q->sw == 1 && q->sh == 1 && q->ow == q->w;
     for (int64_t r = 0; r < (int64_t)q->c * taps; r++) {
         int c = (int)(r / taps), i = (int)(r % taps) / q->kw, j = (int)(r % q->kw);
         float *row = cols + (size_t)r * ld;
@@ -226,6 +227,22 @@ static void im2col(const float *x, float *cols, const geom *q, size_t ld, int n0
             const float *xc = x + ((size_t)n * q->c + c) * plane;
             float *dst = row + (size_t)(n - n0) * opix;
             memset(dst, 0, sizeof(float) * (size_t)t.rlo * q->ow);
+            if (contiguous && t.rlo < t.rhi) {
+                /* Input and output rows are equally wide: the tap's rows are one shifted
+                 * copy, whose entries left and right of [wlo, whi) came from the row
+                 * beside and are zeroed after. */
+                size_t first = (size_t)t.rlo * q->ow + t.wlo;
+                size_t last = (size_t)(t.rhi - 1) * q->ow + t.whi;
+                memcpy(dst + first, xc + (size_t)(t.rlo * q->sh + t.ioff) * q->w + t.first_w,
+                       sizeof(float) * (last - first));
+                for (int oh = t.rlo; oh < t.rhi; oh++) {
+                    float *d = dst + (size_t)oh * q->ow;
+                    for (int ow = 0; ow < t.wlo; ow++)
+                        d[ow] = 0.0f;
+                    for (int ow = t.whi; ow < q->ow; ow++)
+                        d[ow] = 0.0f;
+                }
+            } else {
             /* Plain loops: rows are often too short for memcpy calls to pay. */
             for (int oh = t.rlo; oh < t.rhi; oh++) {
                 float *d = dst + (size_t)oh * q->ow;
@@ -240,6 +257,7 @@ static void im2col(const float *x, float *cols, const geom *q, size_t ld, int n0
                         d[ow] = src[(size_t)(ow - t.wlo) * q->sw];
                 for (int ow = t.whi; ow < q->ow; ow++)
                     d[ow] = 0.0f;
+            }
             }
             memset(dst + (size_t)t.rhi * q->ow, 0, sizeof(float) * (size_t)(q->oh - t.rhi) * q->ow);
         }
