@@ -52,6 +52,9 @@ def gen_conv2d():
         ("same", (2, 2, 5, 6), 3, dict(kernel_size=(4, 3), dilation=(1, 2), padding="same"),
          True),
         ("depthwise", (3, 3, 6, 6), 6, dict(groups=3, stride=(2, 1), padding=(0, 1)), True),
+        # Planes large enough that the batch runs as several chunks (3, then 2 samples):
+        # their shares of the weight and bias gradients are summed.
+        ("chunks", (5, 16, 16, 16), 2, dict(padding=1), True),
     ]
     for seed, (name, shape, out, attrs, bias) in enumerate(cases, start=100):
         torch.manual_seed(seed)

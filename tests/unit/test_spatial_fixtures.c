@@ -52,6 +52,8 @@ static const fixture_case cases[] = {
      {INT("out_channels", 6), INT("kernel_size", 3), INT("groups", 3), INTS("stride", 2, 1),
       INTS("padding", 0, 1)},
      5, true, true},
+    {"conv2d_chunks", "conv2d", {INT("out_channels", 2), INT("kernel_size", 3), INT("padding", 1)},
+     3, true, true},
     {"max_pool2d_basic", "max_pool2d", {INT("kernel_size", 2)}, 1, true, false},
     {"max_pool2d_ceil_pad", "max_pool2d",
      {INT("kernel_size", 3), INT("stride", 2), INT("padding", 1), INT("ceil_mode", 1)}, 4, true,
