@@ -212,68 +212,76 @@ typedef struct {
     float *partial_db;         /* a bias gradient per chunk */
 } conv_job;
 
+/* One sample's plane of tap t: dst[oh, ow] = its input entry, 0 outside. */
+static void tap_plane(const float *xc, float *dst, const geom *q, const tap *t)
+{
+    if (t->rlo > 0)
+        memset(dst, 0, sizeof(float) * (size_t)t->rlo * q->ow);
+    if (q->sw == 1 && q->sh == 1 && q->ow == q->w && t->rlo < t->rhi) {
+        /* Input and output rows are equally wide: the tap's rows are one shifted copy,
+         * whose entries left and right of [wlo, whi) came from the row beside and are
+         * zeroed after. */
+        size_t first = (size_t)t->rlo * q->ow + t->wlo;
+        size_t last = (size_t)(t->rhi - 1) * q->ow + t->whi;
+        memcpy(dst + first, xc + (size_t)(t->rlo + t->ioff) * q->w + t->first_w,
+               sizeof(float) * (last - first));
+        for (int oh = t->rlo; oh < t->rhi; oh++) {
+            float *d = dst + (size_t)oh * q->ow;
+            for (int ow = 0; ow < t->wlo; ow++)
+                d[ow] = 0.0f;
+            for (int ow = t->whi; ow < q->ow; ow++)
+                d[ow] = 0.0f;
+        }
+    } else {
+        /* Plain loops: rows are often too short for memcpy calls to pay. */
+        for (int oh = t->rlo; oh < t->rhi; oh++) {
+            float *d = dst + (size_t)oh * q->ow;
+            const float *src = xc + (size_t)(oh * q->sh + t->ioff) * q->w + t->first_w;
+            for (int ow = 0; ow < t->wlo; ow++)
+                d[ow] = 0.0f;
+            if (q->sw == 1)
+                for (int ow = t->wlo; ow < t->whi; ow++)
+                    d[ow] = src[ow - t->wlo];
+            else
+                for (int ow = t->wlo; ow < t->whi; ow++)
+                    d[ow] = src[(size_t)(ow - t->wlo) * q->sw];
+            for (int ow = t->whi; ow < q->ow; ow++)
+                d[ow] = 0.0f;
+        }
+    }
+    if (t->rhi < q->oh)
+        memset(dst + (size_t)t->rhi * q->ow, 0, sizeof(float) * (size_t)(q->oh - t->rhi) * q->ow);
+}
+
 /* cols[(c, i, j)][(n - n0, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw], 0 outside,
- * for samples [n0, n1); rows are ld floats apart. */
+ * for samples [n0, n1); rows are ld floats apart. Taps outermost: each is worked out once. */
 static void im2col(const float *x, float *cols, const geom *q, size_t ld, int n0, int n1)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
     int taps = q->kh * q->kw;
-    bool contiguous = q->sw == 1 && q->sh == 1 && q->ow == q->w;
-    for (int64_t r = 0; r < (int64_t)q->c * taps; r++) {
-        int c = (int)(r / taps), i = (int)(r % taps) / q->kw, j = (int)(r % q->kw);
-        float *row = cols + (size_t)r * ld;
-        tap t = tap_of(q, i, j);
-        for (int n = n0; n < n1; n++) {
-            const float *xc = x + ((size_t)n * q->c + c) * plane;
-            float *dst = row + (size_t)(n - n0) * opix;
-            memset(dst, 0, sizeof(float) * (size_t)t.rlo * q->ow);
-            if (contiguous && t.rlo < t.rhi) {
-                /* Input and output rows are equally wide: the tap's rows are one shifted
-                 * copy, whose entries left and right of [wlo, whi) came from the row
-                 * beside and are zeroed after. */
-                size_t first = (size_t)t.rlo * q->ow + t.wlo;
-                size_t last = (size_t)(t.rhi - 1) * q->ow + t.whi;
-                memcpy(dst + first, xc + (size_t)(t.rlo * q->sh + t.ioff) * q->w + t.first_w,
-                       sizeof(float) * (last - first));
-                for (int oh = t.rlo; oh < t.rhi; oh++) {
-                    float *d = dst + (size_t)oh * q->ow;
-                    for (int ow = 0; ow < t.wlo; ow++)
-                        d[ow] = 0.0f;
-                    for (int ow = t.whi; ow < q->ow; ow++)
-                        d[ow] = 0.0f;
-                }
-            } else {
-            /* Plain loops: rows are often too short for memcpy calls to pay. */
-            for (int oh = t.rlo; oh < t.rhi; oh++) {
-                float *d = dst + (size_t)oh * q->ow;
-                const float *src = xc + (size_t)(oh * q->sh + t.ioff) * q->w + t.first_w;
-                for (int ow = 0; ow < t.wlo; ow++)
-                    d[ow] = 0.0f;
-                if (q->sw == 1)
-                    for (int ow = t.wlo; ow < t.whi; ow++)
-                        d[ow] = src[ow - t.wlo];
-                else
-                    for (int ow = t.wlo; ow < t.whi; ow++)
-                        d[ow] = src[(size_t)(ow - t.wlo) * q->sw];
-                for (int ow = t.whi; ow < q->ow; ow++)
-                    d[ow] = 0.0f;
+    for (int i = 0; i < q->kh; i++)
+        for (int j = 0; j < q->kw; j++) {
+            tap t = tap_of(q, i, j);
+            for (int c = 0; c < q->c; c++) {
+                float *row = cols + ((size_t)c * taps + (size_t)i * q->kw + j) * ld;
+                for (int n = n0; n < n1; n++)
+                    tap_plane(x + ((size_t)n * q->c + c) * plane, row + (size_t)(n - n0) * opix,
+                              q, &t);
             }
-            }
-            memset(dst + (size_t)t.rhi * q->ow, 0, sizeof(float) * (size_t)(q->oh - t.rhi) * q->ow);
         }
-    }
 }
 
 /* The adjoint of im2col for samples [n0, n1): dx[n, c, ih, iw] += every column entry that
- * copied it. */
+ * copied it, in tap order (taps outermost, as in im2col). */
 static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n0, int n1)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
-    const float *row = cols;
-    for (int c = 0; c < q->c; c++) {
-        for (int i = 0; i < q->kh; i++) {
-            for (int j = 0; j < q->kw; j++, row += ld) {
-                tap t = tap_of(q, i, j);
+    int taps = q->kh * q->kw;
+    for (int i = 0; i < q->kh; i++)
+        for (int j = 0; j < q->kw; j++) {
+            tap t = tap_of(q, i, j);
+            for (int c = 0; c < q->c; c++) {
+                const float *row = cols + ((size_t)c * taps + (size_t)i * q->kw + j) * ld;
                 for (int n = n0; n < n1; n++) {
                     float *xc = dx + ((size_t)n * q->c + c) * plane;
                     for (int oh = t.rlo; oh < t.rhi; oh++) {
@@ -289,7 +297,6 @@ static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n
                 }
             }
         }
-    }
 }
 
 /* Sum of n floats: blocks of 256 summed in eight float lanes (which vectorise; each lane
