@@ -240,21 +240,43 @@ static inline v4i later_wins(v4f later, v4f first)
     return (later > first) | (later != later);
 }
 
+/* What a convolution's epilogue does to each value before its pooling sees it. */
+typedef enum { AS_IS, BIASED, BIASED_RELU } prologue;
+
+static inline v4f prepared(v4f v, float b, prologue pre)
+{
+    const v4f zero = {0, 0, 0, 0};
+    if (pre != AS_IS)
+        v = v + b;
+    return pre == BIASED_RELU ? pick(v > zero, v, zero) : v;
+}
+
+static inline float prepared1(float v, float b, prologue pre)
+{
+    if (pre != AS_IS)
+        v = v + b;
+    return pre == BIASED_RELU && !(v > 0.0f) ? 0.0f : v;
+}
+
 /* Windows [c, c + 4) of rows top and low (low = top + w). */
 static inline void four_windows(const float *top, const float *low, int c, float at, float w,
-                                float *y, float *arg)
+                                float b, prologue pre, float *y, float *arg)
 {
     v4f t0, t1, l0, l1;
     memcpy(&t0, top + 2 * c, sizeof t0);
     memcpy(&t1, top + 2 * c + 4, sizeof t1);
     memcpy(&l0, low + 2 * c, sizeof l0);
     memcpy(&l1, low + 2 * c + 4, sizeof l1);
+    t0 = prepared(t0, b, pre);
+    t1 = prepared(t1, b, pre);
+    l0 = prepared(l0, b, pre);
+    l1 = prepared(l1, b, pre);
     const v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
     const v4f zero = {0, 0, 0, 0}, one = {1, 1, 1, 1}, below = {w, w, w, w};
-    v4f a = __builtin_shuffle(t0, t1, even), b = __builtin_shuffle(t0, t1, odd);
+    v4f a = __builtin_shuffle(t0, t1, even), bb = __builtin_shuffle(t0, t1, odd);
     v4f c0 = __builtin_shuffle(l0, l1, even), d = __builtin_shuffle(l0, l1, odd);
-    v4i right = later_wins(b, a), right_low = later_wins(d, c0);
-    v4f upper = pick(right, b, a), lower = pick(right_low, d, c0);
+    v4i right = later_wins(bb, a), right_low = later_wins(d, c0);
+    v4f upper = pick(right, bb, a), lower = pick(right_low, d, c0);
     v4f upper_off = pick(right, one, zero), lower_off = below + pick(right_low, one, zero);
     v4i down = later_wins(lower, upper);
     v4f m = pick(down, lower, upper), off = pick(down, lower_off, upper_off);
@@ -263,31 +285,49 @@ static inline void four_windows(const float *top, const float *low, int c, float
     memcpy(arg + c, &index, sizeof index);
 }
 
-TK_HOT void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, float *arg)
+static inline void pool_2x2_plane(const float *x, int w, int oh, int ow, float b, prologue pre,
+                                  float *y, float *arg)
 {
     for (int r = 0; r < oh; r++) {
         const float *top = x + (size_t)2 * r * w, *low = top + w;
         float *yr = y + (size_t)r * ow, *ar = arg + (size_t)r * ow;
         int c = 0;
         for (; c + 4 <= ow; c += 4)
-            four_windows(top, low, c, (float)(2 * r * w + 2 * c), (float)w, yr, ar);
+            four_windows(top, low, c, (float)(2 * r * w + 2 * c), (float)w, b, pre, yr, ar);
         if (c < ow && ow >= 4) {
-            four_windows(top, low, ow - 4, (float)(2 * r * w + 2 * (ow - 4)), (float)w, yr, ar);
+            four_windows(top, low, ow - 4, (float)(2 * r * w + 2 * (ow - 4)), (float)w, b, pre,
+                         yr, ar);
             c = ow;
         }
         for (; c < ow; c++) {
             int i = 2 * c, best = i;
-            float m = top[i];
-            if (top[i + 1] > m || isnan(top[i + 1]))
-                m = top[best = i + 1];
-            if (low[i] > m || isnan(low[i]))
-                m = low[i], best = i + w;
-            if (low[i + 1] > m || isnan(low[i + 1]))
-                m = low[i + 1], best = i + w + 1;
+            float m = prepared1(top[i], b, pre), v = prepared1(top[i + 1], b, pre);
+            if (v > m || isnan(v))
+                m = v, best = i + 1;
+            v = prepared1(low[i], b, pre);
+            if (v > m || isnan(v))
+                m = v, best = i + w;
+            v = prepared1(low[i + 1], b, pre);
+            if (v > m || isnan(v))
+                m = v, best = i + w + 1;
             yr[c] = m;
             ar[c] = (float)(2 * r * w + best);
         }
     }
+}
+
+TK_HOT void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, float *arg)
+{
+    pool_2x2_plane(x, w, oh, ow, 0.0f, AS_IS, y, arg);
+}
+
+TK_HOT void tk_max_pool_2x2_biased(const float *x, float b, bool relu, int w, int oh, int ow,
+                                   float *y, float *arg)
+{
+    if (relu)
+        pool_2x2_plane(x, w, oh, ow, b, BIASED_RELU, y, arg);
+    else
+        pool_2x2_plane(x, w, oh, ow, b, BIASED, y, arg);
 }
 
 /* Windows [c, c + 4) of the pooled row: each window's four input positions, the gradient at

@@ -175,6 +175,10 @@ bool tk_pool2d_is_2x2(const tk_pool2d_geom *q);
  * float index into x's plane: the first maximum, or the last NaN, as PyTorch picks it) have
  * oh x ow. */
 void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, float *arg);
+/* The same over relu(x + b) (or x + b): a convolution's epilogue and its pooling in one pass,
+ * the same values and argmaxes as the epilogue's plane pooled. */
+void tk_max_pool_2x2_biased(const float *x, float b, bool relu, int w, int oh, int ow, float *y,
+                            float *arg);
 
 /* Its adjoint: the h x w plane dx gets dy (oh x ow) at each window's argmax and +0 wherever
  * no gradient goes (as zeros plus the gradient would), every element written; with y (the

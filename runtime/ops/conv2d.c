@@ -337,20 +337,6 @@ static chunk chunk_at(const conv_job *j, int task)
     return (chunk){n0, n1, ld, cols, cols + (size_t)q->c * q->kh * q->kw * ld};
 }
 
-/* A plane biased and rectified in place, then pooled into the pooling's value and argmax:
- * the same values in the same windows as the separate ops. */
-static void pool_plane(const conv_job *j, float *restrict v, float b, bool relu, size_t at)
-{
-    const tk_kernel_args *pool = j->a->pool;
-    int opix = j->q.oh * j->q.ow;
-    for (int p = 0; p < opix; p++) {
-        float u = v[p] + b;
-        v[p] = !relu || u > 0.0f ? u : 0.0f;
-    }
-    tk_max_pool_2x2_plane(v, j->q.ow, j->pooled.oh, j->pooled.ow, pool->y + at,
-                          pool->scratch + at);
-}
-
 /* The chunk's product t (o, n - n0, pixel) into y (n, o, pixel), with the bias and a fused
  * ReLU (and a fused pooling, whose planes then take the place of y). */
 static void output_of(const conv_job *j, const chunk *k)
@@ -361,10 +347,12 @@ static void output_of(const conv_job *j, const chunk *k)
     bool relu = a->node->act == TK_ACT_RELU;
     for (int n = k->n0; n < k->n1; n++) {
         for (int o = 0; o < j->q.o; o++) {
-            float *restrict src = k->t + (size_t)o * k->ld + (size_t)(n - k->n0) * opix;
+            const float *restrict src = k->t + (size_t)o * k->ld + (size_t)(n - k->n0) * opix;
             float b = bias ? bias[o] : 0.0f;
             if (a->pool) {
-                pool_plane(j, src, b, relu, ((size_t)n * j->q.o + o) * ppix);
+                size_t at = ((size_t)n * j->q.o + o) * ppix;
+                tk_max_pool_2x2_biased(src, b, relu, j->q.ow, j->pooled.oh, j->pooled.ow,
+                                       a->pool->y + at, a->pool->scratch + at);
                 continue;
             }
             float *restrict dst = a->y + ((size_t)n * j->q.o + o) * opix;
