@@ -212,6 +212,15 @@ typedef struct {
     float *partial_db;         /* a bias gradient per chunk */
 } conv_job;
 
+/* Columns [from, to) of rows [r0, r1) of a plane width floats wide set to 0, column by
+ * column: written row by row, each row's one or two zeros became a call to memset. */
+static void zero_columns(float *plane, int width, int r0, int r1, int from, int to)
+{
+    for (int c = from; c < to; c++)
+        for (int r = r0; r < r1; r++)
+            plane[(size_t)r * width + c] = 0.0f;
+}
+
 /* One sample's plane of tap t: dst[oh, ow] = its input entry, 0 outside. */
 static void tap_plane(const float *xc, float *dst, const geom *q, const tap *t)
 {
@@ -219,36 +228,27 @@ static void tap_plane(const float *xc, float *dst, const geom *q, const tap *t)
         memset(dst, 0, sizeof(float) * (size_t)t->rlo * q->ow);
     if (q->sw == 1 && q->sh == 1 && q->ow == q->w && t->rlo < t->rhi) {
         /* Input and output rows are equally wide: the tap's rows are one shifted copy,
-         * whose entries left and right of [wlo, whi) came from the row beside and are
-         * zeroed after. */
+         * whose entries left and right of [wlo, whi) came from the row beside (zeroed
+         * below). */
         size_t first = (size_t)t->rlo * q->ow + t->wlo;
         size_t last = (size_t)(t->rhi - 1) * q->ow + t->whi;
         memcpy(dst + first, xc + (size_t)(t->rlo + t->ioff) * q->w + t->first_w,
                sizeof(float) * (last - first));
-        for (int oh = t->rlo; oh < t->rhi; oh++) {
-            float *d = dst + (size_t)oh * q->ow;
-            for (int ow = 0; ow < t->wlo; ow++)
-                d[ow] = 0.0f;
-            for (int ow = t->whi; ow < q->ow; ow++)
-                d[ow] = 0.0f;
-        }
     } else {
         /* Plain loops: rows are often too short for memcpy calls to pay. */
         for (int oh = t->rlo; oh < t->rhi; oh++) {
             float *d = dst + (size_t)oh * q->ow;
             const float *src = xc + (size_t)(oh * q->sh + t->ioff) * q->w + t->first_w;
-            for (int ow = 0; ow < t->wlo; ow++)
-                d[ow] = 0.0f;
             if (q->sw == 1)
                 for (int ow = t->wlo; ow < t->whi; ow++)
                     d[ow] = src[ow - t->wlo];
             else
                 for (int ow = t->wlo; ow < t->whi; ow++)
                     d[ow] = src[(size_t)(ow - t->wlo) * q->sw];
-            for (int ow = t->whi; ow < q->ow; ow++)
-                d[ow] = 0.0f;
         }
     }
+    zero_columns(dst, q->ow, t->rlo, t->rhi, 0, t->wlo);
+    zero_columns(dst, q->ow, t->rlo, t->rhi, t->whi, q->ow);
     if (t->rhi < q->oh)
         memset(dst + (size_t)t->rhi * q->ow, 0, sizeof(float) * (size_t)(q->oh - t->rhi) * q->ow);
 }
@@ -271,12 +271,37 @@ static void im2col(const float *x, float *cols, const geom *q, size_t ld, int n0
         }
 }
 
+/* A plane of dx from the first tap's terms alone: 0 + each term, 0 where it has none, as
+ * adding them to a zeroed plane gives. With stride 1 each entry takes at most one. */
+static void first_tap_plane(const float *src, float *xc, const geom *q, const tap *t)
+{
+    int r0 = t->rlo + t->ioff, r1 = t->rhi + t->ioff, c0 = t->first_w;
+    int c1 = c0 + t->whi - t->wlo;
+    if (r0 >= r1)
+        r0 = r1 = q->h;
+    memset(xc, 0, sizeof(float) * (size_t)r0 * q->w);
+    for (int oh = t->rlo; oh < t->rhi; oh++) {
+        const float *s = src + (size_t)oh * q->ow + t->wlo;
+        float *d = xc + (size_t)(oh + t->ioff) * q->w + c0;
+        for (int k = 0; k < c1 - c0; k++)
+            d[k] = 0.0f + s[k];
+    }
+    zero_columns(xc, q->w, r0, r1, 0, c0);
+    zero_columns(xc, q->w, r0, r1, c1, q->w);
+    memset(xc + (size_t)r1 * q->w, 0, sizeof(float) * (size_t)(q->h - r1) * q->w);
+}
+
 /* The adjoint of im2col for samples [n0, n1): dx[n, c, ih, iw] += every column entry that
- * copied it, in tap order (taps outermost, as in im2col). */
-static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n0, int n1)
+ * copied it, in tap order (taps outermost, as in im2col); with overwrite, dx's old values
+ * are not read (the first tap writes the planes when the stride is 1). */
+static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n0, int n1,
+                   bool overwrite)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
     int taps = q->kh * q->kw;
+    bool first_writes = overwrite && q->sh == 1 && q->sw == 1;
+    if (overwrite && !first_writes)
+        memset(dx + n0 * plane * q->c, 0, sizeof(float) * (size_t)(n1 - n0) * q->c * plane);
     for (int i = 0; i < q->kh; i++)
         for (int j = 0; j < q->kw; j++) {
             tap t = tap_of(q, i, j);
@@ -284,6 +309,10 @@ static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n
                 const float *row = cols + ((size_t)c * taps + (size_t)i * q->kw + j) * ld;
                 for (int n = n0; n < n1; n++) {
                     float *xc = dx + ((size_t)n * q->c + c) * plane;
+                    if (first_writes && i == 0 && j == 0) {
+                        first_tap_plane(row + (size_t)(n - n0) * opix, xc, q, &t);
+                        continue;
+                    }
                     for (int oh = t.rlo; oh < t.rhi; oh++) {
                         const float *s = row + (size_t)(n - n0) * opix + (size_t)oh * q->ow + t.wlo;
                         float *d = xc + (size_t)(oh * q->sh + t.ioff) * q->w + t.first_w;
@@ -477,10 +506,7 @@ static void backward_task(int task, void *ud)
     if (!a->dx[0])
         return;
     product(j, &k, true, k.cols, k.t);
-    size_t sample = (size_t)q->c * q->h * q->w;
-    if (!a->dx_accumulate[0])
-        memset(a->dx[0] + k.n0 * sample, 0, sizeof(float) * (size_t)(k.n1 - k.n0) * sample);
-    col2im(k.cols, a->dx[0], q, k.ld, k.n0, k.n1);
+    col2im(k.cols, a->dx[0], q, k.ld, k.n0, k.n1, !a->dx_accumulate[0]);
 }
 
 /* A gradient's chunk shares summed in chunk order, so no thread count changes a bit. */
