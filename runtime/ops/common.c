@@ -240,6 +240,11 @@ static inline v4i later_wins(v4f later, v4f first)
     return (later > first) | (later != later);
 }
 
+/* Four windows' first entries from the first one's: one broadcast and one add, where the
+ * vector built from four scalar sums cost a tenth of the pooling's time. The sums are exact,
+ * so either way gives the same offsets. */
+#define WINDOW_STARTS ((v4f){0, 2, 4, 6})
+
 /* What a convolution's epilogue does to each value before its pooling sees it. */
 typedef enum { AS_IS, BIASED, BIASED_RELU } prologue;
 
@@ -280,7 +285,7 @@ static inline void four_windows(const float *top, const float *low, int c, float
     v4f upper_off = pick(right, one, zero), lower_off = below + pick(right_low, one, zero);
     v4i down = later_wins(lower, upper);
     v4f m = pick(down, lower, upper), off = pick(down, lower_off, upper_off);
-    v4f index = (v4f){at, at + 2, at + 4, at + 6} + off;
+    v4f index = (WINDOW_STARTS + at) + off;
     memcpy(y + c, &m, sizeof m);
     memcpy(arg + c, &index, sizeof index);
 }
@@ -345,7 +350,7 @@ static inline void four_unpooled(const float *dy, const float *arg, const float 
         memcpy(&mask_of, y + c, sizeof mask_of);
         g = pick(mask_of > zero, g, zero);
     }
-    v4f off = index - (v4f){at, at + 2, at + 4, at + 6};
+    v4f off = index - (WINDOW_STARTS + at);
     v4f a = pick(off == zero, g, zero), b = pick(off == (v4f){1, 1, 1, 1}, g, zero);
     v4f d = pick(off == (v4f){w, w, w, w}, g, zero);
     v4f e = pick(off == (v4f){w + 1, w + 1, w + 1, w + 1}, g, zero);
