@@ -328,22 +328,22 @@ static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n
         }
 }
 
-/* Sum of n floats: blocks of 256 summed in eight float lanes (which vectorise; each lane
- * adds 32 values), the blocks added in double. */
+/* Sum of n floats: blocks of 256 (the last may be shorter) summed in eight float lanes
+ * (which vectorise; each lane adds at most 32 values), the blocks added in double. */
 static double row_sum(const float *v, size_t n)
 {
     double total = 0;
-    size_t i = 0;
-    for (; i + 256 <= n; i += 256) {
+    for (size_t i = 0; i < n; i += 256) {
+        size_t m = n - i < 256 ? n - i : 256, k = 0;
         float lane[8] = {0};
-        for (int k = 0; k < 256; k += 8)
+        for (; k + 8 <= m; k += 8)
             for (int l = 0; l < 8; l++)
                 lane[l] += v[i + k + l];
+        for (int l = 0; k < m; k++, l++)
+            lane[l] += v[i + k];
         for (int l = 0; l < 8; l++)
             total += lane[l];
     }
-    for (; i < n; i++)
-        total += v[i];
     return total;
 }
 
