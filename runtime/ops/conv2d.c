@@ -221,15 +221,21 @@ static void zero_columns(float *plane, int width, int r0, int r1, int from, int 
             plane[(size_t)r * width + c] = 0.0f;
 }
 
+/* Input and output rows equally wide and stride 1: a tap's rows are then one shifted run of
+ * the plane, in im2col and in its adjoint. */
+static bool contiguous(const geom *q, const tap *t)
+{
+    return q->sw == 1 && q->sh == 1 && q->ow == q->w && t->rlo < t->rhi;
+}
+
 /* One sample's plane of tap t: dst[oh, ow] = its input entry, 0 outside. */
 static void tap_plane(const float *xc, float *dst, const geom *q, const tap *t)
 {
     if (t->rlo > 0)
         memset(dst, 0, sizeof(float) * (size_t)t->rlo * q->ow);
-    if (q->sw == 1 && q->sh == 1 && q->ow == q->w && t->rlo < t->rhi) {
-        /* Input and output rows are equally wide: the tap's rows are one shifted copy,
-         * whose entries left and right of [wlo, whi) came from the row beside (zeroed
-         * below). */
+    if (contiguous(q, t)) {
+        /* One shifted copy, whose entries left and right of [wlo, whi) came from the row
+         * beside (zeroed below). */
         size_t first = (size_t)t->rlo * q->ow + t->wlo;
         size_t last = (size_t)(t->rhi - 1) * q->ow + t->whi;
         memcpy(dst + first, xc + (size_t)(t->rlo + t->ioff) * q->w + t->first_w,
@@ -271,30 +277,67 @@ static void im2col(const float *x, float *cols, const geom *q, size_t ld, int n0
         }
 }
 
-/* A plane of dx from the first tap's terms alone: 0 + each term, 0 where it has none, as
- * adding them to a zeroed plane gives. With stride 1 each entry takes at most one. */
-static void first_tap_plane(const float *src, float *xc, const geom *q, const tap *t)
+/* One sample's plane of tap t added into its plane of dx, or with first (stride 1 only)
+ * written there: 0 + each term, 0 where the tap has none, as adding to a zeroed plane gives
+ * (with stride 1 a tap gives each entry at most one term). */
+static void tap_plane_adjoint(float *src, float *xc, const geom *q, const tap *t, bool first)
 {
-    int r0 = t->rlo + t->ioff, r1 = t->rhi + t->ioff, c0 = t->first_w;
-    int c1 = c0 + t->whi - t->wlo;
-    if (r0 >= r1)
-        r0 = r1 = q->h;
-    memset(xc, 0, sizeof(float) * (size_t)r0 * q->w);
+    size_t plane = (size_t)q->h * q->w;
+    if (contiguous(q, t)) {
+        /* One shifted run, as in im2col: the terms of padded positions in between would
+         * land on the row beside, so they are set to 0 first (nothing reads them after);
+         * adding +0 changes no value. */
+        zero_columns(src, q->ow, t->rlo, t->rhi, 0, t->wlo);
+        zero_columns(src, q->ow, t->rlo, t->rhi, t->whi, q->ow);
+        size_t from = (size_t)t->rlo * q->ow + t->wlo, n = (size_t)(t->rhi - 1) * q->ow + t->whi - from;
+        size_t at = (size_t)(t->rlo + t->ioff) * q->w + t->first_w;
+        const float *s = src + from;
+        float *d = xc + at;
+        if (first) {
+            memset(xc, 0, sizeof(float) * at);
+            for (size_t k = 0; k < n; k++)
+                d[k] = 0.0f + s[k];
+            memset(d + n, 0, sizeof(float) * (plane - at - n));
+        } else {
+            for (size_t k = 0; k < n; k++)
+                d[k] += s[k];
+        }
+        return;
+    }
+    if (first) {
+        int r0 = t->rlo + t->ioff, r1 = t->rhi + t->ioff, c0 = t->first_w;
+        int c1 = c0 + t->whi - t->wlo;
+        if (r0 >= r1)
+            r0 = r1 = q->h;
+        memset(xc, 0, sizeof(float) * (size_t)r0 * q->w);
+        for (int oh = t->rlo; oh < t->rhi; oh++) {
+            const float *s = src + (size_t)oh * q->ow + t->wlo;
+            float *d = xc + (size_t)(oh + t->ioff) * q->w + c0;
+            for (int k = 0; k < c1 - c0; k++)
+                d[k] = 0.0f + s[k];
+        }
+        zero_columns(xc, q->w, r0, r1, 0, c0);
+        zero_columns(xc, q->w, r0, r1, c1, q->w);
+        memset(xc + (size_t)r1 * q->w, 0, sizeof(float) * (size_t)(q->h - r1) * q->w);
+        return;
+    }
     for (int oh = t->rlo; oh < t->rhi; oh++) {
         const float *s = src + (size_t)oh * q->ow + t->wlo;
-        float *d = xc + (size_t)(oh + t->ioff) * q->w + c0;
-        for (int k = 0; k < c1 - c0; k++)
-            d[k] = 0.0f + s[k];
+        float *d = xc + (size_t)(oh * q->sh + t->ioff) * q->w + t->first_w;
+        if (q->sw == 1)
+            for (int k = 0; k < t->whi - t->wlo; k++)
+                d[k] += s[k];
+        else
+            for (int k = 0; k < t->whi - t->wlo; k++)
+                d[(size_t)k * q->sw] += s[k];
     }
-    zero_columns(xc, q->w, r0, r1, 0, c0);
-    zero_columns(xc, q->w, r0, r1, c1, q->w);
-    memset(xc + (size_t)r1 * q->w, 0, sizeof(float) * (size_t)(q->h - r1) * q->w);
 }
 
 /* The adjoint of im2col for samples [n0, n1): dx[n, c, ih, iw] += every column entry that
  * copied it, in tap order (taps outermost, as in im2col); with overwrite, dx's old values
- * are not read (the first tap writes the planes when the stride is 1). */
-static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n0, int n1,
+ * are not read (the first tap writes the planes when the stride is 1). The columns' entries
+ * for padded positions are overwritten. */
+static void col2im(float *cols, float *dx, const geom *q, size_t ld, int n0, int n1,
                    bool overwrite)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
@@ -305,25 +348,12 @@ static void col2im(const float *cols, float *dx, const geom *q, size_t ld, int n
     for (int i = 0; i < q->kh; i++)
         for (int j = 0; j < q->kw; j++) {
             tap t = tap_of(q, i, j);
+            bool first = first_writes && i == 0 && j == 0;
             for (int c = 0; c < q->c; c++) {
-                const float *row = cols + ((size_t)c * taps + (size_t)i * q->kw + j) * ld;
-                for (int n = n0; n < n1; n++) {
-                    float *xc = dx + ((size_t)n * q->c + c) * plane;
-                    if (first_writes && i == 0 && j == 0) {
-                        first_tap_plane(row + (size_t)(n - n0) * opix, xc, q, &t);
-                        continue;
-                    }
-                    for (int oh = t.rlo; oh < t.rhi; oh++) {
-                        const float *s = row + (size_t)(n - n0) * opix + (size_t)oh * q->ow + t.wlo;
-                        float *d = xc + (size_t)(oh * q->sh + t.ioff) * q->w + t.first_w;
-                        if (q->sw == 1)
-                            for (int k = 0; k < t.whi - t.wlo; k++)
-                                d[k] += s[k];
-                        else
-                            for (int k = 0; k < t.whi - t.wlo; k++)
-                                d[(size_t)k * q->sw] += s[k];
-                    }
-                }
+                float *row = cols + ((size_t)c * taps + (size_t)i * q->kw + j) * ld;
+                for (int n = n0; n < n1; n++)
+                    tap_plane_adjoint(row + (size_t)(n - n0) * opix,
+                                      dx + ((size_t)n * q->c + c) * plane, q, &t, first);
             }
         }
 }
