@@ -21,13 +21,22 @@ static void philox(uint32_t ctr[4], uint32_t k0, uint32_t k1)
     }
 }
 
+/* Each block gives four words; the stream is folded into the key so streams never share a
+ * sequence. */
+static void block_words(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b, uint64_t block,
+                        uint32_t ctr[4])
+{
+    ctr[0] = (uint32_t)block;
+    ctr[1] = (uint32_t)(block >> 32) ^ (stream << 16);
+    ctr[2] = a;
+    ctr[3] = b;
+    philox(ctr, (uint32_t)seed ^ (stream * 0x9E3779B9u), (uint32_t)(seed >> 32) + stream);
+}
+
 static uint32_t draw(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b, uint64_t counter)
 {
-    /* Each block gives four words; the stream is folded into the key so streams never
-     * share a sequence. */
-    uint64_t block = counter >> 2;
-    uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32) ^ (stream << 16), a, b};
-    philox(ctr, (uint32_t)seed ^ (stream * 0x9E3779B9u), (uint32_t)(seed >> 32) + stream);
+    uint32_t ctr[4];
+    block_words(seed, stream, a, b, counter >> 2, ctr);
     return ctr[counter & 3];
 }
 
@@ -54,6 +63,15 @@ float tk_rng_uniform(tk_rng *r)
 float tk_rng_uniform_at(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b, uint64_t counter)
 {
     return to_unit(draw(seed, stream, a, b, counter));
+}
+
+void tk_rng_uniform4_at(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b, uint64_t block,
+                        float u[4])
+{
+    uint32_t ctr[4];
+    block_words(seed, stream, a, b, block, ctr);
+    for (int i = 0; i < 4; i++)
+        u[i] = to_unit(ctr[i]);
 }
 
 float tk_rng_normal(tk_rng *r)

@@ -49,6 +49,19 @@ tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx)
 
 /* ---------------------------------------------------------------- ops along one dimension */
 
+void tk_dropout_scales(const tk_kernel_args *a, size_t i, size_t n, size_t per_row, float *k)
+{
+    float p = (float)a->node->fattr[0];
+    uint64_t c = (uint64_t)a->row0 * per_row + i, end = c + n;
+    while (c < end) {
+        float u[4];
+        tk_rng_uniform4_at(a->seed, TK_STREAM_DROPOUT, (uint32_t)a->node->id, (uint32_t)a->step,
+                           c >> 2, u);
+        for (uint64_t j = c & 3; j < 4 && c < end; j++, c++)
+            *k++ = u[j] < p ? 0.0f : 1.0f / (1.0f - p);
+    }
+}
+
 int64_t tk_attr_dim(const tk_node *n, const tk_shape *x, tk_ctx *ctx)
 {
     int64_t dim = tk_attr_int(n, "dim", 1);

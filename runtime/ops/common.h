@@ -38,8 +38,7 @@ tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx);
 /* The factor of draw i (an element, or a channel counted over the batch) in this step: 0
  * with probability p, else 1/(1-p). Forward and backward redraw it from the counter-based
  * RNG instead of storing a mask. Draws are counted from the global batch's first row
- * (per_row draws a row), so a data-parallel shard draws what one process would. Inline:
- * dropout calls it per element. */
+ * (per_row draws a row), so a data-parallel shard draws what one process would. */
 static inline float tk_dropout_scale(const tk_kernel_args *a, size_t i, size_t per_row)
 {
     float p = (float)a->node->fattr[0];
@@ -47,6 +46,10 @@ static inline float tk_dropout_scale(const tk_kernel_args *a, size_t i, size_t p
                                 (uint32_t)a->step, (uint64_t)a->row0 * per_row + i);
     return u < p ? 0.0f : 1.0f / (1.0f - p);
 }
+
+/* The factors of draws [i, i + n) (elements), as tk_dropout_scale gives each, four per
+ * generator block. */
+void tk_dropout_scales(const tk_kernel_args *a, size_t i, size_t n, size_t per_row, float *k);
 
 /* ---------------------------------------------------------------- ops along one dimension */
 

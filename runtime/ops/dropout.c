@@ -18,12 +18,20 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
  * with the same bits. */
 enum { GRAIN = 4096 };
 
+/* The factors are drawn SCALES at a time, four per generator block. */
+enum { SCALES = 256 };
+
 static void forward_range(int64_t lo, int64_t hi, void *ud)
 {
     const tk_kernel_args *a = ud;
     size_t row = (size_t)tk_sample_numel(&a->node->shape);
-    for (int64_t i = lo; i < hi; i++)
-        a->y[i] = a->x[0][i] * tk_dropout_scale(a, (size_t)i, row);
+    float k[SCALES];
+    for (int64_t i = lo; i < hi; i += SCALES) {
+        size_t n = hi - i < SCALES ? (size_t)(hi - i) : SCALES;
+        tk_dropout_scales(a, (size_t)i, n, row, k);
+        for (size_t e = 0; e < n; e++)
+            a->y[i + e] = a->x[0][i + e] * k[e];
+    }
 }
 
 static void forward(const tk_kernel_args *a)
@@ -41,9 +49,15 @@ static void backward_range(int64_t lo, int64_t hi, void *ud)
     const tk_kernel_args *a = ud;
     size_t row = (size_t)tk_sample_numel(&a->node->shape);
     bool identity = a->node->fattr[0] == 0.0;
-    for (int64_t i = lo; i < hi; i++) {
-        float g = identity ? a->dy[i] : a->dy[i] * tk_dropout_scale(a, (size_t)i, row);
-        a->dx[0][i] = a->dx_accumulate[0] ? a->dx[0][i] + g : g;
+    float k[SCALES];
+    for (int64_t i = lo; i < hi; i += SCALES) {
+        size_t n = hi - i < SCALES ? (size_t)(hi - i) : SCALES;
+        if (!identity)
+            tk_dropout_scales(a, (size_t)i, n, row, k);
+        for (size_t e = 0; e < n; e++) {
+            float g = identity ? a->dy[i + e] : a->dy[i + e] * k[e];
+            a->dx[0][i + e] = a->dx_accumulate[0] ? a->dx[0][i + e] + g : g;
+        }
     }
 }
 

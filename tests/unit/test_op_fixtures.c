@@ -5,6 +5,7 @@
  * Tolerance: |got - want| <= 1e-5 * |want| + 1e-6 (float32 sums in another order). */
 #include "check.h"
 #include "tk_int.h"
+#include "ops/common.h"
 
 #include <string.h>
 
@@ -177,6 +178,20 @@ static void test_dropout(void)
     a.step = 4;
     a.node->op->forward(&a);
     CHECK(memcmp(y, y2, sizeof y) != 0);
+    /* Each element's factor is its own counter's draw, however the draws are batched: the
+     * rows of a shard that starts at row 3, 7 elements each, begin inside a generator block. */
+    int in7 = tk_graph_source(g, (tk_shape){1, {7}}, "x7");
+    int id7 = tk_graph_op(g, "dropout", &in7, 1, &p, 1, "d7", "test");
+    tk_kernel_args b = {.node = tk_graph_node(g, id7), .n = N, .training = true, .seed = 9,
+                        .step = 3, .row0 = 3, .x = {x}, .y = y, .dy = dy, .dx = {dx}};
+    b.node->op->forward(&b);
+    b.node->op->backward(&b);
+    wrong = 0;
+    for (int i = 0; i < N * 7; i++) {
+        float k = tk_dropout_scale(&b, (size_t)i, 7);
+        wrong += y[i] != x[i] * k || dx[i] != dy[i] * k;
+    }
+    CHECK_MSG(wrong == 0, "%d elements not scaled by their own counter's draw", wrong);
     tk_graph_free(g);
     tk_ctx_free(ctx);
 }
