@@ -236,34 +236,35 @@ bool tk_pool2d_is_2x2(const tk_pool2d_geom *q)
 
 /* PyTorch's rule, v > m || isnan(v) over a window's elements in turn, picks the last NaN if
  * there is one, else the first maximum; so does the rule applied to each row's pair and then
- * to the two winners, with half the dependent steps. Four windows at a time: rows are short
- * (14 windows on FashionMNIST's first layer), so four lanes, with the last group overlapping
- * the one before it, beat a wider loop and its scalar remainder. The argmax offset is a
- * float like the index it is added to (exact below 2^24). */
+ * to the two winners, with half the dependent steps. The pooling takes four windows of each
+ * of two pooled rows at a time, one row per 128-bit half of a 256-bit vector, so its pair
+ * shuffles stay inside each half (rows are short: 14 windows on FashionMNIST's first layer;
+ * the last group of a row overlaps the one before it). The argmax offset is a float like
+ * the index it is added to (exact below 2^24). Every helper is inlined into the TK_HOT
+ * callers' clones: built on its own, without AVX, a helper would pass its 256-bit vectors
+ * through memory (about 8x slower), and no such call is left for -Wpsabi to note. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define VECTOR_INLINE static inline __attribute__((always_inline))
 typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
 
-static inline v4f pick(v4i take, v4f a, v4f b)
+VECTOR_INLINE v8f pick(v8i take, v8f a, v8f b)
 {
-    return (v4f)(((v4i)a & take) | ((v4i)b & ~take));
+    return (v8f)(((v8i)a & take) | ((v8i)b & ~take));
 }
 
-static inline v4i later_wins(v4f later, v4f first)
+VECTOR_INLINE v8i later_wins(v8f later, v8f first)
 {
     return (later > first) | (later != later);
 }
 
-/* Four windows' first entries from the first one's: one broadcast and one add, where the
- * vector built from four scalar sums cost a tenth of the pooling's time. The sums are exact,
- * so either way gives the same offsets. */
-#define WINDOW_STARTS ((v4f){0, 2, 4, 6})
-
 /* What a convolution's epilogue does to each value before its pooling sees it. */
 typedef enum { AS_IS, BIASED, BIASED_RELU } prologue;
 
-static inline v4f prepared(v4f v, float b, prologue pre)
+VECTOR_INLINE v8f prepared(v8f v, float b, prologue pre)
 {
-    const v4f zero = {0, 0, 0, 0};
+    const v8f zero = {0};
     if (pre != AS_IS)
         v = v + b;
     return pre == BIASED_RELU ? pick(v > zero, v, zero) : v;
@@ -276,61 +277,92 @@ static inline float prepared1(float v, float b, prologue pre)
     return pre == BIASED_RELU && !(v > 0.0f) ? 0.0f : v;
 }
 
-/* Windows [c, c + 4) of rows top and low (low = top + w). */
-static inline void four_windows(const float *top, const float *low, int c, float at, float w,
-                                float b, prologue pre, float *y, float *arg)
+/* Eight floats from row + at (low half) and row2 + at (high half). */
+VECTOR_INLINE v8f halves(const float *row, const float *row2, int at)
 {
-    v4f t0, t1, l0, l1;
-    memcpy(&t0, top + 2 * c, sizeof t0);
-    memcpy(&t1, top + 2 * c + 4, sizeof t1);
-    memcpy(&l0, low + 2 * c, sizeof l0);
-    memcpy(&l1, low + 2 * c + 4, sizeof l1);
-    t0 = prepared(t0, b, pre);
-    t1 = prepared(t1, b, pre);
-    l0 = prepared(l0, b, pre);
-    l1 = prepared(l1, b, pre);
-    const v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
-    const v4f zero = {0, 0, 0, 0}, one = {1, 1, 1, 1}, below = {w, w, w, w};
-    v4f a = __builtin_shuffle(t0, t1, even), bb = __builtin_shuffle(t0, t1, odd);
-    v4f c0 = __builtin_shuffle(l0, l1, even), d = __builtin_shuffle(l0, l1, odd);
-    v4i right = later_wins(bb, a), right_low = later_wins(d, c0);
-    v4f upper = pick(right, bb, a), lower = pick(right_low, d, c0);
-    v4f upper_off = pick(right, one, zero), lower_off = below + pick(right_low, one, zero);
-    v4i down = later_wins(lower, upper);
-    v4f m = pick(down, lower, upper), off = pick(down, lower_off, upper_off);
-    v4f index = (WINDOW_STARTS + at) + off;
-    memcpy(y + c, &m, sizeof m);
-    memcpy(arg + c, &index, sizeof index);
+    v4f lo, hi;
+    memcpy(&lo, row + at, sizeof lo);
+    memcpy(&hi, row2 + at, sizeof hi);
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 
-static inline void pool_2x2_plane(const float *x, int w, int oh, int ow, float b, prologue pre,
+/* The index of the first entry of windows 0 to 3 of two pooled rows whose input rows start
+ * at indices first and first2. */
+VECTOR_INLINE v8f window_starts(int first, int first2)
+{
+    float f = (float)first, f2 = (float)first2;
+    return (v8f){f, f + 2, f + 4, f + 6, f2, f2 + 2, f2 + 4, f2 + 6};
+}
+
+/* Windows [c, c + 4) of two pooled rows: input rows top and top + w, and top2 and top2 + w;
+ * at holds the index of each window's first entry for c = 0. */
+VECTOR_INLINE void eight_windows(const float *top, const float *top2, int w, int c, v8f at,
+                                 float b, prologue pre, float *y, float *arg, float *y2,
+                                 float *arg2)
+{
+    v8f t0 = prepared(halves(top, top2, 2 * c), b, pre);
+    v8f t1 = prepared(halves(top, top2, 2 * c + 4), b, pre);
+    v8f l0 = prepared(halves(top + w, top2 + w, 2 * c), b, pre);
+    v8f l1 = prepared(halves(top + w, top2 + w, 2 * c + 4), b, pre);
+    const v8f zero = {0}, one = zero + 1, below = zero + (float)w;
+    v8f a = __builtin_shufflevector(t0, t1, 0, 2, 8, 10, 4, 6, 12, 14);
+    v8f bb = __builtin_shufflevector(t0, t1, 1, 3, 9, 11, 5, 7, 13, 15);
+    v8f c0 = __builtin_shufflevector(l0, l1, 0, 2, 8, 10, 4, 6, 12, 14);
+    v8f d = __builtin_shufflevector(l0, l1, 1, 3, 9, 11, 5, 7, 13, 15);
+    v8i right = later_wins(bb, a), right_low = later_wins(d, c0);
+    v8f upper = pick(right, bb, a), lower = pick(right_low, d, c0);
+    v8f upper_off = pick(right, one, zero), lower_off = below + pick(right_low, one, zero);
+    v8i down = later_wins(lower, upper);
+    v8f m = pick(down, lower, upper), off = pick(down, lower_off, upper_off);
+    v8f index = (at + (float)(2 * c)) + off;
+    v4f m_lo = __builtin_shufflevector(m, m, 0, 1, 2, 3), m_hi = __builtin_shufflevector(m, m, 4, 5, 6, 7);
+    v4f i_lo = __builtin_shufflevector(index, index, 0, 1, 2, 3);
+    v4f i_hi = __builtin_shufflevector(index, index, 4, 5, 6, 7);
+    memcpy(y + c, &m_lo, sizeof m_lo);
+    memcpy(arg + c, &i_lo, sizeof i_lo);
+    memcpy(y2 + c, &m_hi, sizeof m_hi);
+    memcpy(arg2 + c, &i_hi, sizeof i_hi);
+}
+
+/* Window c of pooled row r, one at a time (rows narrower than four windows). */
+static inline void one_window(const float *x, int w, int r, int c, float b, prologue pre,
+                              float *y, float *arg)
+{
+    const float *top = x + (size_t)2 * r * w, *low = top + w;
+    int i = 2 * c, best = i;
+    float m = prepared1(top[i], b, pre), v = prepared1(top[i + 1], b, pre);
+    if (v > m || isnan(v))
+        m = v, best = i + 1;
+    v = prepared1(low[i], b, pre);
+    if (v > m || isnan(v))
+        m = v, best = i + w;
+    v = prepared1(low[i + 1], b, pre);
+    if (v > m || isnan(v))
+        m = v, best = i + w + 1;
+    y[c] = m;
+    arg[c] = (float)(2 * r * w + best);
+}
+
+VECTOR_INLINE void pool_2x2_plane(const float *x, int w, int oh, int ow, float b, prologue pre,
                                   float *y, float *arg)
 {
-    for (int r = 0; r < oh; r++) {
-        const float *top = x + (size_t)2 * r * w, *low = top + w;
+    if (ow < 4) {
+        for (int r = 0; r < oh; r++)
+            for (int c = 0; c < ow; c++)
+                one_window(x, w, r, c, b, pre, y + (size_t)r * ow, arg + (size_t)r * ow);
+        return;
+    }
+    /* Rows in pairs; an odd last row is its own pair (computed and stored twice). */
+    for (int r = 0; r < oh; r += 2) {
+        int r2 = r + 1 < oh ? r + 1 : r;
+        v8f at = window_starts(2 * r * w, 2 * r2 * w);
+        const float *top = x + (size_t)2 * r * w, *top2 = x + (size_t)2 * r2 * w;
         float *yr = y + (size_t)r * ow, *ar = arg + (size_t)r * ow;
-        int c = 0;
-        for (; c + 4 <= ow; c += 4)
-            four_windows(top, low, c, (float)(2 * r * w + 2 * c), (float)w, b, pre, yr, ar);
-        if (c < ow && ow >= 4) {
-            four_windows(top, low, ow - 4, (float)(2 * r * w + 2 * (ow - 4)), (float)w, b, pre,
-                         yr, ar);
-            c = ow;
-        }
-        for (; c < ow; c++) {
-            int i = 2 * c, best = i;
-            float m = prepared1(top[i], b, pre), v = prepared1(top[i + 1], b, pre);
-            if (v > m || isnan(v))
-                m = v, best = i + 1;
-            v = prepared1(low[i], b, pre);
-            if (v > m || isnan(v))
-                m = v, best = i + w;
-            v = prepared1(low[i + 1], b, pre);
-            if (v > m || isnan(v))
-                m = v, best = i + w + 1;
-            yr[c] = m;
-            ar[c] = (float)(2 * r * w + best);
-        }
+        float *yr2 = y + (size_t)r2 * ow, *ar2 = arg + (size_t)r2 * ow;
+        for (int c = 0; c + 4 <= ow; c += 4)
+            eight_windows(top, top2, w, c, at, b, pre, yr, ar, yr2, ar2);
+        if (ow % 4)
+            eight_windows(top, top2, w, ow - 4, at, b, pre, yr, ar, yr2, ar2);
     }
 }
 
@@ -348,58 +380,77 @@ TK_HOT void tk_max_pool_2x2_biased(const float *x, float b, bool relu, int w, in
         pool_2x2_plane(x, w, oh, ow, b, BIASED, y, arg);
 }
 
-/* Windows [c, c + 4) of the pooled row: each window's four input positions, the gradient at
- * its argmax (through the mask) and +0 elsewhere, as the separate ops' zeros plus a scatter
- * give them. */
-static inline void four_unpooled(const float *dy, const float *arg, const float *y, int c,
-                                 float at, float w, float *top, float *low)
+/* Windows [c, c + 4) of two pooled rows (dy, arg, y and dy2, arg2, y2; y NULL without a
+ * mask): each window's four input positions in the rows from top and top2 (w floats wide)
+ * get the gradient at its argmax (through the mask) and +0 elsewhere, as the separate ops'
+ * zeros plus a scatter give them. */
+VECTOR_INLINE void eight_unpooled(const float *dy, const float *arg, const float *y,
+                                  const float *dy2, const float *arg2, const float *y2, int c,
+                                  v8f at, int w, float *top, float *top2)
 {
-    v4f g, index, mask_of;
-    memcpy(&g, dy + c, sizeof g);
-    memcpy(&index, arg + c, sizeof index);
-    const v4f zero = {0, 0, 0, 0};
-    g = zero + g;
-    if (y) {
-        memcpy(&mask_of, y + c, sizeof mask_of);
-        g = pick(mask_of > zero, g, zero);
+    const v8f zero = {0};
+    v8f g = zero + halves(dy, dy2, c);
+    if (y)
+        g = pick(halves(y, y2, c) > zero, g, zero);
+    v8f off = halves(arg, arg2, c) - (at + (float)(2 * c));
+    float fw = (float)w;
+    v8f a = pick(off == zero, g, zero), b = pick(off == zero + 1, g, zero);
+    v8f d = pick(off == zero + fw, g, zero), e = pick(off == zero + (fw + 1), g, zero);
+    /* Each half's windows interleaved: left and right entries of the upper row, then of the
+     * lower row, for windows c, c + 1 and then c + 2, c + 3. */
+    v8f upper0 = __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f upper1 = __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f lower0 = __builtin_shufflevector(d, e, 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f lower1 = __builtin_shufflevector(d, e, 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f rows[4] = {upper0, upper1, lower0, lower1};
+    float *dst[4] = {top + 2 * c, top + 2 * c + 4, top + w + 2 * c, top + w + 2 * c + 4};
+    float *dst2[4] = {top2 + 2 * c, top2 + 2 * c + 4, top2 + w + 2 * c, top2 + w + 2 * c + 4};
+    for (int k = 0; k < 4; k++) {
+        v4f lo = __builtin_shufflevector(rows[k], rows[k], 0, 1, 2, 3);
+        v4f hi = __builtin_shufflevector(rows[k], rows[k], 4, 5, 6, 7);
+        memcpy(dst[k], &lo, sizeof lo);
+        memcpy(dst2[k], &hi, sizeof hi);
     }
-    v4f off = index - (WINDOW_STARTS + at);
-    v4f a = pick(off == zero, g, zero), b = pick(off == (v4f){1, 1, 1, 1}, g, zero);
-    v4f d = pick(off == (v4f){w, w, w, w}, g, zero);
-    v4f e = pick(off == (v4f){w + 1, w + 1, w + 1, w + 1}, g, zero);
-    const v4i first = {0, 4, 1, 5}, second = {2, 6, 3, 7};
-    v4f out[4] = {__builtin_shuffle(a, b, first), __builtin_shuffle(a, b, second),
-                  __builtin_shuffle(d, e, first), __builtin_shuffle(d, e, second)};
-    memcpy(top + 2 * c, out, 2 * sizeof(v4f));
-    memcpy(low + 2 * c, out + 2, 2 * sizeof(v4f));
+}
+
+/* Window c of pooled row r, one at a time (rows narrower than four windows). */
+static inline void one_unpooled(const float *dy, const float *arg, const float *y, int w, int r,
+                                int c, float *dx)
+{
+    float *top = dx + (size_t)2 * r * w, *low = top + w;
+    float g = !y || y[c] > 0.0f ? 0.0f + dy[c] : 0.0f;
+    int off = (int)arg[c] - (2 * r * w + 2 * c);
+    top[2 * c] = off == 0 ? g : 0.0f;
+    top[2 * c + 1] = off == 1 ? g : 0.0f;
+    low[2 * c] = off == w ? g : 0.0f;
+    low[2 * c + 1] = off == w + 1 ? g : 0.0f;
 }
 
 TK_HOT void tk_max_unpool_2x2_plane(const float *dy, const float *arg, const float *y, int h,
                                     int w, int oh, int ow, float *dx)
 {
-    for (int r = 0; r < oh; r++) {
-        float *top = dx + (size_t)2 * r * w, *low = top + w;
+    for (int r = 0; r < oh; r += ow < 4 ? 1 : 2) {
         const float *dr = dy + (size_t)r * ow, *ar = arg + (size_t)r * ow;
         const float *yr = y ? y + (size_t)r * ow : NULL;
-        int c = 0;
-        for (; c + 4 <= ow; c += 4)
-            four_unpooled(dr, ar, yr, c, (float)(2 * r * w + 2 * c), (float)w, top, low);
-        if (c < ow && ow >= 4) {
-            four_unpooled(dr, ar, yr, ow - 4, (float)(2 * r * w + 2 * (ow - 4)), (float)w, top,
-                          low);
-            c = ow;
+        if (ow < 4) {
+            for (int c = 0; c < ow; c++)
+                one_unpooled(dr, ar, yr, w, r, c, dx);
+        } else {
+            /* Rows in pairs, as the pooling takes them. */
+            int r2 = r + 1 < oh ? r + 1 : r;
+            const float *dr2 = dy + (size_t)r2 * ow, *ar2 = arg + (size_t)r2 * ow;
+            const float *yr2 = y ? y + (size_t)r2 * ow : NULL;
+            float *top = dx + (size_t)2 * r * w, *top2 = dx + (size_t)2 * r2 * w;
+            v8f at = window_starts(2 * r * w, 2 * r2 * w);
+            for (int c = 0; c + 4 <= ow; c += 4)
+                eight_unpooled(dr, ar, yr, dr2, ar2, yr2, c, at, w, top, top2);
+            if (ow % 4)
+                eight_unpooled(dr, ar, yr, dr2, ar2, yr2, ow - 4, at, w, top, top2);
         }
-        for (; c < ow; c++) {
-            float g = !yr || yr[c] > 0.0f ? 0.0f + dr[c] : 0.0f;
-            int off = (int)ar[c] - (2 * r * w + 2 * c);
-            top[2 * c] = off == 0 ? g : 0.0f;
-            top[2 * c + 1] = off == 1 ? g : 0.0f;
-            low[2 * c] = off == w ? g : 0.0f;
-            low[2 * c + 1] = off == w + 1 ? g : 0.0f;
-        }
-        for (int k = 2 * ow; k < w; k++)
-            top[k] = low[k] = 0.0f;
     }
+    for (int r = 0; r < 2 * oh && 2 * ow < w; r++)
+        for (int k = 2 * ow; k < w; k++)
+            dx[(size_t)r * w + k] = 0.0f;
     if (2 * oh < h)
         memset(dx + (size_t)2 * oh * w, 0, sizeof(float) * (size_t)(h - 2 * oh) * w);
 }
