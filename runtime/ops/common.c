@@ -242,7 +242,7 @@ bool tk_pool2d_is_2x2(const tk_pool2d_geom *q)
  * the last group of a row overlaps the one before it). The argmax offset is a float like
  * the index it is added to (exact below 2^24). Every helper is inlined into the TK_HOT
  * callers' clones: built on its own, without AVX, a helper would pass its 256-bit vectors
- * through memory (about 8x slower), and no such call is left for -Wpsabi to note. */
+ * through memory (about 9x slower), and no such call is left for -Wpsabi to note. */
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define VECTOR_INLINE static inline __attribute__((always_inline))
 typedef float v4f __attribute__((vector_size(16)));
