@@ -47,8 +47,6 @@ tk_status tk_attr_dropout_p(tk_node *n, tk_ctx *ctx)
     return TK_OK;
 }
 
-/* ---------------------------------------------------------------- ops along one dimension */
-
 void tk_dropout_scales(const tk_kernel_args *a, size_t i, size_t n, size_t per_row, float *k)
 {
     float p = (float)a->node->fattr[0];
@@ -61,6 +59,8 @@ void tk_dropout_scales(const tk_kernel_args *a, size_t i, size_t n, size_t per_r
             *k++ = u[j] < p ? 0.0f : 1.0f / (1.0f - p);
     }
 }
+
+/* ---------------------------------------------------------------- ops along one dimension */
 
 int64_t tk_attr_dim(const tk_node *n, const tk_shape *x, tk_ctx *ctx)
 {
@@ -315,7 +315,8 @@ VECTOR_INLINE void eight_windows(const float *top, const float *top2, int w, int
     v8i down = later_wins(lower, upper);
     v8f m = pick(down, lower, upper), off = pick(down, lower_off, upper_off);
     v8f index = (at + (float)(2 * c)) + off;
-    v4f m_lo = __builtin_shufflevector(m, m, 0, 1, 2, 3), m_hi = __builtin_shufflevector(m, m, 4, 5, 6, 7);
+    v4f m_lo = __builtin_shufflevector(m, m, 0, 1, 2, 3);
+    v4f m_hi = __builtin_shufflevector(m, m, 4, 5, 6, 7);
     v4f i_lo = __builtin_shufflevector(index, index, 0, 1, 2, 3);
     v4f i_hi = __builtin_shufflevector(index, index, 4, 5, 6, 7);
     memcpy(y + c, &m_lo, sizeof m_lo);
@@ -429,17 +430,18 @@ static inline void one_unpooled(const float *dy, const float *arg, const float *
 TK_HOT void tk_max_unpool_2x2_plane(const float *dy, const float *arg, const float *y, int h,
                                     int w, int oh, int ow, float *dx)
 {
-    for (int r = 0; r < oh; r += ow < 4 ? 1 : 2) {
-        const float *dr = dy + (size_t)r * ow, *ar = arg + (size_t)r * ow;
-        const float *yr = y ? y + (size_t)r * ow : NULL;
-        if (ow < 4) {
+    if (ow < 4) {
+        for (int r = 0; r < oh; r++)
             for (int c = 0; c < ow; c++)
-                one_unpooled(dr, ar, yr, w, r, c, dx);
-        } else {
-            /* Rows in pairs, as the pooling takes them. */
+                one_unpooled(dy + (size_t)r * ow, arg + (size_t)r * ow,
+                             y ? y + (size_t)r * ow : NULL, w, r, c, dx);
+    } else {
+        /* Rows in pairs, as the pooling takes them. */
+        for (int r = 0; r < oh; r += 2) {
             int r2 = r + 1 < oh ? r + 1 : r;
+            const float *dr = dy + (size_t)r * ow, *ar = arg + (size_t)r * ow;
             const float *dr2 = dy + (size_t)r2 * ow, *ar2 = arg + (size_t)r2 * ow;
-            const float *yr2 = y ? y + (size_t)r2 * ow : NULL;
+            const float *yr = y ? y + (size_t)r * ow : NULL, *yr2 = y ? y + (size_t)r2 * ow : NULL;
             float *top = dx + (size_t)2 * r * w, *top2 = dx + (size_t)2 * r2 * w;
             v8f at = window_starts(2 * r * w, 2 * r2 * w);
             for (int c = 0; c + 4 <= ow; c += 4)

@@ -277,19 +277,20 @@ static void im2col(const float *x, float *cols, const geom *q, size_t ld, int n0
         }
 }
 
-/* One sample's plane of tap t added into its plane of dx, or with first (stride 1 only)
- * written there: 0 + each term, 0 where the tap has none, as adding to a zeroed plane gives
- * (with stride 1 a tap gives each entry at most one term). */
+/* One sample's plane of tap t added into its plane of dx, or with first written there
+ * instead: 0 + each term, 0 where the tap has none, as adding to a zeroed plane gives. */
 static void tap_plane_adjoint(float *src, float *xc, const geom *q, const tap *t, bool first)
 {
     size_t plane = (size_t)q->h * q->w;
     if (contiguous(q, t)) {
         /* One shifted run, as in im2col: the terms of padded positions in between would
          * land on the row beside, so they are set to 0 first (nothing reads them after);
-         * adding +0 changes no value. */
+         * adding +0 changes no value. With stride 1 a tap gives each entry at most one
+         * term, so the first tap can write its run. */
         zero_columns(src, q->ow, t->rlo, t->rhi, 0, t->wlo);
         zero_columns(src, q->ow, t->rlo, t->rhi, t->whi, q->ow);
-        size_t from = (size_t)t->rlo * q->ow + t->wlo, n = (size_t)(t->rhi - 1) * q->ow + t->whi - from;
+        size_t from = (size_t)t->rlo * q->ow + t->wlo;
+        size_t n = (size_t)(t->rhi - 1) * q->ow + t->whi - from;
         size_t at = (size_t)(t->rlo + t->ioff) * q->w + t->first_w;
         const float *s = src + from;
         float *d = xc + at;
@@ -304,23 +305,8 @@ static void tap_plane_adjoint(float *src, float *xc, const geom *q, const tap *t
         }
         return;
     }
-    if (first) {
-        int r0 = t->rlo + t->ioff, r1 = t->rhi + t->ioff, c0 = t->first_w;
-        int c1 = c0 + t->whi - t->wlo;
-        if (r0 >= r1)
-            r0 = r1 = q->h;
-        memset(xc, 0, sizeof(float) * (size_t)r0 * q->w);
-        for (int oh = t->rlo; oh < t->rhi; oh++) {
-            const float *s = src + (size_t)oh * q->ow + t->wlo;
-            float *d = xc + (size_t)(oh + t->ioff) * q->w + c0;
-            for (int k = 0; k < c1 - c0; k++)
-                d[k] = 0.0f + s[k];
-        }
-        zero_columns(xc, q->w, r0, r1, 0, c0);
-        zero_columns(xc, q->w, r0, r1, c1, q->w);
-        memset(xc + (size_t)r1 * q->w, 0, sizeof(float) * (size_t)(q->h - r1) * q->w);
-        return;
-    }
+    if (first)
+        memset(xc, 0, sizeof(float) * plane);
     for (int oh = t->rlo; oh < t->rhi; oh++) {
         const float *s = src + (size_t)oh * q->ow + t->wlo;
         float *d = xc + (size_t)(oh * q->sh + t->ioff) * q->w + t->first_w;
@@ -335,20 +321,17 @@ static void tap_plane_adjoint(float *src, float *xc, const geom *q, const tap *t
 
 /* The adjoint of im2col for samples [n0, n1): dx[n, c, ih, iw] += every column entry that
  * copied it, in tap order (taps outermost, as in im2col); with overwrite, dx's old values
- * are not read (the first tap writes the planes when the stride is 1). The columns' entries
- * for padded positions are overwritten. */
+ * are not read (the first tap writes each plane). The columns' entries for padded positions
+ * are overwritten. */
 static void col2im(float *cols, float *dx, const geom *q, size_t ld, int n0, int n1,
                    bool overwrite)
 {
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
     int taps = q->kh * q->kw;
-    bool first_writes = overwrite && q->sh == 1 && q->sw == 1;
-    if (overwrite && !first_writes)
-        memset(dx + n0 * plane * q->c, 0, sizeof(float) * (size_t)(n1 - n0) * q->c * plane);
     for (int i = 0; i < q->kh; i++)
         for (int j = 0; j < q->kw; j++) {
             tap t = tap_of(q, i, j);
-            bool first = first_writes && i == 0 && j == 0;
+            bool first = overwrite && i == 0 && j == 0;
             for (int c = 0; c < q->c; c++) {
                 float *row = cols + ((size_t)c * taps + (size_t)i * q->kw + j) * ld;
                 for (int n = n0; n < n1; n++)
