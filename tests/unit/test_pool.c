@@ -1,11 +1,13 @@
 /* test_pool.c - the compute pool: every task runs exactly once for any thread count, ranges
- * are covered once, jobs can follow each other without a gap, and the split matrix products
- * and per-parameter loops give the same numbers as one thread. */
+ * are covered once, jobs can follow each other without a gap, a stalled thread's share is run
+ * by the others, and the split matrix products and per-parameter loops give the same numbers
+ * as one thread. */
 #include "check.h"
 #include "tk_int.h"
 
 #include <math.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +58,51 @@ static void test_tasks_once(void)
                       (long long)grain, wrong);
         }
     }
+}
+
+static atomic_int finished;
+static atomic_bool left_waiting;
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* On a worker, the first task waits until every other task of the job has run: only the
+ * caller taking the worker's share lets it go on. */
+static void stalling_task(int t, void *ud)
+{
+    int n = *(const int *)ud;
+    if (tk_pool_thread() != 0 && atomic_load(&finished) == 0) {
+        atomic_fetch_add(&runs[t], 1);
+        for (double t0 = seconds_now(); atomic_load(&finished) < n - 1;)
+            if (seconds_now() - t0 > 5) {
+                atomic_store(&left_waiting, true);
+                break;
+            }
+    } else
+        atomic_fetch_add(&runs[t], 1);
+    atomic_fetch_add(&finished, 1);
+}
+
+static void test_stalled_thread(void)
+{
+    CHECK(tk_pool_resize(2) == 2);
+    for (int round = 0; round < 200 && !atomic_load(&left_waiting); round++) {
+        int n = 2 + round % 15;
+        atomic_store(&finished, 0);
+        for (int t = 0; t < n; t++)
+            atomic_store(&runs[t], 0);
+        tk_parallel(n, stalling_task, &n);
+        int wrong = 0;
+        for (int t = 0; t < n; t++)
+            wrong += atomic_load(&runs[t]) != 1;
+        CHECK_MSG(wrong == 0, "job of %d tasks with a stalled worker: %d tasks ran != once", n,
+                  wrong);
+    }
+    CHECK_MSG(!atomic_load(&left_waiting), "a stalled worker's share was left to it for 5 s");
 }
 
 static void fill(float *v, size_t n, unsigned seed)
@@ -158,6 +205,7 @@ static void test_model_threads(void)
 int main(void)
 {
     test_tasks_once();
+    test_stalled_thread();
     test_gemm_split();
     test_model_threads();
     tk_pool_resize(1);
