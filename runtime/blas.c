@@ -7,6 +7,7 @@
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static bool use_reference;
@@ -46,10 +47,10 @@ void tk_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, 
 }
 
 typedef struct {
-    bool trans_a, trans_b, split_n;
+    bool trans_a, trans_b, split_n, relu;
     int m, n, k, lda, ldb, ldc, block;
     float alpha, beta;
-    const float *a, *b;
+    const float *a, *b, *bias;
     float *c;
 } gemm_job;
 
@@ -61,6 +62,31 @@ static void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, c
                 ldc);
 }
 
+/* C's rows [r0, r1) x columns [c0, c1) = op(A) op(B) + bias, rectified if relu: the product
+ * with its bias laid in first and its ReLU after, on the thread that owns that part of C. */
+static void gemm_region(const gemm_job *j, int r0, int r1, int c0, int c1)
+{
+    const float *a = j->trans_a ? j->a + r0 : j->a + (size_t)r0 * j->lda;
+    const float *b = j->trans_b ? j->b + (size_t)c0 * j->ldb : j->b + c0;
+    float *c = j->c + (size_t)r0 * j->ldc + c0;
+    int rows = r1 - r0, cols = c1 - c0;
+    if (j->bias)
+        for (int r = 0; r < rows; r++)
+            memcpy(c + (size_t)r * j->ldc, j->bias + c0, sizeof(float) * (size_t)cols);
+    if (use_reference)
+        tk_sgemm_ref(j->trans_a, j->trans_b, rows, cols, j->k, j->alpha, a, j->lda, b, j->ldb,
+                     j->beta, c, j->ldc);
+    else
+        gemm(j->trans_a, j->trans_b, rows, cols, j->k, j->alpha, a, j->lda, b, j->ldb, j->beta,
+             c, j->ldc);
+    if (j->relu)
+        for (int r = 0; r < rows; r++) {
+            float *row = c + (size_t)r * j->ldc;
+            for (int i = 0; i < cols; i++)
+                row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+        }
+}
+
 /* Block t: output columns (split_n) or rows [t * block, (t + 1) * block). */
 static void gemm_block(int t, void *ud)
 {
@@ -69,15 +95,10 @@ static void gemm_block(int t, void *ud)
     int hi = lo + j->block < dim ? lo + j->block : dim;
     if (lo >= hi)
         return;
-    if (j->split_n) {
-        const float *b = j->trans_b ? j->b + (size_t)lo * j->ldb : j->b + lo;
-        gemm(j->trans_a, j->trans_b, j->m, hi - lo, j->k, j->alpha, j->a, j->lda, b, j->ldb,
-             j->beta, j->c + lo, j->ldc);
-    } else {
-        const float *a = j->trans_a ? j->a + lo : j->a + (size_t)lo * j->lda;
-        gemm(j->trans_a, j->trans_b, hi - lo, j->n, j->k, j->alpha, a, j->lda, j->b, j->ldb,
-             j->beta, j->c + (size_t)lo * j->ldc, j->ldc);
-    }
+    if (j->split_n)
+        gemm_region(j, 0, j->m, lo, hi);
+    else
+        gemm_region(j, lo, hi, 0, j->n);
 }
 
 /* Below this many multiply-adds a product is not worth waking a thread for. The blocks depend
@@ -109,28 +130,48 @@ void tk_sgemm_serial(bool trans_a, bool trans_b, int m, int n, int k, float alph
         gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+int tk_sgemm_blocks(int m, int n, bool *split_n, int *block)
+{
+    *split_n = n >= m;
+    int dim = *split_n ? n : m;
+    int parts = dim / SPLIT_MIN_BLOCK < SPLIT_MAX_PARTS ? dim / SPLIT_MIN_BLOCK : SPLIT_MAX_PARTS;
+    if (parts < 2) {
+        *block = dim;
+        return 1;
+    }
+    *block = ((dim + parts - 1) / parts + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+    return (dim + *block - 1) / *block;
+}
+
+static void split_gemm(gemm_job *j)
+{
+    if (j->m == 0 || j->n == 0)
+        return;
+    if (recorded)
+        record(j->trans_a, j->trans_b, j->m, j->n, j->k, false);
+    int blocks = tk_sgemm_blocks(j->m, j->n, &j->split_n, &j->block);
+    if ((double)j->m * j->n * j->k < SPLIT_MIN_WORK || blocks < 2)
+        gemm_region(j, 0, j->m, 0, j->n);
+    else
+        tk_parallel(blocks, gemm_block, j);
+}
+
 void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    if (m == 0 || n == 0)
-        return;
-    if (recorded)
-        record(trans_a, trans_b, m, n, k, false);
-    if (use_reference) {
-        tk_sgemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    bool split_n = n >= m;
-    int dim = split_n ? n : m;
-    int parts = dim / SPLIT_MIN_BLOCK < SPLIT_MAX_PARTS ? dim / SPLIT_MIN_BLOCK : SPLIT_MAX_PARTS;
-    if ((double)m * n * k < SPLIT_MIN_WORK || parts < 2) {
-        gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    int block = (dim + parts - 1) / parts;
-    block = (block + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
-    gemm_job j = {trans_a, trans_b, split_n, m, n, k, lda, ldb, ldc, block, alpha, beta, a, b, c};
-    tk_parallel((dim + block - 1) / block, gemm_block, &j);
+    gemm_job j = {.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .lda = lda,
+                  .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c};
+    split_gemm(&j);
+}
+
+void tk_sgemm_bias_relu(bool trans_a, bool trans_b, int m, int n, int k, const float *a,
+                        int lda, const float *b, int ldb, const float *bias, bool relu, float *c,
+                        int ldc)
+{
+    gemm_job j = {.trans_a = trans_a, .trans_b = trans_b, .relu = relu, .m = m, .n = n, .k = k,
+                  .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = 1.0f, .beta = bias ? 1.0f : 0.0f,
+                  .a = a, .b = b, .bias = bias, .c = c};
+    split_gemm(&j);
 }
 
 /* The pthreads build of OpenBLAS starts its threads before main, with every signal

@@ -47,6 +47,16 @@ int tk_pool_thread(void);
 /* C = alpha * op(A) @ op(B) + beta * C, row-major. */
 void tk_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* C = op(A) @ op(B) + bias (one value per column, none if NULL), then max(C, 0) if relu: each
+ * block of C is filled, multiplied and rectified by the thread that owns it, so C's lines stay
+ * with that thread. The same bits as the three steps one after another. */
+void tk_sgemm_bias_relu(bool trans_a, bool trans_b, int m, int n, int k, const float *a,
+                        int lda, const float *b, int ldb, const float *bias, bool relu, float *c,
+                        int ldc);
+/* How tk_sgemm cuts an m x n output: into the returned number of blocks of *block columns
+ * (*split_n) or rows, the last one shorter; 1 when it is not cut. A loop over a product's
+ * output that cuts it the same way runs each block on the thread that wrote it. */
+int tk_sgemm_blocks(int m, int n, bool *split_n, int *block);
 /* One call on the calling thread, never split: for products inside a pool task (tk_parallel
  * does not nest), each task's product over its own columns or rows. */
 void tk_sgemm_serial(bool trans_a, bool trans_b, int m, int n, int k, float alpha,

@@ -48,17 +48,8 @@ static void forward(const tk_kernel_args *a)
 {
     int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
     const float *b = a->node->n_params > 1 ? a->param[1] : NULL;
-    float *y = a->y;
-    if (b)
-        for (int r = 0; r < rows; r++)
-            memcpy(y + (size_t)r * out, b, sizeof(float) * (size_t)out);
-    tk_sgemm(false, true, rows, out, in, 1.0f, a->x[0], in, a->param[0], in, b ? 1.0f : 0.0f,
-             y, out);
-    if (a->node->act == TK_ACT_RELU) {
-        size_t total = (size_t)rows * out;
-        for (size_t i = 0; i < total; i++)
-            y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-    }
+    tk_sgemm_bias_relu(false, true, rows, out, in, a->x[0], in, a->param[0], in, b,
+                       a->node->act == TK_ACT_RELU, a->y, out);
 }
 
 /* |dW[o][i]| = |sum over rows of dy[r][o] x[r][i]| <= rows max|dy| max|x|. */
@@ -106,33 +97,61 @@ static void weight_grad(const tk_kernel_args *a, float beta, float *g, float *sc
         tk_parallel(blocks, wgrad_block, &j);
 }
 
+/* The ReLU's mask on dy and the bias gradient, columns [lo, hi) of dy. */
+typedef struct {
+    const tk_kernel_args *a;
+    int rows, out, block;
+    float *db; /* NULL: no bias gradient */
+} dy_job;
+
+static void dy_columns(int t, void *ud)
+{
+    const dy_job *j = ud;
+    int lo = t * j->block, hi = lo + j->block < j->out ? lo + j->block : j->out;
+    float *dy = j->a->dy, *db = j->db;
+    const float *y = j->a->y;
+    bool mask = j->a->node->act == TK_ACT_RELU;
+    for (int r = 0; r < j->rows; r++) {
+        float *restrict row = dy + (size_t)r * j->out;
+        const float *restrict y_row = y + (size_t)r * j->out;
+        if (mask)
+            for (int c = lo; c < hi; c++)
+                row[c] = y_row[c] > 0.0f ? row[c] : 0.0f;
+        if (db)
+            for (int c = lo; c < hi; c++)
+                db[c] += row[c];
+    }
+}
+
+/* Below this many elements of dy, the mask and bias sums are not worth waking a thread for. */
+enum { DY_SPLIT_MIN = 1 << 14 };
+
 static void backward(const tk_kernel_args *a)
 {
     int in = (int)a->node->iattr[0], out = (int)a->node->iattr[1], rows = rows_of(a);
-    float *restrict dy = a->dy;
-    if (a->node->act == TK_ACT_RELU) {
-        const float *restrict y = a->y;
-        size_t total = (size_t)rows * out;
-        for (size_t i = 0; i < total; i++) {
-            float g = dy[i];
-            dy[i] = y[i] > 0.0f ? g : 0.0f;
-        }
+    dy_job j = {a, rows, out, out, NULL};
+    if (a->node->n_params > 1 && a->dparam[1]) {
+        j.db = a->dparam[1];
+        if (tk_dparam_overwrite(a, 1))
+            memset(j.db, 0, sizeof(float) * (size_t)out);
+    }
+    if (a->node->act == TK_ACT_RELU || j.db) {
+        /* dy's columns cut as the product that wrote them (the next layer's input gradient)
+         * cuts its output, so each thread masks and sums the lines it holds; each column's
+         * sum still runs over the rows in order. */
+        bool split_n;
+        int blocks = tk_sgemm_blocks(rows, out, &split_n, &j.block);
+        if (!split_n || blocks < 2 || (int64_t)rows * out < DY_SPLIT_MIN) {
+            j.block = out;
+            dy_columns(0, &j);
+        } else
+            tk_parallel(blocks, dy_columns, &j);
     }
     if (a->dx[0])
-        tk_sgemm(false, false, rows, in, out, 1.0f, dy, out, a->param[0], in,
+        tk_sgemm(false, false, rows, in, out, 1.0f, a->dy, out, a->param[0], in,
                  a->dx_accumulate[0] ? 1.0f : 0.0f, a->dx[0], in);
     if (a->dparam[0] && !a->fused_weight)
         weight_grad(a, tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f, a->dparam[0], NULL, NULL, NULL);
-    if (a->node->n_params > 1 && a->dparam[1]) {
-        float *db = a->dparam[1];
-        if (tk_dparam_overwrite(a, 1))
-            memset(db, 0, sizeof(float) * (size_t)out);
-        for (int r = 0; r < rows; r++) {
-            const float *row = dy + (size_t)r * out;
-            for (int j = 0; j < out; j++)
-                db[j] += row[j];
-        }
-    }
 }
 
 const tk_op_def tk_op_linear = {
