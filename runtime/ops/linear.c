@@ -35,6 +35,10 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
         return TK_ERR_INPUT;
     n->iattr[0] = in;
     n->iattr[1] = out;
+    /* Room for the input gradient's second half-sum (split_input_grad). */
+    int64_t rows = tk_shape_numel(&x->shape) / in;
+    if (out >= 2 * TK_WGRAD_ROWS && out > 2 * rows)
+        n->scratch = (size_t)(rows * in);
     return TK_OK;
 }
 
@@ -123,6 +127,57 @@ static void dy_columns(int t, void *ud)
     }
 }
 
+/* dx = dy W with W wider than dx is tall (out > 2 rows: an MLP's hidden layers at small
+ * batches): cut along out at a weight-gradient block boundary, each half's rows of W are read
+ * only by the thread that updates them (pool.c's shares), instead of every thread reading a
+ * slice of columns across all of W's rows. dx = (beta dx + first half's product) + second
+ * half's, whatever the thread count. */
+typedef struct {
+    const tk_kernel_args *a;
+    int rows, in, out, half, block;
+    float beta;
+} dx_job;
+
+static void input_grad_half(int t, void *ud)
+{
+    const dx_job *j = ud;
+    const tk_kernel_args *a = j->a;
+    int k0 = t ? j->half : 0, k = t ? j->out - j->half : j->half;
+    tk_sgemm_serial(false, false, j->rows, j->in, k, 1.0f, a->dy + k0, j->out,
+                    a->param[0] + (size_t)k0 * j->in, j->in, t ? 0.0f : j->beta,
+                    t ? a->scratch : a->dx[0], j->in);
+}
+
+static void input_grad_sum(int t, void *ud)
+{
+    const dx_job *j = ud;
+    int lo = t * j->block, hi = lo + j->block < j->in ? lo + j->block : j->in;
+    for (int r = 0; r < j->rows; r++) {
+        float *restrict dx = j->a->dx[0] + (size_t)r * j->in;
+        const float *restrict second = j->a->scratch + (size_t)r * j->in;
+        for (int c = lo; c < hi; c++)
+            dx[c] += second[c];
+    }
+}
+
+static void input_grad(const tk_kernel_args *a, int rows, int in, int out)
+{
+    float beta = a->dx_accumulate[0] ? 1.0f : 0.0f;
+    if (!a->scratch) {
+        tk_sgemm(false, false, rows, in, out, 1.0f, a->dy, out, a->param[0], in, beta, a->dx[0],
+                 in);
+        return;
+    }
+    int half = (out / 2 + TK_WGRAD_ROWS - 1) / TK_WGRAD_ROWS * TK_WGRAD_ROWS;
+    dx_job j = {a, rows, in, out, half, in, beta};
+    bool split_n;
+    int blocks = tk_sgemm_blocks(rows, in, &split_n, &j.block);
+    if (!split_n)
+        j.block = in, blocks = 1;
+    tk_parallel(2, input_grad_half, &j);
+    tk_parallel(blocks, input_grad_sum, &j);
+}
+
 /* Below this many elements of dy, the mask and bias sums are not worth waking a thread for. */
 enum { DY_SPLIT_MIN = 1 << 14 };
 
@@ -148,8 +203,7 @@ static void backward(const tk_kernel_args *a)
             tk_parallel(blocks, dy_columns, &j);
     }
     if (a->dx[0])
-        tk_sgemm(false, false, rows, in, out, 1.0f, a->dy, out, a->param[0], in,
-                 a->dx_accumulate[0] ? 1.0f : 0.0f, a->dx[0], in);
+        input_grad(a, rows, in, out);
     if (a->dparam[0] && !a->fused_weight)
         weight_grad(a, tk_dparam_overwrite(a, 0) ? 0.0f : 1.0f, a->dparam[0], NULL, NULL, NULL);
 }
