@@ -239,15 +239,23 @@ bool tk_pool2d_is_2x2(const tk_pool2d_geom *q)
  * to the two winners, with half the dependent steps. The pooling takes four windows of each
  * of two pooled rows at a time, one row per 128-bit half of a 256-bit vector, so its pair
  * shuffles stay inside each half (rows are short: 14 windows on FashionMNIST's first layer;
- * the last group of a row overlaps the one before it). The argmax offset is a float like
- * the index it is added to (exact below 2^24). Every helper is inlined into the TK_HOT
- * callers' clones: built on its own, without AVX, a helper would pass its 256-bit vectors
- * through memory (about 9x slower), and no such call is left for -Wpsabi to note. */
+ * the last group of a row overlaps the one before it). Each argmax is stored as its place in
+ * the window, one byte (a quarter of the stores of a float index), taken from and put back
+ * into the low byte of each int lane by byte shuffles, which compile to one or two
+ * instructions where GCC's vector conversions went lane by lane. Every helper is inlined
+ * into the TK_HOT callers' clones: built on its own, without AVX, a helper would pass its
+ * 256-bit vectors through memory (about 9x slower), and no such call is left for -Wpsabi to
+ * note. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "an int lane's low byte comes first");
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define VECTOR_INLINE static inline __attribute__((always_inline))
 typedef float v4f __attribute__((vector_size(16)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
+typedef uint8_t v8b __attribute__((vector_size(8)));
+typedef uint8_t v16b __attribute__((vector_size(16)));
+typedef uint8_t v32b __attribute__((vector_size(32)));
+typedef uint32_t v4u __attribute__((vector_size(16)));
 
 VECTOR_INLINE v8f pick(v8i take, v8f a, v8f b)
 {
@@ -286,66 +294,54 @@ VECTOR_INLINE v8f halves(const float *row, const float *row2, int at)
     return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 
-/* The index of the first entry of windows 0 to 3 of two pooled rows whose input rows start
- * at indices first and first2. */
-VECTOR_INLINE v8f window_starts(int first, int first2)
-{
-    float f = (float)first, f2 = (float)first2;
-    return (v8f){f, f + 2, f + 4, f + 6, f2, f2 + 2, f2 + 4, f2 + 6};
-}
-
-/* Windows [c, c + 4) of two pooled rows: input rows top and top + w, and top2 and top2 + w;
- * at holds the index of each window's first entry for c = 0. */
-VECTOR_INLINE void eight_windows(const float *top, const float *top2, int w, int c, v8f at,
-                                 float b, prologue pre, float *y, float *arg, float *y2,
-                                 float *arg2)
+/* Windows [c, c + 4) of two pooled rows: input rows top and top + w, and top2 and top2 + w. */
+VECTOR_INLINE void eight_windows(const float *top, const float *top2, int w, int c, float b,
+                                 prologue pre, float *y, uint8_t *arg, float *y2, uint8_t *arg2)
 {
     v8f t0 = prepared(halves(top, top2, 2 * c), b, pre);
     v8f t1 = prepared(halves(top, top2, 2 * c + 4), b, pre);
     v8f l0 = prepared(halves(top + w, top2 + w, 2 * c), b, pre);
     v8f l1 = prepared(halves(top + w, top2 + w, 2 * c + 4), b, pre);
-    const v8f zero = {0}, one = zero + 1, below = zero + (float)w;
     v8f a = __builtin_shufflevector(t0, t1, 0, 2, 8, 10, 4, 6, 12, 14);
     v8f bb = __builtin_shufflevector(t0, t1, 1, 3, 9, 11, 5, 7, 13, 15);
     v8f c0 = __builtin_shufflevector(l0, l1, 0, 2, 8, 10, 4, 6, 12, 14);
     v8f d = __builtin_shufflevector(l0, l1, 1, 3, 9, 11, 5, 7, 13, 15);
     v8i right = later_wins(bb, a), right_low = later_wins(d, c0);
     v8f upper = pick(right, bb, a), lower = pick(right_low, d, c0);
-    v8f upper_off = pick(right, one, zero), lower_off = below + pick(right_low, one, zero);
+    v8i upper_off = right & 1, lower_off = 2 | (right_low & 1);
     v8i down = later_wins(lower, upper);
-    v8f m = pick(down, lower, upper), off = pick(down, lower_off, upper_off);
-    v8f index = (at + (float)(2 * c)) + off;
+    v8f m = pick(down, lower, upper);
+    v32b place = (v32b)((down & lower_off) | (~down & upper_off));
+    v8b off = __builtin_shufflevector(place, place, 0, 4, 8, 12, 16, 20, 24, 28);
     v4f m_lo = __builtin_shufflevector(m, m, 0, 1, 2, 3);
     v4f m_hi = __builtin_shufflevector(m, m, 4, 5, 6, 7);
-    v4f i_lo = __builtin_shufflevector(index, index, 0, 1, 2, 3);
-    v4f i_hi = __builtin_shufflevector(index, index, 4, 5, 6, 7);
     memcpy(y + c, &m_lo, sizeof m_lo);
-    memcpy(arg + c, &i_lo, sizeof i_lo);
+    memcpy(arg + c, &off, 4);
     memcpy(y2 + c, &m_hi, sizeof m_hi);
-    memcpy(arg2 + c, &i_hi, sizeof i_hi);
+    memcpy(arg2 + c, (const uint8_t *)&off + 4, 4);
 }
 
 /* Window c of pooled row r, one at a time (rows narrower than four windows). */
 static inline void one_window(const float *x, int w, int r, int c, float b, prologue pre,
-                              float *y, float *arg)
+                              float *y, uint8_t *arg)
 {
-    const float *top = x + (size_t)2 * r * w, *low = top + w;
-    int i = 2 * c, best = i;
-    float m = prepared1(top[i], b, pre), v = prepared1(top[i + 1], b, pre);
+    const float *top = x + (size_t)2 * r * w + 2 * c, *low = top + w;
+    uint8_t best = 0;
+    float m = prepared1(top[0], b, pre), v = prepared1(top[1], b, pre);
     if (v > m || isnan(v))
-        m = v, best = i + 1;
-    v = prepared1(low[i], b, pre);
+        m = v, best = 1;
+    v = prepared1(low[0], b, pre);
     if (v > m || isnan(v))
-        m = v, best = i + w;
-    v = prepared1(low[i + 1], b, pre);
+        m = v, best = 2;
+    v = prepared1(low[1], b, pre);
     if (v > m || isnan(v))
-        m = v, best = i + w + 1;
+        m = v, best = 3;
     y[c] = m;
-    arg[c] = (float)(2 * r * w + best);
+    arg[c] = best;
 }
 
 VECTOR_INLINE void pool_2x2_plane(const float *x, int w, int oh, int ow, float b, prologue pre,
-                                  float *y, float *arg)
+                                  float *y, uint8_t *arg)
 {
     if (ow < 4) {
         for (int r = 0; r < oh; r++)
@@ -356,24 +352,23 @@ VECTOR_INLINE void pool_2x2_plane(const float *x, int w, int oh, int ow, float b
     /* Rows in pairs; an odd last row is its own pair (computed and stored twice). */
     for (int r = 0; r < oh; r += 2) {
         int r2 = r + 1 < oh ? r + 1 : r;
-        v8f at = window_starts(2 * r * w, 2 * r2 * w);
         const float *top = x + (size_t)2 * r * w, *top2 = x + (size_t)2 * r2 * w;
-        float *yr = y + (size_t)r * ow, *ar = arg + (size_t)r * ow;
-        float *yr2 = y + (size_t)r2 * ow, *ar2 = arg + (size_t)r2 * ow;
+        float *yr = y + (size_t)r * ow, *yr2 = y + (size_t)r2 * ow;
+        uint8_t *ar = arg + (size_t)r * ow, *ar2 = arg + (size_t)r2 * ow;
         for (int c = 0; c + 4 <= ow; c += 4)
-            eight_windows(top, top2, w, c, at, b, pre, yr, ar, yr2, ar2);
+            eight_windows(top, top2, w, c, b, pre, yr, ar, yr2, ar2);
         if (ow % 4)
-            eight_windows(top, top2, w, ow - 4, at, b, pre, yr, ar, yr2, ar2);
+            eight_windows(top, top2, w, ow - 4, b, pre, yr, ar, yr2, ar2);
     }
 }
 
-TK_HOT void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, float *arg)
+TK_HOT void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, uint8_t *arg)
 {
     pool_2x2_plane(x, w, oh, ow, 0.0f, AS_IS, y, arg);
 }
 
 TK_HOT void tk_max_pool_2x2_biased(const float *x, float b, bool relu, int w, int oh, int ow,
-                                   float *y, float *arg)
+                                   float *y, uint8_t *arg)
 {
     if (relu)
         pool_2x2_plane(x, w, oh, ow, b, BIASED_RELU, y, arg);
@@ -385,18 +380,23 @@ TK_HOT void tk_max_pool_2x2_biased(const float *x, float b, bool relu, int w, in
  * mask): each window's four input positions in the rows from top and top2 (w floats wide)
  * get the gradient at its argmax (through the mask) and +0 elsewhere, as the separate ops'
  * zeros plus a scatter give them. */
-VECTOR_INLINE void eight_unpooled(const float *dy, const float *arg, const float *y,
-                                  const float *dy2, const float *arg2, const float *y2, int c,
-                                  v8f at, int w, float *top, float *top2)
+VECTOR_INLINE void eight_unpooled(const float *dy, const uint8_t *arg, const float *y,
+                                  const float *dy2, const uint8_t *arg2, const float *y2, int c,
+                                  int w, float *top, float *top2)
 {
     const v8f zero = {0};
     v8f g = zero + halves(dy, dy2, c);
     if (y)
         g = pick(halves(y, y2, c) > zero, g, zero);
-    v8f off = halves(arg, arg2, c) - (at + (float)(2 * c));
-    float fw = (float)w;
-    v8f a = pick(off == zero, g, zero), b = pick(off == zero + 1, g, zero);
-    v8f d = pick(off == zero + fw, g, zero), e = pick(off == zero + (fw + 1), g, zero);
+    uint32_t upper_places, lower_places;
+    memcpy(&upper_places, arg + c, 4);
+    memcpy(&lower_places, arg2 + c, 4);
+    v16b both = (v16b)(v4u){upper_places, lower_places, 0, 0}, none = {0};
+    v8i off = (v8i)__builtin_shufflevector(both, none, 0, 16, 16, 16, 1, 16, 16, 16, 2, 16, 16,
+                                           16, 3, 16, 16, 16, 4, 16, 16, 16, 5, 16, 16, 16, 6,
+                                           16, 16, 16, 7, 16, 16, 16);
+    v8f a = pick(off == 0, g, zero), b = pick(off == 1, g, zero);
+    v8f d = pick(off == 2, g, zero), e = pick(off == 3, g, zero);
     /* Each half's windows interleaved: left and right entries of the upper row, then of the
      * lower row, for windows c, c + 1 and then c + 2, c + 3. */
     v8f upper0 = __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13);
@@ -415,19 +415,18 @@ VECTOR_INLINE void eight_unpooled(const float *dy, const float *arg, const float
 }
 
 /* Window c of pooled row r, one at a time (rows narrower than four windows). */
-static inline void one_unpooled(const float *dy, const float *arg, const float *y, int w, int r,
-                                int c, float *dx)
+static inline void one_unpooled(const float *dy, const uint8_t *arg, const float *y, int w,
+                                int r, int c, float *dx)
 {
-    float *top = dx + (size_t)2 * r * w, *low = top + w;
+    float *top = dx + (size_t)2 * r * w + 2 * c, *low = top + w;
     float g = !y || y[c] > 0.0f ? 0.0f + dy[c] : 0.0f;
-    int off = (int)arg[c] - (2 * r * w + 2 * c);
-    top[2 * c] = off == 0 ? g : 0.0f;
-    top[2 * c + 1] = off == 1 ? g : 0.0f;
-    low[2 * c] = off == w ? g : 0.0f;
-    low[2 * c + 1] = off == w + 1 ? g : 0.0f;
+    top[0] = arg[c] == 0 ? g : 0.0f;
+    top[1] = arg[c] == 1 ? g : 0.0f;
+    low[0] = arg[c] == 2 ? g : 0.0f;
+    low[1] = arg[c] == 3 ? g : 0.0f;
 }
 
-TK_HOT void tk_max_unpool_2x2_plane(const float *dy, const float *arg, const float *y, int h,
+TK_HOT void tk_max_unpool_2x2_plane(const float *dy, const uint8_t *arg, const float *y, int h,
                                     int w, int oh, int ow, float *dx)
 {
     if (ow < 4) {
@@ -439,15 +438,14 @@ TK_HOT void tk_max_unpool_2x2_plane(const float *dy, const float *arg, const flo
         /* Rows in pairs, as the pooling takes them. */
         for (int r = 0; r < oh; r += 2) {
             int r2 = r + 1 < oh ? r + 1 : r;
-            const float *dr = dy + (size_t)r * ow, *ar = arg + (size_t)r * ow;
-            const float *dr2 = dy + (size_t)r2 * ow, *ar2 = arg + (size_t)r2 * ow;
+            const float *dr = dy + (size_t)r * ow, *dr2 = dy + (size_t)r2 * ow;
+            const uint8_t *ar = arg + (size_t)r * ow, *ar2 = arg + (size_t)r2 * ow;
             const float *yr = y ? y + (size_t)r * ow : NULL, *yr2 = y ? y + (size_t)r2 * ow : NULL;
             float *top = dx + (size_t)2 * r * w, *top2 = dx + (size_t)2 * r2 * w;
-            v8f at = window_starts(2 * r * w, 2 * r2 * w);
             for (int c = 0; c + 4 <= ow; c += 4)
-                eight_unpooled(dr, ar, yr, dr2, ar2, yr2, c, at, w, top, top2);
+                eight_unpooled(dr, ar, yr, dr2, ar2, yr2, c, w, top, top2);
             if (ow % 4)
-                eight_unpooled(dr, ar, yr, dr2, ar2, yr2, ow - 4, at, w, top, top2);
+                eight_unpooled(dr, ar, yr, dr2, ar2, yr2, ow - 4, w, top, top2);
         }
     }
     for (int r = 0; r < 2 * oh && 2 * ow < w; r++)

@@ -174,19 +174,19 @@ tk_pool2d_geom tk_pool2d_geom_of(const tk_node *n);
  * fast path, and the pooling conv2d can run in its epilogue. */
 bool tk_pool2d_is_2x2(const tk_pool2d_geom *q);
 
-/* One plane's 2x2 max pooling: x has rows of w floats; y and arg (each window's argmax as a
- * float index into x's plane: the first maximum, or the last NaN, as PyTorch picks it) have
- * oh x ow. */
-void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, float *arg);
+/* One plane's 2x2 max pooling: x has rows of w floats; y and arg have oh x ow. Each window's
+ * argmax (the first maximum, or the last NaN, as PyTorch picks it) is its place in the
+ * window: 0 and 1 in the upper row, 2 and 3 in the lower. */
+void tk_max_pool_2x2_plane(const float *x, int w, int oh, int ow, float *y, uint8_t *arg);
 /* The same over relu(x + b) (or x + b): a convolution's epilogue and its pooling in one pass,
  * the same values and argmaxes as the epilogue's plane pooled. */
 void tk_max_pool_2x2_biased(const float *x, float b, bool relu, int w, int oh, int ow, float *y,
-                            float *arg);
+                            uint8_t *arg);
 
 /* Its adjoint: the h x w plane dx gets dy (oh x ow) at each window's argmax and +0 wherever
  * no gradient goes (as zeros plus the gradient would), every element written; with y (the
  * pooled values) the gradient passes only where y > 0, a ReLU's mask before the pooling. */
-void tk_max_unpool_2x2_plane(const float *dy, const float *arg, const float *y, int h, int w,
+void tk_max_unpool_2x2_plane(const float *dy, const uint8_t *arg, const float *y, int h, int w,
                              int oh, int ow, float *dx);
 
 #endif

@@ -402,8 +402,9 @@ static void output_of(const conv_job *j, const chunk *k)
             float b = bias ? bias[o] : 0.0f;
             if (a->pool) {
                 size_t at = ((size_t)n * j->q.o + o) * ppix;
+                uint8_t *places = (uint8_t *)a->pool->scratch;
                 tk_max_pool_2x2_biased(src, b, relu, j->q.ow, j->pooled.oh, j->pooled.ow,
-                                       a->pool->y + at, a->pool->scratch + at);
+                                       a->pool->y + at, places + at);
                 continue;
             }
             float *restrict dst = a->y + ((size_t)n * j->q.o + o) * opix;
@@ -473,7 +474,8 @@ static void forward(const tk_kernel_args *a)
 static void unpool_plane(const conv_job *j, float *dst, bool relu, size_t at)
 {
     const tk_kernel_args *pool = j->a->pool;
-    tk_max_unpool_2x2_plane(pool->dy + at, pool->scratch + at, relu ? pool->y + at : NULL,
+    tk_max_unpool_2x2_plane(pool->dy + at, (const uint8_t *)pool->scratch + at,
+                            relu ? pool->y + at : NULL,
                             j->q.oh, j->q.ow, j->pooled.oh, j->pooled.ow, dst);
 }
 

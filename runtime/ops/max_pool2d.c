@@ -1,8 +1,9 @@
 /* max_pool2d.c - nn.MaxPool2d on NCHW float32: kernel_size, stride (default: the kernel),
  * padding (implicit -inf) and ceil_mode with PyTorch's output-size rule. Each window's argmax
- * (the first maximum, or a NaN, as PyTorch picks it) goes into the node's scratch as a float
- * holding the index within the input plane, so backward routes the gradient without the
- * input. Not here: dilation, return_indices, max_unpool. */
+ * (the first maximum, or a NaN, as PyTorch picks it) goes into the node's scratch, so backward
+ * routes the gradient without the input: for 2x2 windows of stride 2 as a byte, its place in
+ * the window (ops/common.c), else as a float holding the index within the input plane. Not
+ * here: dilation, return_indices, max_unpool. */
 #include "tk_int.h"
 #include "common.h"
 
@@ -24,7 +25,9 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     status = tk_pool2d_output(g, n, ctx, &win);
     if (status != TK_OK)
         return status;
-    n->scratch = (size_t)tk_shape_numel(&n->shape);
+    size_t windows = (size_t)tk_shape_numel(&n->shape);
+    tk_pool2d_geom q = tk_pool2d_geom_of(n);
+    n->scratch = tk_pool2d_is_2x2(&q) ? (windows + sizeof(float) - 1) / sizeof(float) : windows;
     return TK_OK;
 }
 
@@ -44,7 +47,7 @@ static void forward_task(int64_t p0, int64_t p1, void *ud)
     if (tk_pool2d_is_2x2(&q)) {
         for (int64_t p = p0; p < p1; p++)
             tk_max_pool_2x2_plane(a->x[0] + p * plane, q.w, q.oh, q.ow, a->y + p * opix,
-                                  a->scratch + p * opix);
+                                  (uint8_t *)a->scratch + p * opix);
         return;
     }
     for (int64_t p = p0; p < p1; p++) {
@@ -90,10 +93,21 @@ static void backward_task(int64_t p0, int64_t p1, void *ud)
     const tk_pool2d_geom *q = &j->q;
     size_t plane = (size_t)q->h * q->w, opix = (size_t)q->oh * q->ow;
     /* The common case writes each plane whole, so needs no zeros first. */
-    if (!a->dx_accumulate[0] && tk_pool2d_is_2x2(q)) {
-        for (int64_t p = p0; p < p1; p++)
-            tk_max_unpool_2x2_plane(a->dy + p * opix, a->scratch + p * opix, NULL, q->h, q->w,
+    if (tk_pool2d_is_2x2(q)) {
+        const uint8_t *places = (const uint8_t *)a->scratch;
+        for (int64_t p = p0; p < p1 && !a->dx_accumulate[0]; p++)
+            tk_max_unpool_2x2_plane(a->dy + p * opix, places + p * opix, NULL, q->h, q->w,
                                     q->oh, q->ow, a->dx[0] + p * plane);
+        for (int64_t p = p0; p < p1 && a->dx_accumulate[0]; p++) {
+            float *dx = a->dx[0] + p * plane;
+            const float *dy = a->dy + p * opix;
+            for (int r = 0; r < q->oh; r++)
+                for (int c = 0; c < q->ow; c++) {
+                    int place = places[p * opix + (size_t)r * q->ow + c];
+                    dx[(size_t)(2 * r + place / 2) * q->w + 2 * c + place % 2] +=
+                        dy[(size_t)r * q->ow + c];
+                }
+        }
         return;
     }
     if (!a->dx_accumulate[0])

@@ -403,19 +403,22 @@ static void test_cnn_plan(void)
     tk_ctx_free(ctx);
 }
 
-/* PyTorch's rule: scan the window in order, take v when v > max or v is NaN. */
-static void pool_2x2_reference(const float *x, int w, int oh, int ow, float *y, float *arg)
+/* PyTorch's rule: scan the window in order, take v when v > max or v is NaN. arg: the index
+ * in the plane; place: in the window (0, 1 upper row, 2, 3 lower). */
+static void pool_2x2_reference(const float *x, int w, int oh, int ow, float *y, float *arg,
+                               uint8_t *place)
 {
     for (int r = 0; r < oh; r++)
         for (int c = 0; c < ow; c++) {
             int at[4] = {2 * r * w + 2 * c, 2 * r * w + 2 * c + 1, (2 * r + 1) * w + 2 * c,
                          (2 * r + 1) * w + 2 * c + 1};
-            int best = at[0];
+            int best = 0;
             for (int k = 1; k < 4; k++)
-                if (x[at[k]] > x[best] || isnan(x[at[k]]))
-                    best = at[k];
-            y[r * ow + c] = x[best];
-            arg[r * ow + c] = (float)best;
+                if (x[at[k]] > x[at[best]] || isnan(x[at[k]]))
+                    best = k;
+            y[r * ow + c] = x[at[best]];
+            arg[r * ow + c] = (float)at[best];
+            place[r * ow + c] = (uint8_t)best;
         }
 }
 
@@ -442,7 +445,8 @@ static void test_max_pool_2x2_rule(void)
     static const float values[5] = {-1.0f, 0.0f, 2.0f, 2.0f, NAN};
     static const float grads[4] = {-0.0f, 0.5f, -3.0f, 1.0f};
     tk_rng rng = tk_rng_make(11, 0, 0, 0);
-    float x[9 * 21], y[4 * 10], arg[4 * 10], want_y[4 * 10], want_arg[4 * 10];
+    float x[9 * 21], y[4 * 10], want_y[4 * 10], want_arg[4 * 10];
+    uint8_t place[4 * 10], want_place[4 * 10];
     float dy[4 * 10], dx[9 * 21], want_dx[9 * 21];
     int bad = 0, bad_grad = 0;
     for (int h = 2; h <= 9; h++)
@@ -453,17 +457,17 @@ static void test_max_pool_2x2_rule(void)
                     x[i] = values[k < 5 ? k : 4];
                 }
                 int oh = h / 2, ow = w / 2;
-                tk_max_pool_2x2_plane(x, w, oh, ow, y, arg);
-                pool_2x2_reference(x, w, oh, ow, want_y, want_arg);
+                tk_max_pool_2x2_plane(x, w, oh, ow, y, place);
+                pool_2x2_reference(x, w, oh, ow, want_y, want_arg, want_place);
                 bad += memcmp(y, want_y, sizeof(float) * (size_t)(oh * ow)) != 0 ||
-                       memcmp(arg, want_arg, sizeof(float) * (size_t)(oh * ow)) != 0;
+                       memcmp(place, want_place, (size_t)(oh * ow)) != 0;
                 for (int i = 0; i < oh * ow; i++)
                     dy[i] = grads[(int)(tk_rng_uniform(&rng) * 4) & 3];
                 for (int masked = 0; masked < 2; masked++) {
                     for (int i = 0; i < h * w; i++)
                         dx[i] = NAN;
-                    tk_max_unpool_2x2_plane(dy, want_arg, masked ? want_y : NULL, h, w, oh, ow,
-                                            dx);
+                    tk_max_unpool_2x2_plane(dy, want_place, masked ? want_y : NULL, h, w, oh,
+                                            ow, dx);
                     unpool_2x2_reference(dy, want_arg, masked ? want_y : NULL, h, w, oh, ow,
                                          want_dx);
                     bad_grad += memcmp(dx, want_dx, sizeof(float) * (size_t)(h * w)) != 0;
