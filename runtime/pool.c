@@ -55,10 +55,10 @@ static struct {
     int n_workers; /* threads besides the caller */
     atomic_bool stop;
     job jobs[2];
-    share_counter share[MAX_THREADS];  /* thread k's tasks: [k n / threads, (k+1) n / threads) */
-    _Alignas(64) atomic_uint done;     /* tasks of the current job finished */
-    _Alignas(64) atomic_int sleepers;       /* changed under lock, read without */
-    atomic_int started;                     /* workers that took their index */
+    share_counter share[MAX_THREADS]; /* thread k's tasks: [k n / threads, (k+1) n / threads) */
+    _Alignas(64) atomic_uint done;    /* tasks of the current job finished */
+    _Alignas(64) atomic_int sleepers; /* changed under lock, read without */
+    atomic_int started;               /* workers that took their index */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int64_t now_ns(void)

@@ -35,7 +35,7 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
         return TK_ERR_INPUT;
     n->iattr[0] = in;
     n->iattr[1] = out;
-    /* Room for the input gradient's second half-sum (split_input_grad). */
+    /* Room for the input gradient's second half (input_grad). */
     int64_t rows = tk_shape_numel(&x->shape) / in;
     if (out >= 2 * TK_WGRAD_ROWS && out > 2 * rows)
         n->scratch = (size_t)(rows * in);
