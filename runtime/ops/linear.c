@@ -37,7 +37,7 @@ static tk_status infer(tk_graph *g, tk_node *n, tk_ctx *ctx)
     n->iattr[1] = out;
     /* Room for the input gradient's second half (input_grad). */
     int64_t rows = tk_shape_numel(&x->shape) / in;
-    if (out >= 2 * TK_WGRAD_ROWS && out > 2 * rows)
+    if (out >= 2 * TK_WGRAD_ROWS && out >= rows)
         n->scratch = (size_t)(rows * in);
     return TK_OK;
 }
@@ -127,10 +127,11 @@ static void dy_columns(int t, void *ud)
     }
 }
 
-/* dx = dy W with W wider than dx is tall (out > 2 rows: an MLP's hidden layers at small
- * batches): cut along out at a weight-gradient block boundary, each half's rows of W are read
- * only by the thread that updates them (pool.c's shares), instead of every thread reading a
- * slice of columns across all of W's rows. dx = (beta dx + first half's product) + second
+/* dx = dy W with W at least as tall as dx (out >= rows: an MLP's hidden layers, the CNN's
+ * first linear layer): cut along out at a weight-gradient block boundary, each half's rows of
+ * W are read only by the thread that updates them (pool.c's shares), instead of every thread
+ * reading a slice of columns across all of W's rows; the threads then exchange halves of the
+ * two partial dx, which are no larger than W. dx = (beta dx + first half's product) + second
  * half's, whatever the thread count. */
 typedef struct {
     const tk_kernel_args *a;
