@@ -312,20 +312,25 @@ static tk_status stream_new(tk_loader *l, tk_ctx *ctx)
 
 /* ---------------------------------------------------------------- batches */
 
-/* Rows of batch b into x, y (and rows): the only code that produces a batch. */
-static int gather(tk_loader *l, int64_t b, float *x, float *y, int64_t *rows)
+/* Rows [r0, r1) of the batch starting at epoch position `start` into x, y (and rows). */
+typedef struct {
+    tk_loader *l;
+    int64_t start;
+    float *x, *y;
+    int64_t *rows;
+} gather_job;
+
+static void gather_range(int64_t r0, int64_t r1, void *ud)
 {
-    if (l->rd)
-        return gather_stream(l, b, x, y, rows);
+    const gather_job *j = ud;
+    tk_loader *l = j->l;
     const tk_view *v = l->v;
     const tk_dataset *ds = v->ds;
     const int64_t nf = ds->nfeat;
     const int lw = ds->label_width;
-    int64_t start = b * l->o.batch_size;
-    int count = (int)(v->n - start < l->o.batch_size ? v->n - start : l->o.batch_size);
-    for (int r = 0; r < count; r++) {
-        int64_t d = v->idx[l->order[start + r]];
-        float *dst = x + (int64_t)r * nf;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t d = v->idx[l->order[j->start + r]];
+        float *dst = j->x + r * nf;
         if (v->n_aug) {
             for (int64_t f = 0; f < nf; f++)
                 l->aug_a[f] = ds->x8 ? (float)ds->x8[d * nf + f] : ds->x32[d * nf + f];
@@ -342,10 +347,32 @@ static int gather(tk_loader *l, int64_t b, float *x, float *y, int64_t *rows)
                 dst[f] = src[f] * v->mul[f] + v->add[f];
         }
         if (lw)
-            memcpy(y + (int64_t)r * lw, ds->y + d * lw, (size_t)lw * sizeof(float));
-        if (rows)
-            rows[r] = d;
+            memcpy(j->y + r * lw, ds->y + d * lw, (size_t)lw * sizeof(float));
+        if (j->rows)
+            j->rows[r] = d;
     }
+}
+
+/* Rows gathered per pool task at least, by features: a smaller share is not worth a hand-off. */
+enum { GATHER_GRAIN_FEATURES = 1 << 14 };
+
+/* Rows of batch b into x, y (and rows): the only code that produces a batch. Without a
+ * prefetch thread it runs on the caller's thread, so the pool's threads can share it (each
+ * converts the rows it then computes on first, in a convolution's chunks); augmentations keep
+ * one scratch buffer, so they run on one thread. */
+static int gather(tk_loader *l, int64_t b, float *x, float *y, int64_t *rows)
+{
+    if (l->rd)
+        return gather_stream(l, b, x, y, rows);
+    const tk_view *v = l->v;
+    int64_t start = b * l->o.batch_size;
+    int count = (int)(v->n - start < l->o.batch_size ? v->n - start : l->o.batch_size);
+    gather_job j = {l, start, x, y, rows};
+    if (l->threaded || v->n_aug)
+        gather_range(0, count, &j);
+    else
+        tk_parallel_range(count, (GATHER_GRAIN_FEATURES + v->ds->nfeat - 1) / v->ds->nfeat,
+                          gather_range, &j);
     return count;
 }
 
