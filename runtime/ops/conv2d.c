@@ -396,13 +396,13 @@ static void output_of(const conv_job *j, const chunk *k)
     int opix = j->q.oh * j->q.ow, ppix = j->pooled.oh * j->pooled.ow;
     const float *bias = a->node->n_params > 1 ? a->param[1] : NULL;
     bool relu = a->node->act == TK_ACT_RELU;
+    uint8_t *places = a->pool ? (uint8_t *)a->pool->scratch : NULL;
     for (int n = k->n0; n < k->n1; n++) {
         for (int o = 0; o < j->q.o; o++) {
             const float *restrict src = k->t + (size_t)o * k->ld + (size_t)(n - k->n0) * opix;
             float b = bias ? bias[o] : 0.0f;
             if (a->pool) {
                 size_t at = ((size_t)n * j->q.o + o) * ppix;
-                uint8_t *places = (uint8_t *)a->pool->scratch;
                 tk_max_pool_2x2_biased(src, b, relu, j->q.ow, j->pooled.oh, j->pooled.ow,
                                        a->pool->y + at, places + at);
                 continue;
@@ -474,9 +474,9 @@ static void forward(const tk_kernel_args *a)
 static void unpool_plane(const conv_job *j, float *dst, bool relu, size_t at)
 {
     const tk_kernel_args *pool = j->a->pool;
-    tk_max_unpool_2x2_plane(pool->dy + at, (const uint8_t *)pool->scratch + at,
-                            relu ? pool->y + at : NULL,
-                            j->q.oh, j->q.ow, j->pooled.oh, j->pooled.ow, dst);
+    const uint8_t *places = (const uint8_t *)pool->scratch;
+    tk_max_unpool_2x2_plane(pool->dy + at, places + at, relu ? pool->y + at : NULL, j->q.oh,
+                            j->q.ow, j->pooled.oh, j->pooled.ow, dst);
 }
 
 /* The chunk's dy (n, o, pixel) into t (o, n - n0, pixel), through the ReLU's mask. */

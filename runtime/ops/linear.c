@@ -101,6 +101,18 @@ static void weight_grad(const tk_kernel_args *a, float beta, float *g, float *sc
         tk_parallel(blocks, wgrad_block, &j);
 }
 
+/* Blocks of columns of a rows x cols output cut as tk_sgemm cuts it, so a loop over them runs
+ * each on the thread that wrote it; one block of every column when tk_sgemm cuts rows. */
+static int column_blocks(int rows, int cols, int *block)
+{
+    bool split_n;
+    int blocks = tk_sgemm_blocks(rows, cols, &split_n, block);
+    if (split_n)
+        return blocks;
+    *block = cols;
+    return 1;
+}
+
 /* The ReLU's mask on dy and the bias gradient, columns [lo, hi) of dy. */
 typedef struct {
     const tk_kernel_args *a;
@@ -171,10 +183,7 @@ static void input_grad(const tk_kernel_args *a, int rows, int in, int out)
     }
     int half = (out / 2 + TK_WGRAD_ROWS - 1) / TK_WGRAD_ROWS * TK_WGRAD_ROWS;
     dx_job j = {a, rows, in, out, half, in, beta};
-    bool split_n;
-    int blocks = tk_sgemm_blocks(rows, in, &split_n, &j.block);
-    if (!split_n)
-        j.block = in, blocks = 1;
+    int blocks = column_blocks(rows, in, &j.block);
     tk_parallel(2, input_grad_half, &j);
     tk_parallel(blocks, input_grad_sum, &j);
 }
@@ -195,9 +204,8 @@ static void backward(const tk_kernel_args *a)
         /* dy's columns cut as the product that wrote them (the next layer's input gradient)
          * cuts its output, so each thread masks and sums the lines it holds; each column's
          * sum still runs over the rows in order. */
-        bool split_n;
-        int blocks = tk_sgemm_blocks(rows, out, &split_n, &j.block);
-        if (!split_n || blocks < 2 || (int64_t)rows * out < DY_SPLIT_MIN) {
+        int blocks = column_blocks(rows, out, &j.block);
+        if ((int64_t)rows * out < DY_SPLIT_MIN) {
             j.block = out;
             dy_columns(0, &j);
         } else

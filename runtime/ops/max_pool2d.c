@@ -95,17 +95,18 @@ static void backward_task(int64_t p0, int64_t p1, void *ud)
     /* The common case writes each plane whole, so needs no zeros first. */
     if (tk_pool2d_is_2x2(q)) {
         const uint8_t *places = (const uint8_t *)a->scratch;
-        for (int64_t p = p0; p < p1 && !a->dx_accumulate[0]; p++)
-            tk_max_unpool_2x2_plane(a->dy + p * opix, places + p * opix, NULL, q->h, q->w,
-                                    q->oh, q->ow, a->dx[0] + p * plane);
-        for (int64_t p = p0; p < p1 && a->dx_accumulate[0]; p++) {
+        for (int64_t p = p0; p < p1; p++) {
             float *dx = a->dx[0] + p * plane;
             const float *dy = a->dy + p * opix;
+            const uint8_t *place = places + p * opix;
+            if (!a->dx_accumulate[0]) {
+                tk_max_unpool_2x2_plane(dy, place, NULL, q->h, q->w, q->oh, q->ow, dx);
+                continue;
+            }
             for (int r = 0; r < q->oh; r++)
                 for (int c = 0; c < q->ow; c++) {
-                    int place = places[p * opix + (size_t)r * q->ow + c];
-                    dx[(size_t)(2 * r + place / 2) * q->w + 2 * c + place % 2] +=
-                        dy[(size_t)r * q->ow + c];
+                    int k = place[r * q->ow + c];
+                    dx[(size_t)(2 * r + k / 2) * q->w + 2 * c + k % 2] += dy[r * q->ow + c];
                 }
         }
         return;

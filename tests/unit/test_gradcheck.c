@@ -34,7 +34,7 @@ static const double ce_weight[4] = {0.5, 1.0, 2.0, 1.5};
 static const op_case cases[] = {
     {"linear", {INT("out_features", 3)}, 1, {SHAPE(5)}, 1, 0},
     {"linear", {INT("out_features", 2), INT("bias", 0)}, 2, {SHAPE(2, 4)}, 1, 0},
-    /* wider than twice the rows: the input gradient is summed from two halves of out */
+    /* out >= 128 and >= rows: the input gradient is summed from two halves of out */
     {"linear", {INT("out_features", 130)}, 1, {SHAPE(3)}, 1, 0},
     {"relu", {{0}}, 0, {SHAPE(7)}, 1, KINKED},
     {"flatten", {{0}}, 0, {SHAPE(2, 3, 2)}, 1, 0},
